@@ -1,0 +1,50 @@
+// CPU capabilities and the instruction-set cap.
+//
+// Octet builds one binary that runs on any x86-64 and picks its kernels at run time. The ISA in
+// use is the lowest of: what the CPU and OS support (cpuid + xgetbv), what this build compiled,
+// the OCTET_MAX_ISA environment variable, and set_max_isa() (for tests and benchmarks).
+//
+//   octet::Isa isa = octet::active_isa();            // e.g. Isa::avx512_vnni
+//   octet::set_max_isa(octet::Isa::avx2);            // throws Unsupported if it cannot run
+//
+// OCTET_MAX_ISA accepts ref, avx2, avx512, avx512_vnni (also spelled avx512vnni). An unknown
+// value, or one the CPU or build cannot run, is an error (octet::InvalidArgument / Unsupported)
+// raised on first use, never silently ignored.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace octet {
+
+// Ordered: each level implies the ones below it.
+enum class Isa : int {
+  ref = 0,          // portable C++, the specification of every kernel
+  avx2 = 1,         // AVX2 + FMA + F16C
+  avx512 = 2,       // AVX-512 F, BW, VL, DQ
+  avx512_vnni = 3,  // avx512 + AVX512_VNNI (vpdpbusd)
+};
+
+const char* isa_name(Isa isa);
+// Parses "ref", "avx2", "avx512", "avx512_vnni" / "avx512vnni"; throws InvalidArgument otherwise.
+Isa parse_isa(std::string_view name);
+
+// The best ISA the CPU and the OS (saved register state) support.
+Isa cpu_isa();
+// The best ISA compiled into this build.
+Isa built_isa();
+// Every ISA that is both built and supported by this CPU, lowest first.
+std::vector<Isa> runnable_isas();
+
+// The ISA kernels dispatch to now: min(cpu, built, OCTET_MAX_ISA, set_max_isa()).
+// Throws if OCTET_MAX_ISA names an unknown ISA or one that cannot run here.
+Isa active_isa();
+// Caps the ISA for this process (tests, benchmarks). Throws Unsupported if `isa` cannot run here.
+// Not thread-safe with concurrent kernel calls: call it between runs.
+void set_max_isa(Isa isa);
+
+// A one-line description: CPU brand string and flags that matter to Octet.
+std::string cpu_description();
+
+}  // namespace octet

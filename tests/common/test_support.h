@@ -1,0 +1,38 @@
+// Helpers shared by Octet's tests: locating shared data, golden fixtures and temporary files.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace octet::test {
+
+// The shared data root: $OCTET_DATA, else <repo>/../shared/data.
+std::filesystem::path data_dir();
+
+// data_dir() / relative, or a fatal test failure (never a silent skip) naming what is missing and
+// how to point OCTET_DATA at it. Throws std::runtime_error so that it stops the calling test.
+std::filesystem::path require_data(const std::string& relative);
+
+// Where scripts/make_golden.sh wrote the PyTorch reference fixtures: $OCTET_GOLDEN_DIR, else
+// <build>/golden. Fails the test with a message if the directory is missing.
+std::filesystem::path golden_dir();
+
+// A fresh, empty temporary directory removed when the object goes out of scope.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Writes `contents` to `path` (binary), creating parent directories.
+void write_file(const std::filesystem::path& path, const std::string& contents);
+std::string read_file(const std::filesystem::path& path);
+
+}  // namespace octet::test
