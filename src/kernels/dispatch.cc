@@ -13,17 +13,25 @@ void fill(KernelTable& t, Isa isa) {
   t.isa = isa;
   switch (isa) {
     case Isa::ref:
+      // fp32 (ref)
+      // int8 (ref)
       break;
     case Isa::avx2:
 #if defined(OCTET_HAVE_AVX2)
+      // fp32 (avx2)
+      // int8 (avx2)
 #endif
       break;
     case Isa::avx512:
 #if defined(OCTET_HAVE_AVX512)
+      // fp32 (avx512)
+      // int8 (avx512)
 #endif
       break;
     case Isa::avx512_vnni:
 #if defined(OCTET_HAVE_AVX512_VNNI)
+      // fp32 (avx512_vnni)
+      // int8 (avx512_vnni)
 #endif
       break;
   }

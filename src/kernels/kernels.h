@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/fp32.h"
+#include "kernels/int8.h"
 #include "octet/cpu.h"
 
 namespace octet::kernels {
@@ -23,11 +25,8 @@ namespace octet::kernels {
 struct KernelTable {
   Isa isa = Isa::ref;
 
-  // ---- FP32 elementwise / row kernels (used by the FP32 and Q8BERT graphs) ----
-  // (declared by the FP32 engine work; see kernels/fp32.h)
-
-  // ---- INT8 GEMM and quantization kernels ----
-  // (declared by the INT8 kernel work; see kernels/int8.h)
+  Fp32Kernels fp32;  // FP32 row kernels: softmax, LayerNorm, GELU, ... (kernels/fp32.h)
+  Int8Kernels int8;  // INT8 GEMM, quantize, dequantize, gather, requantize (kernels/int8.h)
 };
 
 // The table for active_isa(). Cheap: returns a reference to a table built once per ISA.
