@@ -251,6 +251,8 @@ BertConfig load_bert_config(const std::filesystem::path& config_json) {
     throw ModelFormatError(fmt::format("{}: not valid JSON (near byte {}): {}",
                                        config_json.string(), e.byte > 0 ? e.byte - 1 : 0,
                                        e.what()));
+  } catch (const json::exception& e) {  // e.g. out_of_range: a number literal overflows
+    throw ModelFormatError(fmt::format("{}: not valid JSON: {}", config_json.string(), e.what()));
   }
   return parse_bert_config(j, config_json.string());
 }

@@ -123,6 +123,8 @@ void SafetensorsReader::parse_header() {
     // e.byte counts from 1 within the header.
     throw ModelFormatError(fmt::format("{}: header is not valid JSON (near file byte {}): {}", file,
                                        8 + (e.byte > 0 ? e.byte - 1 : 0), e.what()));
+  } catch (const json::exception& e) {  // e.g. out_of_range: a number literal overflows
+    throw ModelFormatError(fmt::format("{}: header is not valid JSON: {}", file, e.what()));
   }
   if (!duplicate.empty()) {
     throw ModelFormatError(fmt::format(

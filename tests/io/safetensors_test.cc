@@ -290,6 +290,13 @@ TEST_F(SafetensorsTest, RejectsHeaderThatIsNotJson) {
                     HasSubstr("file byte")));
 }
 
+TEST_F(SafetensorsTest, RejectsNumberLiteralThatOverflows) {
+  EXPECT_THAT(error_of(assemble(R"({"a":{"dtype":"F32","shape":[1e999],"data_offsets":[0,0]}})",
+                                "")),
+              AllOf(HasSubstr("model.safetensors"), HasSubstr("not valid JSON"),
+                    HasSubstr("number overflow")));
+}
+
 TEST_F(SafetensorsTest, RejectsHeaderWithTrailingGarbage) {
   EXPECT_THAT(error_of(assemble("{} x", "")), HasSubstr("not valid JSON"));
 }
