@@ -4,6 +4,13 @@
 #include <mutex>
 
 #include "kernels/kernels.h"
+#include "kernels/ref/int8_ref.h"
+#if defined(OCTET_HAVE_AVX512)
+#include "kernels/avx512/int8_avx512.h"
+#endif
+#if defined(OCTET_HAVE_AVX512_VNNI)
+#include "kernels/avx512_vnni/int8_avx512_vnni.h"
+#endif
 #include "octet/error.h"
 
 namespace octet::kernels {
@@ -14,24 +21,54 @@ void fill(KernelTable& t, Isa isa) {
   switch (isa) {
     case Isa::ref:
       // fp32 (ref)
+      ref::fill_fp32(t.fp32);
       // int8 (ref)
+      t.int8.gemm_packed_b_size = ref::gemm_packed_b_size;
+      t.int8.gemm_pack_b = ref::gemm_pack_b;
+      t.int8.gemm_workspace_size = ref::gemm_workspace_size;
+      t.int8.gemm = ref::gemm;
+      t.int8.quantize_s8 = ref::quantize_s8;
+      t.int8.quantize_u8 = ref::quantize_u8;
+      t.int8.abs_max = ref::abs_max;
+      t.int8.min_max = ref::min_max;
+      t.int8.dequantize_s8 = ref::dequantize_s8;
+      t.int8.dequantize_u8 = ref::dequantize_u8;
+      t.int8.gather_rows_s8 = ref::gather_rows_s8;
+      t.int8.requantize = ref::requantize;
       break;
     case Isa::avx2:
 #if defined(OCTET_HAVE_AVX2)
       // fp32 (avx2)
+      avx2::fill_fp32(t.fp32);
       // int8 (avx2)
 #endif
       break;
     case Isa::avx512:
 #if defined(OCTET_HAVE_AVX512)
       // fp32 (avx512)
+      avx512::fill_fp32(t.fp32);
       // int8 (avx512)
+      t.int8.gemm_packed_b_size = avx512::gemm_packed_b_size;
+      t.int8.gemm_pack_b = avx512::gemm_pack_b;
+      t.int8.gemm_workspace_size = avx512::gemm_workspace_size;
+      t.int8.gemm = avx512::gemm;
+      t.int8.quantize_s8 = avx512::quantize_s8;
+      t.int8.quantize_u8 = avx512::quantize_u8;
+      t.int8.abs_max = avx512::abs_max;
+      t.int8.min_max = avx512::min_max;
+      t.int8.dequantize_s8 = avx512::dequantize_s8;
+      t.int8.dequantize_u8 = avx512::dequantize_u8;
+      t.int8.requantize = avx512::requantize;
 #endif
       break;
     case Isa::avx512_vnni:
 #if defined(OCTET_HAVE_AVX512_VNNI)
       // fp32 (avx512_vnni)
       // int8 (avx512_vnni)
+      t.int8.gemm_packed_b_size = avx512_vnni::gemm_packed_b_size;
+      t.int8.gemm_pack_b = avx512_vnni::gemm_pack_b;
+      t.int8.gemm_workspace_size = avx512_vnni::gemm_workspace_size;
+      t.int8.gemm = avx512_vnni::gemm;
 #endif
       break;
   }

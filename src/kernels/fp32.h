@@ -1,5 +1,28 @@
-// FP32 row kernels (softmax, LayerNorm, GELU, ...): signatures and the Fp32Kernels table section.
-// Implementations: kernels/ref/*.cc (specification), kernels/avx2/*.cc, kernels/avx512/*.cc.
+// FP32 row kernels of the Transformer forward pass (everything but the dense GEMMs, which go
+// through oneDNN in ops/matmul_f32.h): elementwise activations, LayerNorm, masked softmax and
+// single-head self-attention. Signatures and the Fp32Kernels section of the kernel table.
+//
+// Layouts: row-major float matrices addressed by a base pointer and a row stride `ld` in
+// elements (ld >= cols). Kernels never allocate, throw or start threads; callers (ops/) check
+// shapes and split work over threads. Implementations: kernels/ref/fp32_*.cc (the
+// specification), kernels/avx2/fp32_*.cc, kernels/avx512/fp32_*.cc.
+//
+// Contracts (n, rows, cols, t, d are element counts):
+//   exp / erf / tanh / gelu_erf / gelu_tanh / relu:  y[i] = f(x[i]) for i < n; y may equal x.
+//        gelu_erf(x)  = 0.5 x (1 + erf(x / sqrt 2))                         (HF "gelu")
+//        gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))    (HF "gelu_new")
+//   layer_norm:  per row, mean m and biased variance v over `cols` values,
+//        y = (x - m) / sqrt(v + eps) * gamma + beta. m and v are computed from x - x[0] (shifted
+//        data), so a constant row gives exactly x - m = 0 and y = beta. y may equal x.
+//   softmax:  per row, p[j] = exp(scale x[j] - max) / sum over j < valid; p[j] = 0 exactly for
+//        valid <= j < cols (padded keys get zero probability, like a -inf mask); a row with
+//        valid == 0 is all zeros. In place.
+//   attention_head:  one head of one sequence, no padding (the caller packs sequences):
+//        Q, K, V are t x d with row stride ld_qkv (slices of the fused QKV projection);
+//        S = scale Q K^T (t x t), P = softmax(S) row-wise, O = P V written t x d with stride
+//        ld_out. `scratch` holds attention_scratch_floats(t, d) floats, 64-byte aligned.
+// Float results match the reference within a tolerance that grows with the reduction length
+// (vector math within a few ulp, FMA contraction, summation order).
 #pragma once
 
 #include <cstddef>
@@ -7,7 +30,47 @@
 
 namespace octet::kernels {
 
+// Rows of scores each attention_head block processes at once (register blocking).
+inline constexpr std::size_t kAttentionRowBlock = 4;
+
+// Scratch floats attention_head needs: K^T padded to a multiple of 16 keys, plus one row
+// block of scores.
+inline constexpr std::size_t attention_scratch_floats(std::size_t t, std::size_t d) {
+  const std::size_t tp = (t + 15) / 16 * 16;
+  return d * tp + kAttentionRowBlock * tp;
+}
+
+using UnaryF32Fn = void (*)(const float* x, float* y, std::size_t n);
+
 struct Fp32Kernels {
+  UnaryF32Fn exp = nullptr;
+  UnaryF32Fn erf = nullptr;
+  UnaryF32Fn tanh = nullptr;
+  UnaryF32Fn gelu_erf = nullptr;
+  UnaryF32Fn gelu_tanh = nullptr;
+  UnaryF32Fn relu = nullptr;
+
+  void (*layer_norm)(const float* x, std::size_t ld_x, float* y, std::size_t ld_y,
+                     std::size_t rows, std::size_t cols, const float* gamma, const float* beta,
+                     float eps) = nullptr;
+
+  void (*softmax)(float* x, std::size_t ld, std::size_t rows, std::size_t cols,
+                  std::size_t valid, float scale) = nullptr;
+
+  void (*attention_head)(const float* q, const float* k, const float* v, std::size_t ld_qkv,
+                         std::size_t t, std::size_t d, float scale, float* out,
+                         std::size_t ld_out, float* scratch) = nullptr;
 };
+
+// Per-ISA tables, filled by dispatch.cc (each defined in that ISA's kernel files).
+namespace ref {
+void fill_fp32(Fp32Kernels& k);
+}
+namespace avx2 {
+void fill_fp32(Fp32Kernels& k);
+}
+namespace avx512 {
+void fill_fp32(Fp32Kernels& k);
+}
 
 }  // namespace octet::kernels

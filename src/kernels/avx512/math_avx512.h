@@ -94,7 +94,11 @@ inline __m512 tanh_ps(__m512 x) {
   q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(4.89352518554385e-03f));
   const __m512 abs_x = _mm512_abs_ps(x);
   const __mmask16 tiny = _mm512_cmp_ps_mask(abs_x, _mm512_set1_ps(4e-4f), _CMP_LT_OQ);
-  return propagate_nan_ps(_mm512_mask_blend_ps(tiny, _mm512_div_ps(p, q), x), x);
+  // Beyond |x| = 9, tanh(x) rounds to +/-1 in float; the clamped rational stops 1 ulp short.
+  const __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_and_ps(_mm512_set1_ps(-0.0f), x));
+  __m512 y = _mm512_mask_blend_ps(tiny, _mm512_div_ps(p, q), x);
+  y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(abs_x, _mm512_set1_ps(9.0f), _CMP_GE_OQ), y, one);
+  return propagate_nan_ps(y, x);
 }
 
 // 0.5 x (1 + erf(x / sqrt(2))): Hugging Face "gelu", PyTorch F.gelu(approximate="none").
