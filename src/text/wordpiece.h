@@ -80,6 +80,10 @@ class WordPieceTokenizer {
   // no tokens. Throws DataError if `text` is not valid UTF-8.
   std::vector<Token> tokenize(std::string_view text) const;
 
+  // The normalized words BasicTokenizer hands to WordPiece (cleaned, lower-cased and
+  // accent-stripped as configured, split on whitespace and punctuation). For tests and debugging.
+  std::vector<std::string> basic_tokenize(std::string_view text) const;
+
   // [CLS] a [SEP], truncating a from the end so that size() <= max_length (>= 2).
   Encoding encode(std::string_view text_a, std::size_t max_length) const;
   // [CLS] a [SEP] b [SEP] with Hugging Face's "longest_first" truncation: one token at a time
