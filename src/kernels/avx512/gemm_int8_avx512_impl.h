@@ -1,0 +1,279 @@
+// AVX-512 INT8 GEMM driver, register tiles and fused epilogues, shared by the AVX-512 (exact
+// int16 widening, vpmaddwd) and AVX-512 VNNI (vpdpbusd) kernels. Include only from files built
+// with the AVX-512 flags. Everything here has internal linkage (anonymous namespace), so each
+// including file gets its own copy compiled with its own flags and nothing leaks across ISAs.
+//
+// Both instruction paths consume "groups" of 4 bytes of A per row and 64 bytes of packed B per
+// 16-column panel:
+//   VNNI:   a group is 4 consecutive k of A as u8; B panel group = [16 columns][4 k] int8,
+//           vpdpbusd adds the 4 u8 x s8 products of each column exactly into int32.
+//   int16:  a group is 2 consecutive k of A as int16; B panel group = [16 columns][2 k] int16,
+//           vpmaddwd adds the 2 exact int16 products into int32 (no vpmaddubsw saturation).
+// Packed B: panel p (columns 16p .. 16p+15) is contiguous, groups in k order, so a register tile
+// of NV panels streams NV sequential arrays; A is packed (or used in place) with row stride lda
+// bytes, each row a whole number of groups, padding zero.
+//
+// Register tile MR x NV: MR rows x 16*NV columns, MR*NV zmm accumulators. One k-group costs NV
+// loads of B, MR broadcasts of A and MR*NV dot instructions. The main tile is 8 x 3 (24 zmm
+// accumulators + 3 B + 1 A = 28 of 32 registers): enough independent chains to hide the 5-cycle
+// vpdpbusd latency at 2 per cycle, with 11 loads per 24 dot instructions (under the 2 loads per
+// cycle the load ports sustain). Small M (<= 3 rows: M = 1 decoding, classification heads) uses
+// a 3 x 8 tile so that 8 to 24 chains are in flight even for one row.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include "kernels/avx512/math_avx512.h"
+#include "kernels/int8.h"
+
+namespace octet::kernels {
+namespace {
+
+namespace avx512_gemm {
+
+constexpr int kMr = 8;
+constexpr int kNv = 3;
+constexpr int kMrSmall = 3;
+constexpr int kNvSmall = 8;
+
+inline __mmask16 column_mask(int cols) {
+  return cols >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1);
+}
+
+struct TileArgs {
+  const uint8_t* a;        // first row of the tile, in 4-byte groups
+  std::ptrdiff_t lda;      // bytes between rows of a
+  const int8_t* b;         // first group of the tile's first panel
+  std::ptrdiff_t b_panel;  // bytes between panels
+  int groups;              // k-groups to accumulate
+  const GemmParams* p;
+  int32_t za;              // zero point to remove with the column sums (0: none)
+  int i0, j0;              // output coordinates of the tile
+  __mmask16 last_mask;     // valid columns of the last panel
+};
+
+// Dyadic requantization constants of 16 columns, split into even and odd lanes because
+// vpmuldq multiplies the low dword of each qword (kernels/fixedpoint.h defines the arithmetic).
+struct RequantColumns {
+  __m512i m_even, m_odd;        // multiplier in the low dword of each qword
+  __m512i bias_m_even, bias_m_odd;  // bias * multiplier, int64
+  __m512i s_even, s_odd;        // shift, int64
+  __m512i half_even, half_odd;  // 2^(shift-1)
+  __m512i low_even, low_odd;    // 2^shift - 1
+};
+
+inline RequantColumns load_requant_columns(const int32_t* multiplier, const int32_t* shift,
+                                           const int32_t* bias, int j, __mmask16 mask) {
+  const __m512i one = _mm512_set1_epi64(1);
+  const __m512i m = _mm512_maskz_loadu_epi32(mask, multiplier + j);
+  // Masked-off lanes get shift 1 so that every lane's arithmetic stays defined.
+  const __m512i s = _mm512_mask_loadu_epi32(_mm512_set1_epi32(1), mask, shift + j);
+  const __m512i b = bias ? _mm512_maskz_loadu_epi32(mask, bias + j) : _mm512_setzero_si512();
+  RequantColumns c;
+  c.m_even = m;
+  c.m_odd = _mm512_srli_epi64(m, 32);
+  c.bias_m_even = _mm512_mul_epi32(b, c.m_even);
+  c.bias_m_odd = _mm512_mul_epi32(_mm512_srli_epi64(b, 32), c.m_odd);
+  c.s_even = _mm512_and_si512(s, _mm512_set1_epi64(0xFFFFFFFFll));
+  c.s_odd = _mm512_srli_epi64(s, 32);
+  c.half_even = _mm512_sllv_epi64(one, _mm512_sub_epi64(c.s_even, one));
+  c.half_odd = _mm512_sllv_epi64(one, _mm512_sub_epi64(c.s_odd, one));
+  c.low_even = _mm512_sub_epi64(_mm512_sllv_epi64(one, c.s_even), one);
+  c.low_odd = _mm512_sub_epi64(_mm512_sllv_epi64(one, c.s_odd), one);
+  return c;
+}
+
+// round_half_even(p / 2^s) as floor + ((rem + (floor & 1)) > half): no int64 overflow.
+inline __m512i round_shift_half_even(__m512i p, __m512i s, __m512i half, __m512i low) {
+  const __m512i one = _mm512_set1_epi64(1);
+  const __m512i fl = _mm512_srav_epi64(p, s);
+  const __m512i t = _mm512_add_epi64(_mm512_and_si512(p, low), _mm512_and_si512(fl, one));
+  return _mm512_mask_add_epi64(fl, _mm512_cmpgt_epi64_mask(t, half), fl, one);
+}
+
+// 16 int32 values -> requantized int32 (zero point added, not yet saturated to 8 bits).
+inline __m512i requantize16(__m512i x, const RequantColumns& c, __m512i zero_point) {
+  // Clamp before narrowing to int32: anything beyond +-2^20 saturates to the same 8-bit code.
+  const __m512i lim = _mm512_set1_epi64(1 << 20), nlim = _mm512_set1_epi64(-(1 << 20));
+  const __m512i p_even = _mm512_add_epi64(_mm512_mul_epi32(x, c.m_even), c.bias_m_even);
+  const __m512i p_odd =
+      _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), c.m_odd), c.bias_m_odd);
+  __m512i q_even = round_shift_half_even(p_even, c.s_even, c.half_even, c.low_even);
+  __m512i q_odd = round_shift_half_even(p_odd, c.s_odd, c.half_odd, c.low_odd);
+  q_even = _mm512_min_epi64(_mm512_max_epi64(q_even, nlim), lim);
+  q_odd = _mm512_min_epi64(_mm512_max_epi64(q_odd, nlim), lim);
+  const __m512i q = _mm512_mask_blend_epi32(0xAAAA, q_even, _mm512_slli_epi64(q_odd, 32));
+  return _mm512_add_epi32(q, zero_point);
+}
+
+inline void store_requantized(__m512i q, GemmOutput output, void* dst, __mmask16 mask) {
+  if (output == GemmOutput::s8) {
+    _mm512_mask_cvtsepi32_storeu_epi8(dst, mask, q);
+  } else {
+    _mm512_mask_cvtusepi32_storeu_epi8(dst, mask, _mm512_max_epi32(q, _mm512_setzero_si512()));
+  }
+}
+
+// Applies the epilogue of GemmParams to the MR x NV accumulator tile and stores it.
+template <int MR, int NV>
+inline void store_tile(const TileArgs& t, __m512i (&acc)[MR][NV]) {
+  const GemmParams& p = *t.p;
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) {
+    const int j = t.j0 + 16 * v;
+    const __mmask16 mask = v == NV - 1 ? t.last_mask : static_cast<__mmask16>(0xFFFF);
+    if (t.za != 0) {
+      const __m512i comp = _mm512_mullo_epi32(_mm512_set1_epi32(t.za),
+                                              _mm512_maskz_loadu_epi32(mask, p.col_sums + j));
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) acc[r][v] = _mm512_sub_epi32(acc[r][v], comp);
+    }
+    switch (p.output) {
+      case GemmOutput::s32: {
+        const __m512i bias =
+            p.bias_s32 ? _mm512_maskz_loadu_epi32(mask, p.bias_s32 + j) : _mm512_setzero_si512();
+        int32_t* c = static_cast<int32_t*>(p.c) + t.i0 * p.ldc + j;
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) {
+          _mm512_mask_storeu_epi32(c + r * p.ldc, mask, _mm512_add_epi32(acc[r][v], bias));
+        }
+        break;
+      }
+      case GemmOutput::f32: {
+        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(p.a_scale),
+                                           _mm512_maskz_loadu_ps(mask, p.w_scales + j));
+        const __m512 bias =
+            p.bias_f32 ? _mm512_maskz_loadu_ps(mask, p.bias_f32 + j) : _mm512_setzero_ps();
+        float* c = static_cast<float*>(p.c) + t.i0 * p.ldc + j;
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) {
+          __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), scale, bias);
+          if (p.activation == Activation::relu) y = avx512::relu_ps(y);
+          if (p.activation == Activation::gelu) y = avx512::gelu_erf_ps(y);
+          if (p.residual) {
+            y = _mm512_add_ps(
+                y, _mm512_maskz_loadu_ps(mask, p.residual + (t.i0 + r) * p.ldr + j));
+          }
+          _mm512_mask_storeu_ps(c + r * p.ldc, mask, y);
+        }
+        break;
+      }
+      case GemmOutput::s8:
+      case GemmOutput::u8: {
+        const RequantColumns rc = load_requant_columns(p.multiplier, p.shift, p.bias_s32, j, mask);
+        const __m512i zp = _mm512_set1_epi32(p.out_zero_point);
+        uint8_t* c = static_cast<uint8_t*>(p.c) + t.i0 * p.ldc + j;
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) {
+          store_requantized(requantize16(acc[r][v], rc, zp), p.output, c + r * p.ldc, mask);
+        }
+        break;
+      }
+    }
+  }
+}
+
+// One register tile over all k-groups, then its epilogue. Dot::step(acc, a, b) accumulates one
+// group: a = 4 bytes of A broadcast to every lane, b = 64 bytes of one B panel.
+template <class Dot, int MR, int NV>
+void tile(const TileArgs& t) {
+  __m512i acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+  }
+  const uint8_t* a = t.a;
+  const int8_t* b = t.b;
+  for (int g = 0; g < t.groups; ++g) {
+    __m512i bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + v * t.b_panel);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      int32_t a32;
+      __builtin_memcpy(&a32, a + r * t.lda, 4);
+      const __m512i av = _mm512_set1_epi32(a32);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] = Dot::step(acc[r][v], av, bv[v]);
+    }
+    a += 4;
+    b += 64;
+  }
+  store_tile<MR, NV>(t, acc);
+}
+
+using TileFn = void (*)(const TileArgs&);
+
+template <class Dot, int NV, int... Rows>
+constexpr std::array<TileFn, sizeof...(Rows)> tile_row(std::integer_sequence<int, Rows...>) {
+  return {&tile<Dot, Rows + 1, NV>...};
+}
+
+// tiles[nv - 1][mr - 1] for every mr <= MRMax, nv <= NVMax (tails of M and N).
+template <class Dot, int MRMax, int... Panels>
+constexpr std::array<std::array<TileFn, MRMax>, sizeof...(Panels)> tile_table(
+    std::integer_sequence<int, Panels...>) {
+  return {tile_row<Dot, Panels + 1>(std::make_integer_sequence<int, MRMax>{})...};
+}
+
+// Computes C[m0:m1, n0:n1]. `a` points at row m0 of A in group layout with row stride lda bytes;
+// `b` is the packed B (panels of `groups` groups); za is the zero point the column sums remove.
+template <class Dot>
+void gemm_blocks(const GemmParams& p, int m0, int m1, int n0, int n1, const uint8_t* a,
+                 std::ptrdiff_t lda, int groups, int32_t za) {
+  static constexpr auto kMain =
+      tile_table<Dot, kMr>(std::make_integer_sequence<int, kNv>{});
+  static constexpr auto kSmall =
+      tile_table<Dot, kMrSmall>(std::make_integer_sequence<int, kNvSmall>{});
+  const int rows = m1 - m0;
+  const bool small = rows <= kMrSmall;
+  const int mr_max = small ? kMrSmall : kMr;
+  const int nv_max = small ? kNvSmall : kNv;
+  const std::ptrdiff_t b_panel = static_cast<std::ptrdiff_t>(groups) * 64;
+
+  TileArgs t;
+  t.lda = lda;
+  t.b_panel = b_panel;
+  t.groups = groups;
+  t.p = &p;
+  t.za = za;
+  for (int j = n0; j < n1; j += 16 * nv_max) {
+    const int cols = n1 - j < 16 * nv_max ? n1 - j : 16 * nv_max;
+    const int nv = (cols + 15) / 16;
+    t.last_mask = column_mask(cols - 16 * (nv - 1));
+    t.b = static_cast<const int8_t*>(p.packed_b) + (j / 16) * b_panel;
+    t.j0 = j;
+    for (int i = m0; i < m1; i += mr_max) {
+      const int mr = m1 - i < mr_max ? m1 - i : mr_max;
+      t.a = a + (i - m0) * lda;
+      t.i0 = i;
+      (small ? kSmall[nv - 1][mr - 1] : kMain[nv - 1][mr - 1])(t);
+    }
+  }
+}
+
+// The s8/u8 epilogue over an int32 matrix (the requantize kernel).
+inline void requantize_rows(const int32_t* x, int rows, int cols, std::ptrdiff_t ldx,
+                            const int32_t* bias, const int32_t* multiplier, const int32_t* shift,
+                            int32_t out_zero_point, GemmOutput output, void* y,
+                            std::ptrdiff_t ldy) {
+  const __m512i zp = _mm512_set1_epi32(out_zero_point);
+  for (int j = 0; j < cols; j += 16) {
+    const __mmask16 mask = column_mask(cols - j);
+    const RequantColumns rc = load_requant_columns(multiplier, shift, bias, j, mask);
+    for (int i = 0; i < rows; ++i) {
+      const __m512i v = _mm512_maskz_loadu_epi32(mask, x + i * ldx + j);
+      store_requantized(requantize16(v, rc, zp), output, static_cast<uint8_t*>(y) + i * ldy + j,
+                        mask);
+    }
+  }
+}
+
+}  // namespace avx512_gemm
+
+}  // namespace
+}  // namespace octet::kernels

@@ -1,0 +1,119 @@
+// AVX-512 elementwise INT8 kernels: quantize (s8 symmetric, u8 asymmetric, with the range found
+// in the same pass), abs-max / min-max, dequantize. 16 floats per step, masked tail.
+//
+// Bit-exact with the reference: x * inv_scale is one IEEE multiply, vrndscaleps with
+// round-to-nearest-even is std::nearbyint under FE_TONEAREST, and the clamp bounds are integers.
+#include "kernels/avx512/int8_avx512.h"
+#include "kernels/avx512/math_avx512.h"
+
+#include <limits>
+
+namespace octet::kernels::avx512 {
+namespace {
+
+constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+// NaN in every lane that has seen a NaN or an infinity (x * 0 is NaN exactly for those): the
+// range a quantize kernel returns is NaN for non-finite input, as in the reference.
+inline __m512 track_non_finite(__m512 bad, __m512 v) {
+  return _mm512_fmadd_ps(v, _mm512_setzero_ps(), bad);
+}
+
+inline bool any_nan(__m512 bad) { return _mm512_cmp_ps_mask(bad, bad, _CMP_UNORD_Q) != 0; }
+
+inline __mmask16 tail(std::size_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+}
+
+}  // namespace
+
+float quantize_s8(const float* x, std::size_t n, float inv_scale, int8_t* q) {
+  const __m512 inv = _mm512_set1_ps(inv_scale);
+  const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  __m512 amax = _mm512_setzero_ps(), bad = _mm512_setzero_ps();
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail(n - i);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    bad = track_non_finite(bad, v);
+    amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+    __m512 t = _mm512_roundscale_ps(_mm512_mul_ps(v, inv), kRound);
+    t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
+    _mm512_mask_cvtsepi32_storeu_epi8(q + i, m, _mm512_cvtps_epi32(t));
+  }
+  return any_nan(bad) ? std::numeric_limits<float>::quiet_NaN() : _mm512_reduce_max_ps(amax);
+}
+
+void quantize_u8(const float* x, std::size_t n, float inv_scale, int32_t zero_point, uint8_t* q,
+                 float* min_out, float* max_out) {
+  if (n == 0) {
+    *min_out = *max_out = 0.0f;
+    return;
+  }
+  const __m512 inv = _mm512_set1_ps(inv_scale);
+  const __m512 zp = _mm512_set1_ps(static_cast<float>(zero_point));
+  const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.0f);
+  __m512 vmin = _mm512_set1_ps(x[0]), vmax = vmin, bad = _mm512_setzero_ps();
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail(n - i);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    bad = track_non_finite(bad, v);
+    vmin = _mm512_mask_min_ps(vmin, m, vmin, v);
+    vmax = _mm512_mask_max_ps(vmax, m, vmax, v);
+    __m512 t = _mm512_add_ps(_mm512_roundscale_ps(_mm512_mul_ps(v, inv), kRound), zp);
+    t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
+    _mm512_mask_cvtusepi32_storeu_epi8(q + i, m, _mm512_cvtps_epi32(t));
+  }
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  *min_out = any_nan(bad) ? nan : _mm512_reduce_min_ps(vmin);
+  *max_out = any_nan(bad) ? nan : _mm512_reduce_max_ps(vmax);
+}
+
+float abs_max(const float* x, std::size_t n) {
+  __m512 amax = _mm512_setzero_ps(), bad = _mm512_setzero_ps();
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __m512 v = _mm512_maskz_loadu_ps(tail(n - i), x + i);
+    bad = track_non_finite(bad, v);
+    amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+  }
+  return any_nan(bad) ? std::numeric_limits<float>::quiet_NaN() : _mm512_reduce_max_ps(amax);
+}
+
+void min_max(const float* x, std::size_t n, float* min_out, float* max_out) {
+  if (n == 0) {
+    *min_out = *max_out = 0.0f;
+    return;
+  }
+  __m512 vmin = _mm512_set1_ps(x[0]), vmax = vmin, bad = _mm512_setzero_ps();
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail(n - i);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    bad = track_non_finite(bad, v);
+    vmin = _mm512_mask_min_ps(vmin, m, vmin, v);
+    vmax = _mm512_mask_max_ps(vmax, m, vmax, v);
+  }
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  *min_out = any_nan(bad) ? nan : _mm512_reduce_min_ps(vmin);
+  *max_out = any_nan(bad) ? nan : _mm512_reduce_max_ps(vmax);
+}
+
+void dequantize_s8(const int8_t* q, std::size_t n, float scale, float* x) {
+  const __m512 s = _mm512_set1_ps(scale);
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail(n - i);
+    const __m512i v = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, q + i));
+    _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_cvtepi32_ps(v), s));
+  }
+}
+
+void dequantize_u8(const uint8_t* q, std::size_t n, float scale, int32_t zero_point, float* x) {
+  const __m512 s = _mm512_set1_ps(scale);
+  const __m512i zp = _mm512_set1_epi32(zero_point);
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail(n - i);
+    const __m512i v =
+        _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, q + i)), zp);
+    _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_cvtepi32_ps(v), s));
+  }
+}
+
+}  // namespace octet::kernels::avx512
