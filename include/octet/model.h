@@ -1,0 +1,110 @@
+// octet::BertModel: a BERT-family encoder (Hugging Face layout) loaded from a model directory
+// and run in FP32 on the CPU.
+//
+//   octet::BertModel model = octet::BertModel::load("models/sst2", {.threads = 4});
+//   std::vector<octet::BertSequence> batch = {{ids_a, types_a}, {ids_b, {}}};  // any lengths
+//   octet::BertOutputs out = model.forward(batch, octet::BertOutputKind::logits |
+//                                                 octet::BertOutputKind::mean_pooled);
+//   float first_logit = out.logits[0];                  // [B, num_labels], row-major
+//
+// Model directory: config.json + model.safetensors (see io/model_dir.h). Weights may be F32,
+// F16 or BF16 (converted to FP32 at load), with or without the "bert." name prefix; every tensor
+// is checked against config.json. Extra tensors (MLM head, position_ids) are ignored. Without
+// pooler.dense the pooled vector and logits are unavailable; without classifier.* the logits are.
+//
+// Inputs: a batch of already tokenized sequences of any lengths in [1, max_position_embeddings];
+// token_type_ids may be empty (all zeros) or have the same length as input_ids. Sequences are
+// never padded to a common length: the valid tokens of all sequences are packed for the dense
+// layers and attention runs per sequence, so padding costs nothing and cannot leak.
+// Outputs (all FP32, row-major, B = batch size, H = hidden_size, T_b = length of sequence b):
+//   logits        [B, num_labels]  classifier(pooled); regression models: [B, 1] scores
+//   last_hidden   B arrays [T_b, H], the encoder output per token
+//   pooled        [B, H]           tanh(pooler.dense(hidden of token 0))
+//   mean_pooled   [B, H]           mean of last_hidden over the T_b tokens of each sequence
+// Errors: InvalidArgument for bad inputs (naming the sequence and position: id outside the
+// vocabulary, type id outside type_vocab_size, a sequence empty or longer than
+// max_position_embeddings, mismatched type-id length, or asking for an output the model lacks);
+// ModelFormatError / IoError from load() naming the file, tensor, expected and found.
+//
+// Ownership and threading: BertModel owns its weights (reordered once at load into the layout
+// the GEMM library prefers) and is immutable after load(). forward() is const and may be called
+// concurrently from several threads; each call takes a scratch workspace from an internal pool
+// (allocated on first use and reused, so steady-state calls do not allocate per layer) and runs
+// its own OpenMP parallel regions with `threads` threads. Movable, not copyable.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace octet {
+
+namespace io {
+struct BertConfig;
+}
+
+struct BertLoadOptions {
+  // OpenMP threads used by forward(); 0 keeps the OpenMP default (OMP_NUM_THREADS or all cores).
+  int threads = 0;
+  // Load the pooler and classifier if present; false gives an encoder-only model.
+  bool load_head = true;
+};
+
+// What forward() computes; combine with |.
+enum class BertOutputKind : unsigned {
+  logits = 1u << 0,
+  last_hidden = 1u << 1,
+  pooled = 1u << 2,
+  mean_pooled = 1u << 3,
+};
+constexpr BertOutputKind operator|(BertOutputKind a, BertOutputKind b) {
+  return static_cast<BertOutputKind>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
+}
+constexpr bool has(BertOutputKind set, BertOutputKind k) {
+  return (static_cast<unsigned>(set) & static_cast<unsigned>(k)) != 0;
+}
+
+// One tokenized sequence; the spans must stay valid during forward().
+struct BertSequence {
+  std::span<const int32_t> input_ids;
+  std::span<const int32_t> token_type_ids;  // empty: all zeros
+};
+
+struct BertOutputs {
+  int64_t batch = 0;
+  int64_t hidden_size = 0;
+  int64_t num_labels = 0;
+  std::vector<float> logits;                    // [batch, num_labels] if requested
+  std::vector<std::vector<float>> last_hidden;  // batch arrays of [T_b, hidden_size]
+  std::vector<float> pooled;                    // [batch, hidden_size]
+  std::vector<float> mean_pooled;               // [batch, hidden_size]
+};
+
+class BertModel {
+ public:
+  // Loads <dir>/config.json and <dir>/model.safetensors. Throws IoError, ModelFormatError,
+  // Unsupported (e.g. an activation Octet lacks) or InvalidArgument (bad options).
+  static BertModel load(const std::filesystem::path& dir, const BertLoadOptions& options = {});
+
+  BertModel(BertModel&&) noexcept;
+  BertModel& operator=(BertModel&&) noexcept;
+  ~BertModel();
+
+  const io::BertConfig& config() const;  // fields: include "io/bert_config.h"
+  // Number of parameters loaded (embeddings, encoder, and the head if loaded).
+  int64_t parameter_count() const;
+  bool has_pooler() const;
+  bool has_classifier() const;
+  int threads() const;
+
+  BertOutputs forward(std::span<const BertSequence> batch, BertOutputKind what) const;
+
+ private:
+  struct Impl;
+  explicit BertModel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace octet

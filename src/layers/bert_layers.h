@@ -1,0 +1,66 @@
+// The layers of a BERT encoder in FP32 over packed batches (see ops/fp32_ops.h for the packed
+// layout: the valid tokens of all sequences back to back, `offsets` marking each sequence).
+//
+//   Embeddings    (tokens) ids, type ids  ->  LayerNorm(word[id] + position[p] + type[tt])  (tokens, H)
+//   EncoderLayer  (tokens, H)  ->  (tokens, H), in place:
+//       qkv  = x Wqkv^T + bqkv                (tokens, 3H)   one GEMM for Q, K and V
+//       ctx  = attention per sequence, head   (tokens, H)    softmax(Q K^T / sqrt(d)) V
+//       x    = LayerNorm(x + ctx Wo^T + bo)                  residual fused as a GEMM sum post-op
+//       mid  = act(x W1^T + b1)               (tokens, I)
+//       x    = LayerNorm(x + mid W2^T + b2)
+// Layers own their weights (immutable after construction) and take caller-owned scratch, so a
+// layer may be shared by concurrent forward passes that use distinct scratch.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "io/bert_config.h"
+#include "ops/matmul_f32.h"
+
+namespace octet::layers {
+
+struct LayerNorm {
+  std::vector<float> gamma, beta;
+  float eps = 1e-12f;
+  // In place over `rows` rows of gamma.size() values.
+  void forward(float* x, int64_t rows, int threads) const;
+};
+
+struct Embeddings {
+  int64_t hidden = 0;
+  std::vector<float> word;         // [vocab, H]
+  std::vector<float> position;     // [max_positions, H]
+  std::vector<float> token_type;   // [type_vocab, H]
+  LayerNorm norm;
+  // ids / types: packed, already validated; positions restart at 0 at each offsets[b].
+  void forward(std::span<const int32_t> ids, std::span<const int32_t> types,
+               std::span<const int64_t> offsets, float* out, int threads) const;
+};
+
+// Scratch for one EncoderLayer::forward, sized by EncoderLayer::scratch_floats.
+struct EncoderScratch {
+  float* qkv = nullptr;        // tokens x 3H
+  float* ctx = nullptr;        // tokens x H
+  float* mid = nullptr;        // tokens x I
+  float* attention = nullptr;  // threads x attention_per_thread
+  std::size_t attention_per_thread = 0;
+};
+
+struct EncoderLayer {
+  int64_t hidden = 0, heads = 0, head_dim = 0, intermediate = 0;
+  io::Activation act = io::Activation::gelu;
+  ops::MatmulF32 qkv;       // [3H, H]: query, key, value rows stacked
+  ops::MatmulF32 attn_out;  // [H, H]
+  LayerNorm attn_norm;
+  ops::MatmulF32 ffn_in;    // [I, H]
+  ops::MatmulF32 ffn_out;   // [H, I]
+  LayerNorm ffn_norm;
+
+  void forward(float* x, std::span<const int64_t> offsets, const EncoderScratch& s,
+               int threads) const;
+};
+
+}  // namespace octet::layers

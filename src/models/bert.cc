@@ -1,0 +1,229 @@
+#include "models/bert.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/check.h"
+#include "octet/error.h"
+#include "ops/fp32_ops.h"
+
+namespace octet::models {
+namespace {
+
+// Resolves tensor names (with or without the "bert." prefix), checks dtype and shape against
+// what config.json implies, converts to float and counts parameters.
+class WeightLoader {
+ public:
+  WeightLoader(const io::SafetensorsReader& reader, std::string prefix)
+      : reader_(reader), prefix_(std::move(prefix)) {}
+
+  const io::TensorInfo* find(const std::string& name, bool prefixed = true) const {
+    return reader_.find(prefixed ? prefix_ + name : name);
+  }
+
+  // `what` explains the expected shape in config.json terms, e.g. "[hidden_size, hidden_size]".
+  std::vector<float> load(const std::string& name, std::vector<int64_t> shape,
+                          const std::string& what, bool prefixed = true) {
+    const std::string full = prefixed ? prefix_ + name : name;
+    const io::TensorInfo* t = reader_.find(full);
+    if (t == nullptr) {
+      throw ModelFormatError(fmt::format("{}: missing tensor '{}' (expected shape {} = {} from "
+                                         "config.json)",
+                                         reader_.path().string(), full, shape, what));
+    }
+    return read(*t, shape, what);
+  }
+
+  std::vector<float> read(const io::TensorInfo& t, const std::vector<int64_t>& shape,
+                          const std::string& what) {
+    if (t.dtype != io::DType::F32 && t.dtype != io::DType::F16 && t.dtype != io::DType::BF16) {
+      throw ModelFormatError(fmt::format("{}: tensor '{}' has dtype {}; expected F32, F16 or BF16",
+                                         reader_.path().string(), t.name,
+                                         io::dtype_name(t.dtype)));
+    }
+    if (t.shape != shape) {
+      throw ModelFormatError(fmt::format(
+          "{}: tensor '{}' has shape {}, expected {} = {} from config.json (config.json and the "
+          "weights disagree)",
+          reader_.path().string(), t.name, t.shape, shape, what));
+    }
+    std::vector<float> out(static_cast<std::size_t>(t.numel()));
+    reader_.read_f32_into(t, out);
+    parameters_ += t.numel();
+    return out;
+  }
+
+  // LayerNorm weight and bias under either naming: weight/bias or the TF-era gamma/beta.
+  layers::LayerNorm layer_norm(const std::string& base, int64_t h, float eps) {
+    layers::LayerNorm ln;
+    ln.eps = eps;
+    const bool old_names = find(base + ".weight") == nullptr && find(base + ".gamma") != nullptr;
+    ln.gamma = load(base + (old_names ? ".gamma" : ".weight"), {h}, "[hidden_size]");
+    ln.beta = load(base + (old_names ? ".beta" : ".bias"), {h}, "[hidden_size]");
+    return ln;
+  }
+
+  ops::MatmulF32 linear(const std::string& base, int64_t n, int64_t k, const std::string& what_n,
+                        const std::string& what_k, bool prefixed = true) {
+    const std::vector<float> w =
+        load(base + ".weight", {n, k}, "[" + what_n + ", " + what_k + "]", prefixed);
+    const std::vector<float> b = load(base + ".bias", {n}, "[" + what_n + "]", prefixed);
+    return ops::MatmulF32(w, n, k, b);
+  }
+
+  int64_t parameters() const { return parameters_; }
+
+ private:
+  const io::SafetensorsReader& reader_;
+  std::string prefix_;
+  int64_t parameters_ = 0;
+};
+
+}  // namespace
+
+BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsReader& reader,
+                              bool load_head) {
+  BertEncoder enc;
+  enc.config = c;
+  const std::string word = "embeddings.word_embeddings.weight";
+  if (reader.find("bert." + word) != nullptr) {
+    enc.prefix = "bert.";
+  } else if (reader.find(word) == nullptr) {
+    throw ModelFormatError(fmt::format(
+        "{}: missing tensor 'bert.{}' (also looked for '{}'): not a BERT checkpoint?",
+        reader.path().string(), word, word));
+  }
+  WeightLoader w(reader, enc.prefix);
+  const int64_t h = c.hidden_size, inter = c.intermediate_size;
+  const float eps = static_cast<float>(c.layer_norm_eps);
+
+  enc.embeddings.hidden = h;
+  enc.embeddings.word = w.load(word, {c.vocab_size, h}, "[vocab_size, hidden_size]");
+  enc.embeddings.position = w.load("embeddings.position_embeddings.weight",
+                                   {c.max_position_embeddings, h},
+                                   "[max_position_embeddings, hidden_size]");
+  enc.embeddings.token_type = w.load("embeddings.token_type_embeddings.weight",
+                                     {c.type_vocab_size, h}, "[type_vocab_size, hidden_size]");
+  enc.embeddings.norm = w.layer_norm("embeddings.LayerNorm", h, eps);
+
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = fmt::format("encoder.layer.{}.", i);
+    layers::EncoderLayer& L = enc.layers.emplace_back();
+    L.hidden = h;
+    L.heads = c.num_attention_heads;
+    L.head_dim = c.head_dim();
+    L.intermediate = inter;
+    L.act = c.hidden_act;
+    // Q, K and V stacked into one [3H, H] GEMM: one pass over the activations instead of three.
+    std::vector<float> wqkv, bqkv;
+    wqkv.reserve(3 * h * h);
+    bqkv.reserve(3 * h);
+    for (const char* name : {"query", "key", "value"}) {
+      const std::string base = p + "attention.self." + name;
+      const std::vector<float> wt = w.load(base + ".weight", {h, h}, "[hidden_size, hidden_size]");
+      const std::vector<float> bs = w.load(base + ".bias", {h}, "[hidden_size]");
+      wqkv.insert(wqkv.end(), wt.begin(), wt.end());
+      bqkv.insert(bqkv.end(), bs.begin(), bs.end());
+    }
+    L.qkv = ops::MatmulF32(wqkv, 3 * h, h, bqkv);
+    L.attn_out = w.linear(p + "attention.output.dense", h, h, "hidden_size", "hidden_size");
+    L.attn_norm = w.layer_norm(p + "attention.output.LayerNorm", h, eps);
+    L.ffn_in = w.linear(p + "intermediate.dense", inter, h, "intermediate_size", "hidden_size");
+    L.ffn_out = w.linear(p + "output.dense", h, inter, "hidden_size", "intermediate_size");
+    L.ffn_norm = w.layer_norm(p + "output.LayerNorm", h, eps);
+  }
+
+  if (load_head) {
+    if (w.find("pooler.dense.weight") != nullptr) {
+      enc.pooler = w.linear("pooler.dense", h, h, "hidden_size", "hidden_size");
+      enc.has_pooler = true;
+    }
+    if (reader.find("classifier.weight") != nullptr) {
+      if (!enc.has_pooler) {
+        throw ModelFormatError(fmt::format("{}: has 'classifier.weight' but no '{}pooler.dense."
+                                           "weight'; the classifier reads the pooled vector",
+                                           reader.path().string(), enc.prefix));
+      }
+      enc.classifier = w.linear("classifier", c.num_labels, h, "num_labels", "hidden_size",
+                                /*prefixed=*/false);
+      enc.has_classifier = true;
+    }
+  }
+  enc.parameter_count = w.parameters();
+  return enc;
+}
+
+void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t> types,
+                          std::span<const int64_t> offsets, BertOutputKind what,
+                          BertWorkspace& ws, int threads, BertOutputs& out) const {
+  const int64_t batch = static_cast<int64_t>(offsets.size()) - 1;
+  const int64_t tokens = offsets.back();
+  const int64_t h = config.hidden_size, inter = config.intermediate_size;
+  int64_t max_len = 0;
+  for (int64_t b = 0; b < batch; ++b) max_len = std::max(max_len, offsets[b + 1] - offsets[b]);
+
+  // Arena layout, each piece rounded to 16 floats (64 bytes):
+  //   hidden [tokens, H] | qkv [tokens, 3H] | ctx [tokens, H] | mid [tokens, I] |
+  //   attention scratch [threads, per_thread] | head [B, H] x 2
+  auto round16 = [](int64_t n) { return static_cast<std::size_t>((n + 15) / 16 * 16); };
+  const std::size_t per_thread = ops::attention_scratch_per_thread(max_len, config.head_dim());
+  const std::size_t sizes[] = {round16(tokens * h), round16(tokens * 3 * h), round16(tokens * h),
+                               round16(tokens * inter), per_thread * std::max(1, threads),
+                               round16(batch * h), round16(batch * h)};
+  std::size_t total = 0;
+  for (std::size_t s : sizes) total += s;
+  ws.arena.ensure(total);
+  float* p = ws.arena.data();
+  float* ptrs[7];
+  for (int i = 0; i < 7; ++i) {
+    ptrs[i] = p;
+    p += sizes[i];
+  }
+  float* hidden = ptrs[0];
+  layers::EncoderScratch s{ptrs[1], ptrs[2], ptrs[3], ptrs[4], per_thread};
+  float* cls = ptrs[5];
+  float* pooled = ptrs[6];
+
+  embeddings.forward(ids, types, offsets, hidden, threads);
+  for (const layers::EncoderLayer& layer : layers) layer.forward(hidden, offsets, s, threads);
+
+  out.batch = batch;
+  out.hidden_size = h;
+  out.num_labels = has_classifier ? config.num_labels : 0;
+  if (has(what, BertOutputKind::last_hidden)) {
+    out.last_hidden.resize(batch);
+    for (int64_t b = 0; b < batch; ++b) {
+      out.last_hidden[b].assign(hidden + offsets[b] * h, hidden + offsets[b + 1] * h);
+    }
+  }
+  if (has(what, BertOutputKind::mean_pooled)) {
+    out.mean_pooled.assign(batch * h, 0.0f);
+    for (int64_t b = 0; b < batch; ++b) {
+      float* m = out.mean_pooled.data() + b * h;
+      for (int64_t i = offsets[b]; i < offsets[b + 1]; ++i) {
+        for (int64_t c = 0; c < h; ++c) m[c] += hidden[i * h + c];
+      }
+      const float inv = 1.0f / static_cast<float>(offsets[b + 1] - offsets[b]);
+      for (int64_t c = 0; c < h; ++c) m[c] *= inv;
+    }
+  }
+  if (has(what, BertOutputKind::pooled) || has(what, BertOutputKind::logits)) {
+    OCTET_CHECK(has_pooler);
+    for (int64_t b = 0; b < batch; ++b) {
+      std::memcpy(cls + b * h, hidden + offsets[b] * h, sizeof(float) * h);
+    }
+    pooler.run(cls, batch, pooled, /*accumulate=*/false);
+    ops::tanh_inplace(pooled, batch * h, threads);
+    if (has(what, BertOutputKind::pooled)) out.pooled.assign(pooled, pooled + batch * h);
+    if (has(what, BertOutputKind::logits)) {
+      OCTET_CHECK(has_classifier);
+      out.logits.resize(batch * config.num_labels);
+      classifier.run(pooled, batch, out.logits.data(), /*accumulate=*/false);
+    }
+  }
+}
+
+}  // namespace octet::models

@@ -1,0 +1,130 @@
+// octet::BertModel (include/octet/model.h): loading, input validation, packing and the
+// workspace pool around models::BertEncoder.
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <mutex>
+#include <utility>
+
+#include "io/bert_config.h"
+#include "io/model_dir.h"
+#include "io/safetensors.h"
+#include "models/bert.h"
+#include "octet/error.h"
+#include "octet/model.h"
+
+namespace octet {
+
+struct BertModel::Impl {
+  models::BertEncoder encoder;
+  int threads = 1;
+  // Idle workspaces; forward() takes one (or makes one) and returns it when done.
+  mutable std::mutex pool_mu;
+  mutable std::vector<std::unique_ptr<models::BertWorkspace>> pool;
+};
+
+BertModel::BertModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BertModel::BertModel(BertModel&&) noexcept = default;
+BertModel& BertModel::operator=(BertModel&&) noexcept = default;
+BertModel::~BertModel() = default;
+
+BertModel BertModel::load(const std::filesystem::path& dir, const BertLoadOptions& options) {
+  if (options.threads < 0) {
+    throw InvalidArgument(fmt::format("BertLoadOptions.threads = {}: expected 0 (OpenMP "
+                                      "default) or a positive thread count", options.threads));
+  }
+  const io::ModelFiles files = io::locate_model(dir);
+  const io::BertConfig config = io::load_bert_config(files.config);
+  const io::SafetensorsReader reader(files.weights);
+  auto impl = std::make_unique<Impl>();
+  impl->encoder = models::load_bert_encoder(config, reader, options.load_head);
+  impl->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  return BertModel(std::move(impl));
+}
+
+const io::BertConfig& BertModel::config() const { return impl_->encoder.config; }
+int64_t BertModel::parameter_count() const { return impl_->encoder.parameter_count; }
+bool BertModel::has_pooler() const { return impl_->encoder.has_pooler; }
+bool BertModel::has_classifier() const { return impl_->encoder.has_classifier; }
+int BertModel::threads() const { return impl_->threads; }
+
+BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what) const {
+  const models::BertEncoder& enc = impl_->encoder;
+  const io::BertConfig& c = enc.config;
+  if (batch.empty()) throw InvalidArgument("BertModel::forward: the batch is empty");
+  if (static_cast<unsigned>(what) == 0) {
+    throw InvalidArgument("BertModel::forward: no output requested");
+  }
+  if (has(what, BertOutputKind::logits) && !enc.has_classifier) {
+    throw InvalidArgument("BertModel::forward: logits requested, but the model has no classifier "
+                          "(classifier.weight absent or load_head = false); ask for "
+                          "last_hidden, pooled or mean_pooled instead");
+  }
+  if (has(what, BertOutputKind::pooled) && !enc.has_pooler) {
+    throw InvalidArgument("BertModel::forward: pooled output requested, but the model has no "
+                          "pooler (pooler.dense.weight absent or load_head = false)");
+  }
+
+  std::unique_ptr<models::BertWorkspace> ws;
+  {
+    std::lock_guard<std::mutex> lock(impl_->pool_mu);
+    if (!impl_->pool.empty()) {
+      ws = std::move(impl_->pool.back());
+      impl_->pool.pop_back();
+    }
+  }
+  if (!ws) ws = std::make_unique<models::BertWorkspace>();
+
+  // Validate and pack: the valid tokens of all sequences back to back.
+  ws->ids.clear();
+  ws->types.clear();
+  ws->offsets.assign(1, 0);
+  for (std::size_t b = 0; b < batch.size(); ++b) {
+    const BertSequence& s = batch[b];
+    const std::size_t n = s.input_ids.size();
+    if (n == 0) throw InvalidArgument(fmt::format("sequence {}: no tokens (input_ids is empty)", b));
+    if (static_cast<int64_t>(n) > c.max_position_embeddings) {
+      throw InvalidArgument(fmt::format("sequence {}: {} tokens, more than "
+                                        "max_position_embeddings = {}; truncate it",
+                                        b, n, c.max_position_embeddings));
+    }
+    if (!s.token_type_ids.empty() && s.token_type_ids.size() != n) {
+      throw InvalidArgument(fmt::format("sequence {}: {} token_type_ids for {} input_ids; "
+                                        "expected the same length (or none)",
+                                        b, s.token_type_ids.size(), n));
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const int32_t id = s.input_ids[i];
+      if (id < 0 || id >= c.vocab_size) {
+        throw InvalidArgument(fmt::format("sequence {}, position {}: input id {} outside the "
+                                          "vocabulary [0, {})", b, i, id, c.vocab_size));
+      }
+      const int32_t tt = s.token_type_ids.empty() ? 0 : s.token_type_ids[i];
+      if (tt < 0 || tt >= c.type_vocab_size) {
+        throw InvalidArgument(fmt::format("sequence {}, position {}: token type id {} outside "
+                                          "[0, type_vocab_size = {})", b, i, tt,
+                                          c.type_vocab_size));
+      }
+      ws->ids.push_back(id);
+      ws->types.push_back(tt);
+    }
+    ws->offsets.push_back(ws->offsets.back() + static_cast<int64_t>(n));
+  }
+
+  BertOutputs out;
+  const int threads = impl_->threads;
+  // oneDNN sizes its parallel regions from the calling thread's OpenMP setting.
+  omp_set_num_threads(threads);
+  try {
+    enc.forward(ws->ids, ws->types, ws->offsets, what, *ws, threads, out);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(impl_->pool_mu);
+    impl_->pool.push_back(std::move(ws));
+    throw;
+  }
+  std::lock_guard<std::mutex> lock(impl_->pool_mu);
+  impl_->pool.push_back(std::move(ws));
+  return out;
+}
+
+}  // namespace octet

@@ -1,0 +1,88 @@
+#include "ops/fp32_ops.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/check.h"
+#include "kernels/kernels.h"
+
+namespace octet::ops {
+namespace {
+
+// Elementwise work is split into chunks of whole cache lines, large enough to amortise the
+// fork-join (a few microseconds) against ~1 ns per element.
+constexpr int64_t kElementChunk = 16 * 1024;
+
+template <typename F>
+void parallel_chunks(int64_t n, int64_t chunk, int threads, F f) {
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  if (chunks <= 1 || threads <= 1) {
+    f(0, n);
+    return;
+  }
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * chunk;
+    f(begin, std::min(n, begin + chunk));
+  }
+}
+
+}  // namespace
+
+void layer_norm(const float* x, float* y, int64_t rows, int64_t cols, const float* gamma,
+                const float* beta, float eps, int threads) {
+  OCTET_CHECK(rows >= 0 && cols >= 1);
+  const auto& k = kernels::table().fp32;
+  const int64_t rows_per_chunk = std::max<int64_t>(1, kElementChunk / cols);
+  parallel_chunks(rows, rows_per_chunk, threads, [&](int64_t r0, int64_t r1) {
+    k.layer_norm(x + r0 * cols, cols, y + r0 * cols, cols, r1 - r0, cols, gamma, beta, eps);
+  });
+}
+
+void activation(io::Activation act, float* x, int64_t n, int threads) {
+  const auto& k = kernels::table().fp32;
+  kernels::UnaryF32Fn f = act == io::Activation::gelu        ? k.gelu_erf
+                          : act == io::Activation::gelu_tanh ? k.gelu_tanh
+                                                             : k.relu;
+  parallel_chunks(n, kElementChunk, threads,
+                  [&](int64_t b, int64_t e) { f(x + b, x + b, static_cast<std::size_t>(e - b)); });
+}
+
+void tanh_inplace(float* x, int64_t n, int threads) {
+  const auto& k = kernels::table().fp32;
+  parallel_chunks(n, kElementChunk, threads,
+                  [&](int64_t b, int64_t e) { k.tanh(x + b, x + b, static_cast<std::size_t>(e - b)); });
+}
+
+std::size_t attention_scratch_per_thread(int64_t max_len, int64_t head_dim) {
+  const std::size_t n = kernels::attention_scratch_floats(static_cast<std::size_t>(max_len),
+                                                          static_cast<std::size_t>(head_dim));
+  return (n + 15) / 16 * 16;
+}
+
+void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> offsets,
+                    int64_t heads, int64_t head_dim, float* ctx, int64_t ld_ctx, float* scratch,
+                    std::size_t scratch_per_thread, int threads) {
+  OCTET_CHECK(offsets.size() >= 1);
+  const auto& k = kernels::table().fp32;
+  const int64_t batch = static_cast<int64_t>(offsets.size()) - 1;
+  const int64_t hidden = heads * head_dim;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const int64_t items = batch * heads;
+  // One (sequence, head) pair per work item; dynamic scheduling because lengths differ.
+#pragma omp parallel for num_threads(std::max(1, threads)) schedule(dynamic, 1)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t b = item / heads, h = item % heads;
+    const int64_t begin = offsets[b], t = offsets[b + 1] - offsets[b];
+    float* my_scratch = scratch + static_cast<std::size_t>(omp_get_thread_num()) * scratch_per_thread;
+    OCTET_DCHECK(kernels::attention_scratch_floats(t, head_dim) <= scratch_per_thread);
+    const float* q = qkv + begin * ld_qkv + h * head_dim;
+    k.attention_head(q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(t),
+                     static_cast<std::size_t>(head_dim), scale, ctx + begin * ld_ctx + h * head_dim,
+                     ld_ctx, my_scratch);
+  }
+}
+
+}  // namespace octet::ops

@@ -1,0 +1,41 @@
+// FP32 operators of the BERT forward pass over packed token matrices: shape checks, work
+// splitting over OpenMP threads, and calls into the kernel table (kernels/fp32.h).
+//
+// A packed batch holds the valid tokens of B sequences back to back: rows
+// [offsets[b], offsets[b + 1]) of every [tokens, width] activation belong to sequence b. Nothing
+// is padded, so the per-row operators need no mask and attention runs per sequence.
+// All functions parallelise with `threads` OpenMP threads and never allocate; the attention
+// scratch is supplied by the caller (attention_scratch_floats(max_len, head_dim) per thread).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "io/bert_config.h"
+
+namespace octet::ops {
+
+// y = LayerNorm(x) row-wise over `cols` (in place allowed).
+void layer_norm(const float* x, float* y, int64_t rows, int64_t cols, const float* gamma,
+                const float* beta, float eps, int threads);
+
+// x = act(x) elementwise over n values (erf GELU, tanh GELU or ReLU).
+void activation(io::Activation act, float* x, int64_t n, int threads);
+
+// x = tanh(x) elementwise.
+void tanh_inplace(float* x, int64_t n, int threads);
+
+// Multi-head self-attention over a packed batch. qkv: [tokens, 3 * heads * head_dim] with
+// row stride ld_qkv: Q, K, V of head h at columns h*d, H + h*d, 2H + h*d (H = heads * d).
+// ctx: [tokens, H] with row stride ld_ctx, head h at columns h*d. `offsets` has B + 1 entries.
+// scratch: threads * scratch_per_thread floats, scratch_per_thread >=
+// kernels::attention_scratch_floats(longest sequence, head_dim), 64-byte aligned slices.
+void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> offsets,
+                    int64_t heads, int64_t head_dim, float* ctx, int64_t ld_ctx, float* scratch,
+                    std::size_t scratch_per_thread, int threads);
+
+// Scratch floats per thread for self_attention, rounded up to whole 64-byte lines.
+std::size_t attention_scratch_per_thread(int64_t max_len, int64_t head_dim);
+
+}  // namespace octet::ops
