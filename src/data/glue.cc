@@ -122,8 +122,21 @@ std::string read_whole_file(const std::filesystem::path& file) {
   if (!in) {
     throw IoError(fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)));
   }
-  std::string buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw IoError(fmt::format("error reading {}", file.string()));
+  // One read of the whole file: the line splitter and the fields then work on views into it.
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  in.seekg(0, std::ios::beg);
+  std::string buf;
+  if (size > 0) {
+    buf.resize(static_cast<std::size_t>(size));
+    in.read(buf.data(), size);
+  } else {
+    buf.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());  // pipes
+  }
+  if (in.bad() || (size > 0 && in.gcount() != size)) {
+    throw IoError(fmt::format("error reading {}: expected {} bytes, read {}", file.string(), size,
+                              in.gcount()));
+  }
   return buf;
 }
 
