@@ -60,13 +60,14 @@ inline void quantize_multiplier(double real, int32_t* multiplier, int* shift) {
 }
 
 // round_half_even(x / 2^shift) for shift in [1, 63], without overflow for any int64 x.
-// Equivalent rule used by the vector code: floor + ((rem + (floor & 1)) > half).
+// Rule (shared with the vector code): floor + (rem > half - (floor & 1)), which rounds a tie up
+// exactly when floor is odd; written so that nothing overflows even for shift 63.
 inline int64_t rounding_shift_right_half_even(int64_t x, int shift) {
   const int64_t floor = x >> shift;  // arithmetic: floor division
   const int64_t rem = static_cast<int64_t>(static_cast<uint64_t>(x) &
                                            ((uint64_t{1} << shift) - 1));
   const int64_t half = int64_t{1} << (shift - 1);
-  return floor + ((rem + (floor & 1)) > half ? 1 : 0);
+  return floor + (rem > half - (floor & 1) ? 1 : 0);
 }
 
 // The requantization of one value: v is the exact int64 (acc + bias); result saturated to

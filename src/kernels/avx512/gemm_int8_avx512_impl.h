@@ -86,12 +86,13 @@ inline RequantColumns load_requant_columns(const int32_t* multiplier, const int3
   return c;
 }
 
-// round_half_even(p / 2^s) as floor + ((rem + (floor & 1)) > half): no int64 overflow.
+// round_half_even(p / 2^s) as floor + (rem > half - (floor & 1)) (kernels/fixedpoint.h).
 inline __m512i round_shift_half_even(__m512i p, __m512i s, __m512i half, __m512i low) {
   const __m512i one = _mm512_set1_epi64(1);
   const __m512i fl = _mm512_srav_epi64(p, s);
-  const __m512i t = _mm512_add_epi64(_mm512_and_si512(p, low), _mm512_and_si512(fl, one));
-  return _mm512_mask_add_epi64(fl, _mm512_cmpgt_epi64_mask(t, half), fl, one);
+  const __m512i rem = _mm512_and_si512(p, low);
+  const __m512i bar = _mm512_sub_epi64(half, _mm512_and_si512(fl, one));
+  return _mm512_mask_add_epi64(fl, _mm512_cmpgt_epi64_mask(rem, bar), fl, one);
 }
 
 // 16 int32 values -> requantized int32 (zero point added, not yet saturated to 8 bits).
