@@ -50,8 +50,8 @@ void check_utf8(std::string_view s, const std::string& where) {
   for (std::size_t k = bad; k < s.size() && k < bad + 4; ++k) {
     bytes += fmt::format("{}0x{:02x}", bytes.empty() ? "" : " ", static_cast<unsigned char>(s[k]));
   }
-  throw DataError(fmt::format("invalid UTF-8 in {} at byte {}: found bytes {} (expected UTF-8 text)",
-                              where, bad, bytes));
+  throw DataError(fmt::format(
+      "invalid UTF-8 in {} at byte {}: found bytes {} (expected UTF-8 text)", where, bad, bytes));
 }
 
 char32_t decode_utf8(std::string_view s, std::size_t& pos) {

@@ -55,40 +55,51 @@ inline uint64_t hash_bytes(std::string_view s) {
   return h;
 }
 
-// Open addressing with linear probing; keys are views into the tokenizer's arena. A key inserted
-// twice takes the later id (Hugging Face's dict assignment in load_vocab).
+// Open addressing with linear probing over 8-byte slots (32 hash bits and an id): the BERT
+// vocabulary's table is 512 KiB and stays in L2, where 32-byte slots holding string_views missed
+// it on most probes. Keys are not stored: a slot's key is the vocabulary entry of its id minus
+// `prefix` bytes ("##" for the continuation table), compared only when the hash bits match.
+// A key inserted twice takes the later id (Hugging Face's dict assignment in load_vocab).
 class TokenMap {
  public:
-  void reserve(std::size_t n) {
+  // `arena` and `spans` (id -> offset, length in arena) must outlive the map and not move.
+  void init(const char* arena, const std::pair<uint32_t, uint32_t>* spans, uint32_t prefix,
+            std::size_t capacity_for) {
+    arena_ = arena;
+    spans_ = spans;
+    prefix_ = prefix;
     std::size_t cap = 16;
-    while (cap < n * 2) cap <<= 1;
-    slots_.assign(cap, Slot{});
+    while (cap < capacity_for * 2) cap <<= 1;
+    slots_.assign(cap, Slot{0, -1});
     mask_ = cap - 1;
   }
 
-  void insert(std::string_view key, int32_t id) {
-    uint64_t h = hash_bytes(key);
+  void insert(int32_t id) {
+    std::string_view k = key(id);
+    uint64_t h = hash_bytes(k);
+    const auto tag = static_cast<uint32_t>(h >> 32);
     for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
       Slot& s = slots_[i];
       if (s.id < 0) {
-        s = Slot{h, key, id};
-        max_len_ = std::max(max_len_, key.size());
+        s = Slot{tag, id};
+        max_len_ = std::max(max_len_, k.size());
         return;
       }
-      if (s.hash == h && s.key == key) {
+      if (s.tag == tag && key(s.id) == k) {
         s.id = id;
         return;
       }
     }
   }
 
-  int32_t find(std::string_view key) const {
-    if (key.size() > max_len_) return -1;
-    uint64_t h = hash_bytes(key);
+  int32_t find(std::string_view k) const {
+    if (k.size() > max_len_) return -1;
+    uint64_t h = hash_bytes(k);
+    const auto tag = static_cast<uint32_t>(h >> 32);
     for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.id < 0) return -1;
-      if (s.hash == h && s.key == key) return s.id;
+      if (s.tag == tag && key(s.id) == k) return s.id;
     }
   }
 
@@ -96,13 +107,21 @@ class TokenMap {
 
  private:
   struct Slot {
-    uint64_t hash = 0;
-    std::string_view key;
-    int32_t id = -1;
+    uint32_t tag;
+    int32_t id;  // -1: empty
   };
+
+  std::string_view key(int32_t id) const {
+    const auto& [offset, length] = spans_[id];
+    return std::string_view(arena_ + offset + prefix_, length - prefix_);
+  }
+
   std::vector<Slot> slots_;
   std::size_t mask_ = 0;
   std::size_t max_len_ = 0;
+  const char* arena_ = nullptr;
+  const std::pair<uint32_t, uint32_t>* spans_ = nullptr;
+  uint32_t prefix_ = 0;
 };
 
 // ---- Character classes (Hugging Face's _is_control, _is_whitespace, _is_punctuation) --------
@@ -436,8 +455,10 @@ void WordPieceTokenizer::Impl::basic(std::string_view text, OnWord&& on_word) co
     throw InvalidArgument(fmt::format("tokenizer input of {} bytes is too long (at most {})",
                                       text.size(), UINT32_MAX));
   }
-  Scratch s;
-  s.chunk.reserve(64);
+  // One scratch per thread, reused across calls: tokenizing a short sentence then allocates
+  // nothing but its result.
+  thread_local Scratch s;
+  s.chunk.clear();
   bool ascii = true;
   const bool cjk = options.tokenize_chinese_chars;
   auto flush = [&] {
@@ -644,13 +665,17 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::filesystem::pa
   impl->arena = std::move(data);
   impl->spans = std::move(spans);
   const std::size_t n = impl->spans.size();
-  impl->initial.reserve(n);
-  impl->continuation.reserve(n);
+  std::size_t continuations = 0;
+  for (std::size_t id = 0; id < n; ++id) {
+    continuations += impl->token(static_cast<int32_t>(id)).starts_with("##");
+  }
+  impl->initial.init(impl->arena.data(), impl->spans.data(), 0, n);
+  impl->continuation.init(impl->arena.data(), impl->spans.data(), 2, continuations);
   for (std::size_t id = 0; id < n; ++id) {
     std::string_view tok = impl->token(static_cast<int32_t>(id));
-    impl->initial.insert(tok, static_cast<int32_t>(id));
-    if (tok.size() > 2 && tok.substr(0, 2) == "##") {
-      impl->continuation.insert(tok.substr(2), static_cast<int32_t>(id));
+    impl->initial.insert(static_cast<int32_t>(id));
+    if (tok.size() > 2 && tok.starts_with("##")) {
+      impl->continuation.insert(static_cast<int32_t>(id));
     }
   }
   auto special = [&](std::string_view name, bool required) {
