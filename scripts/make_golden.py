@@ -275,6 +275,47 @@ def _param_walk(model):
             yield "b", m.bias
 
 
+def read_safetensors(path):
+    """name -> float32 numpy array (F32, F16 and BF16 tensors only)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = t["data_offsets"]
+        raw = data[b:e]
+        if t["dtype"] == "F32":
+            a = np.frombuffer(raw, dtype="<f4")
+        elif t["dtype"] == "F16":
+            a = np.frombuffer(raw, dtype="<f2").astype(np.float32)
+        elif t["dtype"] == "BF16":
+            a = from_bf16_bits(np.frombuffer(raw, dtype="<u2"))
+        else:
+            continue
+        out[name] = a.reshape(t["shape"])
+    return out
+
+
+def load_model_dir(d):
+    """The Bert module with the weights of a model directory written by write_model_dir
+    (prefix "bert.", weight/bias LayerNorm names)."""
+    with open(os.path.join(d, "config.json")) as f:
+        cfg = json.load(f)
+    tensors = read_safetensors(os.path.join(d, "model.safetensors"))
+    model = Bert(cfg, with_pooler="bert.pooler.dense.weight" in tensors,
+                 with_classifier="classifier.weight" in tensors)
+    names = [n for n in hf_state_dict(model) if not n.startswith("cls.") and
+             not n.endswith("position_ids")]
+    params = [p for _, p in _param_walk(model)]
+    with torch.no_grad():
+        for n, p in zip(names, params):
+            p.copy_(torch.from_numpy(np.array(tensors[n])).reshape(p.shape))
+    return model.eval(), cfg
+
+
 # ---------------------------------------------------------------------------------------------
 # Fixtures
 
