@@ -5,6 +5,9 @@
 
 #include "kernels/kernels.h"
 #include "kernels/ref/int8_ref.h"
+#if defined(OCTET_HAVE_AVX2)
+#include "kernels/avx2/int8_avx2.h"
+#endif
 #if defined(OCTET_HAVE_AVX512)
 #include "kernels/avx512/int8_avx512.h"
 #endif
@@ -41,6 +44,17 @@ void fill(KernelTable& t, Isa isa) {
       // fp32 (avx2)
       avx2::fill_fp32(t.fp32);
       // int8 (avx2)
+      t.int8.gemm_packed_b_size = avx2::gemm_packed_b_size;
+      t.int8.gemm_pack_b = avx2::gemm_pack_b;
+      t.int8.gemm_workspace_size = avx2::gemm_workspace_size;
+      t.int8.gemm = avx2::gemm;
+      t.int8.quantize_s8 = avx2::quantize_s8;
+      t.int8.quantize_u8 = avx2::quantize_u8;
+      t.int8.abs_max = avx2::abs_max;
+      t.int8.min_max = avx2::min_max;
+      t.int8.dequantize_s8 = avx2::dequantize_s8;
+      t.int8.dequantize_u8 = avx2::dequantize_u8;
+      t.int8.requantize = avx2::requantize;
 #endif
       break;
     case Isa::avx512:
