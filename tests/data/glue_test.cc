@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <random>
 #include <sstream>
 
 #include "common/test_support.h"
@@ -493,6 +494,62 @@ TEST(ReadGlueErrorTest, RejectsMalformedCsvQuotingInHuggingFaceExport) {
 TEST(ReadGlueErrorTest, DoesNotSkipDashLabelOutsideMnli) {
   EXPECT_THAT(data_error(Task::rte, "dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\t-\n"),
               HasSubstr("'-'"));
+}
+
+// Random byte edits of valid files (tabs, newlines, quotes, braces, invalid UTF-8 among the
+// replacement bytes) must either parse or raise DataError: never another exception or a crash.
+TEST(ReadGlueErrorTest, MutatedFilesParseOrRaiseDataError) {
+  struct Source {
+    Task task;
+    std::string name;
+    std::string contents;
+  };
+  const std::vector<Source> sources = {
+      {Task::sst2, "dev.tsv", "sentence\tlabel\nit 's a charming journey . \t1\nbleak \t0\n"},
+      {Task::cola, "dev.tsv", "gj04\t1\t\tThe sailors rode.\ngj04\t0\t*\tThe rope stretch.\n"},
+      {Task::stsb, "dev.tsv", "index\tsentence1\tsentence2\tscore\n0\tA man.\tA man!\t4.750\n"},
+      {Task::rte, "dev.tsv", "sentence1\tsentence2\tlabel\tidx\n\"a \"\"b\"\"\"\tc\t1\t0\n"},
+      {Task::rte, "val.jsonl",
+       "{\"premise\": \"a\", \"hypothesis\": \"b\", \"label\": \"entailment\", \"idx\": 0}\n"},
+      {Task::mnli, "dev.jsonl", "{\"sentence1\": \"a\", \"sentence2\": \"b\", \"gold_label\": \"-\"}\n"
+                                "{\"sentence1\": \"c\", \"sentence2\": \"d\", \"gold_label\": "
+                                "\"neutral\"}\n"},
+  };
+  const std::string alphabet = "\t\n\r\"{}[]:,-0159.e\xC3\xA9\xFF\x80 ab";
+  std::mt19937 rng(20261122);
+  test::TempDir dir;
+  int parsed = 0, rejected = 0;
+  for (const auto& src : sources) {
+    for (int trial = 0; trial < 300; ++trial) {
+      std::string s = src.contents;
+      const int edits = 1 + static_cast<int>(rng() % 4);
+      for (int e = 0; e < edits && !s.empty(); ++e) {
+        const std::size_t pos = rng() % s.size();
+        switch (rng() % 3) {
+          case 0: s[pos] = alphabet[rng() % alphabet.size()]; break;
+          case 1: s.erase(pos, 1 + rng() % 3); break;
+          default: s.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
+        }
+      }
+      // A new file each time: rewriting one file in place makes ext4 flush it on every write.
+      const auto path = dir / fmt::format("{}_{}", parsed + rejected, src.name);
+      test::write_file(path, s);
+      try {
+        const Dataset ds = read_glue(src.task, path);
+        ++parsed;
+        for (const auto& ex : ds.examples) ASSERT_GE(ex.line, 1u);
+      } catch (const DataError& e) {
+        ++rejected;
+        ASSERT_THAT(e.what(), HasSubstr(src.name)) << "seed trial " << trial;
+      } catch (const std::exception& e) {
+        FAIL() << "non-DataError exception for " << src.name << " trial " << trial << ": "
+               << e.what() << "\ninput: " << s;
+      }
+    }
+  }
+  // Both outcomes occur, so the edits neither always break nor never touch the parse.
+  EXPECT_GT(parsed, 50);
+  EXPECT_GT(rejected, 50);
 }
 
 // ---- `octet predict` input ----
