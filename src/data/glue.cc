@@ -409,8 +409,18 @@ Dataset read_jsonl(const TaskSpec& spec, const std::filesystem::path& file, std:
     if (line.find_first_not_of(" \t") == std::string_view::npos) {
       fail(file, no, "empty line: expected one JSON object per line");
     }
-    nlohmann::json obj = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (obj.is_discarded()) fail(file, no, "malformed JSON: expected one JSON object per line");
+    nlohmann::json obj;
+    try {
+      obj = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& e) {
+      // e.byte is 1-based within the line; the library's text names the token it expected.
+      std::string_view detail = e.what();
+      if (auto colon = detail.find(": "); colon != std::string_view::npos) {
+        detail.remove_prefix(colon + 2);
+      }
+      fail(file, no, fmt::format("malformed JSON at column {}: {} (expected one JSON object per "
+                                 "line)", e.byte, detail));
+    }
     if (!obj.is_object()) {
       fail(file, no, fmt::format("expected a JSON object, found a JSON {}", obj.type_name()));
     }
