@@ -1,9 +1,47 @@
-// Placeholder until the CLI lands: prints the version and the active ISA.
+// The `octet` command: predict, eval, inspect. See README.md for the contract.
 #include <cstdio>
+#include <exception>
+#include <new>
 
+#include <fmt/format.h>
+
+#include "cli.h"
 #include "octet/cpu.h"
+#include "octet/error.h"
 
-int main() {
-  std::printf("octet 0.1.0, kernels: %s\n", octet::isa_name(octet::active_isa()));
-  return 0;
+int main(int argc, char** argv) {
+  using namespace octet::cli;
+  CLI::App app{"octet: 8-bit Transformer inference on CPUs"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("octet 0.1.0"));
+  Runner predict = register_predict(app);
+  Runner eval = register_eval(app);
+  Runner inspect = register_inspect(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  try {
+    for (CLI::App* sub : app.get_subcommands()) {
+      const std::string& name = sub->get_name();
+      if (name == "predict") return predict();
+      if (name == "eval") return eval();
+      if (name == "inspect") return inspect();
+    }
+    return kExitUsage;
+  } catch (const octet::InvalidArgument& e) {
+    std::fprintf(stderr, "octet: error: %s\n", e.what());
+    return kExitUsage;
+  } catch (const octet::Error& e) {
+    std::fprintf(stderr, "octet: error: %s\n", e.what());
+    return kExitBadInput;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "octet: error: out of memory\n");
+    return kExitInternal;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "octet: internal error: %s\n", e.what());
+    return kExitInternal;
+  }
 }

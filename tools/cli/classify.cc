@@ -1,0 +1,56 @@
+#include "classify.h"
+
+#include <fmt/format.h>
+
+#include "cli.h"
+#include "io/bert_config.h"
+#include "octet/error.h"
+
+namespace octet::cli {
+
+void validate(const ClassifyOptions& options, const BertModel& model) {
+  const auto max_pos = static_cast<std::size_t>(model.config().max_position_embeddings);
+  if (options.max_seq_len < 3 || options.max_seq_len > max_pos) {
+    throw InvalidArgument(fmt::format(
+        "--max-seq-len must be in [3, {}] (the model's max_position_embeddings), found {}",
+        max_pos, options.max_seq_len));
+  }
+  if (options.batch_size < 1 || options.batch_size > 65536) {
+    throw InvalidArgument(
+        fmt::format("--batch-size must be in [1, 65536], found {}", options.batch_size));
+  }
+  if (!model.has_classifier()) {
+    throw InvalidArgument(fmt::format(
+        "the model has no classification head (classifier.weight / classifier.bias are absent "
+        "from its model.safetensors): predict and eval need a fine-tuned classifier"));
+  }
+}
+
+std::vector<float> classify(const BertModel& model, const text::WordPieceTokenizer& tokenizer,
+                            std::span<const data::Example> examples,
+                            const ClassifyOptions& options) {
+  const auto num_labels = static_cast<std::size_t>(model.config().num_labels);
+  std::vector<float> logits(examples.size() * num_labels);
+  Progress progress("inference", examples.size());
+  std::vector<text::Encoding> encodings;
+  std::vector<BertSequence> batch;
+  for (std::size_t start = 0; start < examples.size(); start += options.batch_size) {
+    const std::size_t n = std::min(options.batch_size, examples.size() - start);
+    encodings.clear();
+    batch.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+      const data::Example& ex = examples[start + i];
+      encodings.push_back(ex.text_b.empty()
+                              ? tokenizer.encode(ex.text_a, options.max_seq_len)
+                              : tokenizer.encode_pair(ex.text_a, ex.text_b, options.max_seq_len));
+    }
+    for (const text::Encoding& e : encodings) batch.push_back({e.input_ids, e.token_type_ids});
+    BertOutputs out = model.forward(batch, BertOutputKind::logits);
+    std::copy(out.logits.begin(), out.logits.end(), logits.begin() + start * num_labels);
+    progress.advance(n);
+  }
+  progress.finish();
+  return logits;
+}
+
+}  // namespace octet::cli
