@@ -35,26 +35,32 @@ const DTypeEntry& entry(DType t) {
   throw InvalidArgument(fmt::format("invalid DType value {}", static_cast<int>(t)));
 }
 
-// The scalar conversions below are branch-free (selects only) so that the bulk loops vectorise.
-// They use integer arithmetic plus exact int -> float conversions, never float arithmetic whose
-// result could be flushed to zero under FTZ/DAZ.
+// The scalar conversions below are branch-free (all-ones/all-zeros masks rather than ternaries,
+// which GCC turns into branches) so that the bulk loops vectorise with baseline SSE2. Float
+// arithmetic is used in two places only, on operands and results that are normal numbers, so
+// FTZ/DAZ cannot change the results; they do assume the default round-to-nearest mode.
 
 inline uint32_t f32_bits(float f) { return std::bit_cast<uint32_t>(f); }
 inline float bits_f32(uint32_t u) { return std::bit_cast<float>(u); }
+// All ones when `cond`, else zero.
+inline uint32_t mask(bool cond) { return 0u - static_cast<uint32_t>(cond); }
+inline uint32_t select(uint32_t m, uint32_t if_set, uint32_t if_clear) {
+  return (if_set & m) | (if_clear & ~m);
+}
 
 // f16: 1 sign, 5 exponent (bias 15), 10 mantissa bits.
 inline float f16_to_f32_inline(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   const uint32_t em = h & 0x7fffu;
   // Normal numbers: re-bias the exponent from 15 to 127 (add 112 << 23).
-  uint32_t normal = (em << 13) + (112u << 23);
+  const uint32_t normal = (em << 13) + (112u << 23);
   // Infinity and NaN (exponent 31): exponent 255, mantissa (payload) kept.
   const uint32_t infnan = (em << 13) | 0x7f800000u;
-  // Zero and subnormals (exponent 0): value = mantissa * 2^-24, exact in float.
+  // Zero and subnormals (exponent 0): value = mantissa * 2^-24, exact (a product of normals).
   const uint32_t sub = f32_bits(static_cast<float>(static_cast<int32_t>(em)) * 0x1p-24f);
-  normal = em >= 0x7c00u ? infnan : normal;
-  normal = em < 0x0400u ? sub : normal;
-  return bits_f32(sign | normal);
+  uint32_t r = select(mask(em >= 0x7c00u), infnan, normal);
+  r = select(mask(em < 0x0400u), sub, r);
+  return bits_f32(sign | r);
 }
 
 inline uint16_t f32_to_f16_inline(float f) {
@@ -67,19 +73,13 @@ inline uint16_t f32_to_f16_inline(float f) {
   // A carry out of the mantissa bumps the exponent, which is the correct rounded result and
   // reaches 0x7c00 (infinity) exactly at 65520.
   const uint32_t normal = (a - (112u << 23) + 0xfffu + ((a >> 13) & 1u)) >> 13;
-  // Subnormal range, a < 2^-14: the result is round(a * 2^24) as an integer. Shift the 24-bit
-  // significand right by (126 - exponent) with ties to even; exponents below 102 give zero.
-  const uint32_t exp = a >> 23;
-  const uint32_t mant = (a & 0x7fffffu) | 0x800000u;
-  const uint32_t shift = exp < 102u ? 31u : 126u - exp;  // 14..24 in range; 31 -> 0
-  const uint32_t shift_c = shift > 31u ? 31u : shift;
-  const uint32_t q = mant >> shift_c;
-  const uint32_t rem = mant & ((1u << shift_c) - 1u);
-  const uint32_t half = 1u << (shift_c - 1u);
-  const uint32_t sub = q + ((rem > half) | ((rem == half) & (q & 1u)));
-  uint32_t r = a < 0x38800000u ? (exp < 102u ? 0u : sub) : normal;
-  r = a >= 0x47800000u ? 0x7c00u : r;  // >= 65536: infinity
-  r = a > 0x7f800000u ? nan : r;
+  // Subnormal range, a < 2^-14: the result is round(a * 2^24). Adding 0.5 (whose ulp is 2^-24)
+  // makes the FPU round to that grid, ties to even; the low bits of the sum are the count. The
+  // sum is normal, and an input that DAZ would flush is below 2^-126 and rounds to 0 anyway.
+  const uint32_t sub = f32_bits(bits_f32(a) + 0.5f) - f32_bits(0.5f);
+  uint32_t r = select(mask(a < 0x38800000u), sub, normal);
+  r = select(mask(a >= 0x47800000u), 0x7c00u, r);  // >= 65536: infinity
+  r = select(mask(a > 0x7f800000u), nan, r);
   return static_cast<uint16_t>(sign | r);
 }
 
@@ -91,7 +91,7 @@ inline uint16_t f32_to_bf16_inline(float f) {
   // rounded result and saturates to infinity at the top of the range.
   const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
   const uint32_t nan = (u >> 16) | 0x40u;
-  return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+  return static_cast<uint16_t>(select(mask((u & 0x7fffffffu) > 0x7f800000u), nan, rounded));
 }
 
 void check_sizes(std::size_t in, std::size_t out, const char* what) {

@@ -9,7 +9,7 @@
 // pattern, subnormals included; narrowing (f32 -> f16/bf16) rounds to nearest, ties to even,
 // overflows to infinity, keeps the sign of zero and maps NaN to a quiet NaN of the same sign
 // (payload truncated, like the F16C and AVX512-BF16 instructions). The functions do not depend
-// on the floating-point environment (FTZ/DAZ, rounding mode). All functions are thread-safe.
+// on FTZ/DAZ (they assume the default round-to-nearest mode). All functions are thread-safe.
 #pragma once
 
 #include <cstddef>
