@@ -1,14 +1,17 @@
 // Metrics against values worked out by hand and cross-checked with numpy re-statements of the
-// scikit-learn / SciPy definitions: tests/fixtures/eval/metrics_reference.py prints every
-// non-trivial constant below (run it with /usr/bin/python3).
+// scikit-learn / SciPy definitions: tests/fixtures/eval/metrics_reference.py and
+// glue_dev_reference.py print every non-trivial constant below (run with /usr/bin/python3).
 #include "eval/metrics.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
+#include "common/test_support.h"
 #include "octet/error.h"
 
 namespace octet::eval {
@@ -237,6 +240,41 @@ TEST(GlueMetricsTest, RejectsUnlabeledOrOtherTaskGold) {
   const auto rte = make_gold(data::Task::rte, {1, 0});
   EXPECT_THAT(invalid_argument_of([&] { glue_metrics(data::Task::sst2, pred, {}, rte); }),
               AllOf(HasSubstr("task rte"), HasSubstr("expected sst2")));
+}
+
+// Reader and metrics end to end on the real dev sets, with toy predictors that depend only on
+// byte lengths; tests/fixtures/eval/glue_dev_reference.py computes the same with numpy.
+TEST(GlueMetricsOnSharedDevTest, MatchesNumpyOnCola) {
+  const auto gold = data::read_glue(data::Task::cola, test::require_data("glue/CoLA/dev.tsv"));
+  std::vector<int> pred;
+  for (const auto& ex : gold.examples) pred.push_back(ex.text_a.size() % 3 != 0 ? 1 : 0);
+  EXPECT_NEAR(glue_metrics(data::Task::cola, pred, {}, gold).main_value(), 0.01742376182718617,
+              1e-12);
+}
+
+TEST(GlueMetricsOnSharedDevTest, MatchesNumpyOnMrpc) {
+  const auto gold = data::read_glue(data::Task::mrpc, test::require_data("glue/MRPC/dev.tsv"));
+  std::vector<int> pred;
+  for (const auto& ex : gold.examples) {
+    const auto a = static_cast<long>(ex.text_a.size()), b = static_cast<long>(ex.text_b.size());
+    pred.push_back(std::abs(a - b) < 20 ? 1 : 0);
+  }
+  const auto r = glue_metrics(data::Task::mrpc, pred, {}, gold);
+  EXPECT_NEAR(r.at("accuracy"), 0.59068627450980393, 1e-12);
+  EXPECT_NEAR(r.at("f1"), 0.67572815533980579, 1e-12);
+}
+
+TEST(GlueMetricsOnSharedDevTest, MatchesNumpyOnStsb) {
+  const auto gold = data::read_glue(data::Task::stsb, test::require_data("glue/STS-B/dev.tsv"));
+  std::vector<double> pred;
+  for (const auto& ex : gold.examples) {
+    const double diff = std::abs(static_cast<double>(ex.text_a.size()) -
+                                 static_cast<double>(ex.text_b.size()));
+    pred.push_back(5.0 - std::min(5.0, diff / 10.0));
+  }
+  const auto r = glue_metrics(data::Task::stsb, {}, pred, gold);
+  EXPECT_NEAR(r.at("pearson"), 0.034999145721744049, 1e-12);
+  EXPECT_NEAR(r.at("spearman"), 0.027139228279269807, 1e-12);
 }
 
 TEST(MetricResultTest, RejectsUnknownKey) {
