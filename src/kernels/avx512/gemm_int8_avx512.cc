@@ -23,6 +23,12 @@ struct DotInt16 {
 
 int pairs_of(int k) { return (k + 1) / 2; }
 
+// Workspace: the packed int16 A rows (64-byte aligned size), then the K-blocking partial sums.
+std::size_t packed_a_bytes(int rows, int k) {
+  return (static_cast<std::size_t>(rows) * static_cast<std::size_t>(pairs_of(k)) * 4 + 63) / 64 *
+         64;
+}
+
 template <typename T>
 void pack_a_rows(const T* a, std::ptrdiff_t lda, int rows, int k, int32_t za, int16_t* out,
                  std::ptrdiff_t ld_out) {
@@ -59,7 +65,7 @@ void gemm_pack_b(const int8_t* b, std::ptrdiff_t ldb, int n, int k, void* packed
 }
 
 std::size_t gemm_workspace_size(int rows, int k) {
-  return static_cast<std::size_t>(rows) * static_cast<std::size_t>(pairs_of(k)) * 4;
+  return packed_a_bytes(rows, k) + avx512_gemm::partial_bytes(rows);
 }
 
 void gemm(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) {
@@ -73,8 +79,10 @@ void gemm(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) 
     pack_a_rows(static_cast<const uint8_t*>(p.a) + m0 * p.lda, p.lda, m1 - m0, p.k,
                 p.a_zero_point, ws, ld);
   }
+  int32_t* partial = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(workspace) +
+                                                packed_a_bytes(m1 - m0, p.k));
   avx512_gemm::gemm_blocks<DotInt16>(p, m0, m1, n0, n1, reinterpret_cast<const uint8_t*>(ws),
-                                     ld * 2, pairs, /*za=*/0);
+                                     ld * 2, pairs, /*za=*/0, partial);
 }
 
 void requantize(const int32_t* x, int rows, int cols, std::ptrdiff_t ldx, const int32_t* bias,

@@ -20,6 +20,12 @@ struct DotVnni {
 
 int groups_of(int k) { return (k + 3) / 4; }
 
+// Workspace: the packed A rows (64-byte aligned size), then the K-blocking partial sums.
+std::size_t packed_a_bytes(int rows, int k) {
+  return (static_cast<std::size_t>(rows) * static_cast<std::size_t>(groups_of(k)) * 4 + 63) / 64 *
+         64;
+}
+
 }  // namespace
 
 std::size_t gemm_packed_b_size(int n, int k) {
@@ -45,7 +51,7 @@ void gemm_pack_b(const int8_t* b, std::ptrdiff_t ldb, int n, int k, void* packed
 }
 
 std::size_t gemm_workspace_size(int rows, int k) {
-  return static_cast<std::size_t>(rows) * static_cast<std::size_t>(groups_of(k)) * 4;
+  return packed_a_bytes(rows, k) + avx512_gemm::partial_bytes(rows);
 }
 
 void gemm(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) {
@@ -74,7 +80,9 @@ void gemm(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) 
     lda = ld;
   }
   const int32_t za = is_s8 ? 128 : p.a_zero_point;
-  avx512_gemm::gemm_blocks<DotVnni>(p, m0, m1, n0, n1, a, lda, groups, za);
+  int32_t* partial = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(workspace) +
+                                                packed_a_bytes(m1 - m0, p.k));
+  avx512_gemm::gemm_blocks<DotVnni>(p, m0, m1, n0, n1, a, lda, groups, za, partial);
 }
 
 }  // namespace octet::kernels::avx512_vnni
