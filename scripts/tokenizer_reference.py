@@ -19,6 +19,7 @@ Usage (run with Debian's interpreter, /usr/bin/python3):
 import argparse
 import json
 import os
+import random
 import sys
 import unicodedata
 
@@ -361,6 +362,7 @@ def write_golden(out_dir, data_dir):
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
         print(f"tokenizer: {name}: {len(rows)} examples")
     write_codepoints(out)
+    write_random(out, data_dir)
 
 
 # BasicTokenizer of "X" + chr(cp) + "y" under three option sets, for every assigned code point
@@ -395,6 +397,42 @@ def write_codepoints(out):
             f.write(json.dumps([cp, cat] + [b.tokenize(probe) for _, b in PROBE_MODES],
                                ensure_ascii=False) + "\n")
         f.write(json.dumps({"dropped_ranges": dropped}) + "\n")
+
+
+# Random strings over an alphabet chosen to stress the interactions: combining marks after every
+# kind of base (NFC, accent stripping, offsets), Hangul syllables and conjoining jamo, Greek sigma
+# in every position, dotted capital I, CJK next to letters, punctuation, dropped characters and
+# unusual whitespace. Same seed, same file.
+RANDOM_POOL = (
+    list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") * 3
+    + list(" " * 20) + list(".,;:!?'\"-()[]{}#$%&*+/<=>@^_`|~")
+    + list("éèêëàâäôöûüçñÉÈÀÖÜÇÑåÅøØæßẞœ")
+    + [chr(c) for c in range(0x300, 0x370)]
+    + list("ΣσςΑΒΓΔΟαβγδοάέήίόύώΆΈΉ") + list("İıŞşĞğ") + list("ДжЖйЙёЁ")
+    + list("한국어텍스트") + [chr(c) for c in (0x1100, 0x1112, 0x1161, 0x1162, 0x11A8, 0x11AB)]
+    + list("中国日本語北京豈") + ["\U0002f800", "\uf900"]
+    + list("“”‘’—…«»¿¡【】・。、") + list("€£×÷©®™°§")
+    + ["\x00", "\x01", "\x7f", "\u0085", "\u200b", "\u200d", "\ufeff", "\u00ad", "\ufffd",
+       "\ue000", "\u0378", "\t", "\n", "\r", "\u00a0", "\u2028", "\u3000", "\u1680"]
+    + list("😀👍🏽❤️") + list("ＡＢｃｄ１２！") + list("ﬁﬂǄǅǆΩKÅ")
+)
+
+
+def write_random(out, data_dir):
+    rng = random.Random(20261122)
+    vocab = os.path.join(data_dir, "vocab", "vocab.txt")
+    modes = [("uncased", Tokenizer(vocab)), ("cased", Tokenizer(vocab, lower_case=False)),
+             ("lower_keep_accents", Tokenizer(vocab, lower_case=True, strip_accents=False)),
+             ("no_cjk", Tokenizer(vocab, tokenize_chinese_chars=False))]
+    path = os.path.join(out, "random.jsonl")
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for _ in range(3000):
+            text = "".join(rng.choice(RANDOM_POOL) for _ in range(rng.randint(0, 40)))
+            for name, tok in modes:
+                f.write(json.dumps({"mode": name, "text": text,
+                                    "words": tok.basic.tokenize(text), "ids": tok.ids(text)},
+                                   ensure_ascii=False) + "\n")
+    print(f"tokenizer: random: 3000 strings x {len(modes)} option sets")
 
 
 def main():

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -63,10 +64,14 @@ TEST_P(TokenizerGolden, MatchesReferenceOnEveryExample) {
               e.input_ids == r["input_ids"].get<std::vector<int32_t>>() &&
               e.token_type_ids == r["token_type_ids"].get<std::vector<int32_t>>();
     if (!ok && ++mismatches <= 5) {
-      ADD_FAILURE() << path.filename().string() << " line " << r["line"] << "\n  text_a:   " << a
-                    << (pair ? "\n  text_b:   " + b : "") << "\n  expected: " << show(want_a)
-                    << (pair ? " || " + show(want_b) : "") << "\n  found:    " << show(ids_a)
-                    << (pair ? " || " + show(ids_b) : "");
+      std::string msg = fmt::format("{} line {}\n  text_a:   {}", path.filename().string(),
+                                    r["line"].dump(), a);
+      if (pair) msg += fmt::format("\n  text_b:   {}", b);
+      msg += fmt::format("\n  expected: {}", show(want_a));
+      if (pair) msg += fmt::format(" || {}", show(want_b));
+      msg += fmt::format("\n  found:    {}", show(ids_a));
+      if (pair) msg += fmt::format(" || {}", show(ids_b));
+      ADD_FAILURE() << msg;
     }
   }
   EXPECT_GT(examples, 200u);
@@ -77,6 +82,52 @@ TEST_P(TokenizerGolden, MatchesReferenceOnEveryExample) {
 
 INSTANTIATE_TEST_SUITE_P(Glue, TokenizerGolden,
                          ::testing::Values("sst2", "cola", "mrpc", "stsb", "rte"));
+
+// Random strings over an adversarial alphabet (combining marks, jamo, sigma, CJK, dropped
+// characters) under four option sets: words and ids must match exactly, and offsets must be
+// well-formed.
+TEST(TokenizerGoldenRandom, MatchesReferenceOnRandomStrings) {
+  const auto path = test::golden_dir() / "tokenizer" / "random.jsonl";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "missing " << path;
+  const auto vocab = test::require_data("vocab/vocab.txt");
+  std::map<std::string, WordPieceTokenizer> modes;
+  TokenizerOptions o;
+  modes.emplace("uncased", WordPieceTokenizer::from_vocab_file(vocab, o));
+  o.lower_case = false;
+  modes.emplace("cased", WordPieceTokenizer::from_vocab_file(vocab, o));
+  o.lower_case = true;
+  o.strip_accents = false;
+  modes.emplace("lower_keep_accents", WordPieceTokenizer::from_vocab_file(vocab, o));
+  o.strip_accents.reset();
+  o.tokenize_chinese_chars = false;
+  modes.emplace("no_cjk", WordPieceTokenizer::from_vocab_file(vocab, o));
+  std::size_t lines = 0, mismatches = 0;
+  for (std::string line; std::getline(in, line);) {
+    Json r = Json::parse(line);
+    ++lines;
+    const auto& tok = modes.at(r["mode"].get<std::string>());
+    const std::string text = r["text"];
+    auto words = tok.basic_tokenize(text);
+    auto tokens = tok.tokenize(text);
+    auto ids = ids_of(tokens);
+    for (const auto& t : tokens) {
+      ASSERT_LT(t.begin, t.end) << Json(text).dump();
+      ASSERT_LE(t.end, text.size()) << Json(text).dump();
+    }
+    if (words != r["words"].get<std::vector<std::string>>() ||
+        ids != r["ids"].get<std::vector<int32_t>>()) {
+      if (++mismatches <= 5) {
+        ADD_FAILURE() << "mode " << r["mode"] << ", text " << Json(text).dump()
+                      << "\n  expected words " << r["words"].dump() << "\n  found words    "
+                      << Json(words).dump() << "\n  expected ids " << r["ids"].dump()
+                      << "\n  found ids    " << Json(ids).dump();
+      }
+    }
+  }
+  EXPECT_EQ(lines, 12000u);
+  EXPECT_EQ(mismatches, 0u) << mismatches << " of " << lines << " differ";
+}
 
 // BasicTokenizer of "X" + c + "y" for every code point c, under three option sets. A difference
 // is accepted only where the two Unicode databases disagree on the code point's general category
@@ -131,7 +182,10 @@ TEST(TokenizerGoldenCodepoints, BasicTokenizerMatchesForEveryCodePoint) {
     }
     if (++unexplained <= 10) {
       std::string want;
-      for (const auto& w : expected) want += " " + Json(w).dump();
+      for (const auto& w : expected) {
+        want += ' ';
+        want += Json(w).dump();
+      }
       ADD_FAILURE() << fmt::format("U+{:04X} (category {} in both): expected{}, found{}",
                                    uint32_t(cp), ours, want, found);
     }
@@ -163,7 +217,7 @@ TEST(TokenizerGoldenCodepoints, BasicTokenizerMatchesForEveryCodePoint) {
       "{} code points compared; {} differ only where Unicode {} (Python) and {} (utf8proc) "
       "assign different categories",
       compared, version_differences, python_version, unicode_version());
-  for (const auto& e : examples) summary += "\n  e.g. " + e;
+  for (const auto& e : examples) summary += fmt::format("\n  e.g. {}", e);
   std::printf("%s\n", summary.c_str());
 }
 
