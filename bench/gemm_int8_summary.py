@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""Summarises gemm_int8_bench JSON output as the table docs/kernels.md shows.
+
+  build/bench/gemm_int8_bench --benchmark_out=gemm.json --benchmark_out_format=json
+  /usr/bin/python3 bench/gemm_int8_summary.py gemm.json
+
+Per entry the best repetition is used (single thread: thread CPU time, which survives other load
+on a shared machine; two threads: wall time). Columns: GOP/s of each entry, Octet u8_f32 (the
+dequantize epilogue) over oneDNN, and its fraction of the vpdpbusd peak times the thread count.
+"""
+import collections
+import json
+import sys
+
+
+def main(path):
+    data = json.load(open(path))
+    peak = None
+    best = collections.OrderedDict()
+    speedup = {}
+    for b in data['benchmarks']:
+        if b.get('error_occurred'):
+            print('ERROR', b['name'], b.get('error_message'))
+            continue
+        if b.get('run_type') == 'aggregate':
+            continue
+        name = b['name']
+        if name.startswith('Peak'):
+            peak = max(peak or 0.0, b['ops'])
+            continue
+        m, n, k, t = (int(b[c]) for c in ('M', 'N', 'K', 'threads'))
+        seconds = (b['real_time'] if t > 1 else b['cpu_time']) * 1e-6  # microseconds
+        kind = name.split('/M:')[0]
+        key = (t, k, n, m)
+        gops = 2.0 * m * n * k / seconds / 1e9
+        best.setdefault(key, {})
+        best[key][kind] = max(best[key].get(kind, 0.0), gops)
+        if 'busiest_thread_speedup' in b:
+            speedup[key] = max(speedup.get(key, 0.0), b['busiest_thread_speedup'])
+    kinds = []
+    for v in best.values():
+        kinds += [k for k in v if k not in kinds]
+    print('vpdpbusd peak, one core: %.0f GOP/s' % (peak / 1e9 if peak else float('nan')))
+    print('| threads | K | N | M | ' + ' | '.join(k.replace('Octet/', '') for k in kinds) +
+          ' | u8_f32 / oneDNN | of peak | busiest-thread speed-up |')
+    print('|' + ' --- |' * (len(kinds) + 7))
+    for (t, k, n, m), v in best.items():
+        onednn = v.get('oneDNN/u8s8s32')
+        ours = next((x for kk, x in v.items() if kk.endswith('u8_f32')), None)
+        ratio = ours / onednn if ours and onednn else float('nan')
+        frac = ours / (peak / 1e9 * t) if ours and peak else float('nan')
+        sp = speedup.get((t, k, n, m))
+        print('| %d | %d | %d | %d | ' % (t, k, n, m) +
+              ' | '.join('%.0f' % v[kk] if kk in v else '-' for kk in kinds) +
+              ' | %.2f | %.2f | %s |' % (ratio, frac, '%.2f' % sp if sp else '-'))
+
+
+if __name__ == '__main__':
+    main(sys.argv[1])
