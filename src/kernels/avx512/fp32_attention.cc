@@ -100,12 +100,19 @@ void attention_head_f32(const float* q, const float* k, const float* v, std::siz
   const std::size_t tp = (t + 15) / 16 * 16;
   float* kt = scratch;
   float* s = scratch + d * tp;
-  for (std::size_t j = 0; j < t; ++j) {
-    const float* kj = k + j * ld_qkv;
-    for (std::size_t c = 0; c < d; ++c) kt[c * tp + j] = kj[c];
+  // Blocks of 16 keys x 16 channels: the reads of a block stay within 16 cache lines and each
+  // row of K^T is written in whole lines.
+  for (std::size_t j0 = 0; j0 < tp; j0 += 16) {
+    const std::size_t jn = t - j0 < 16 ? t - j0 : 16;
+    for (std::size_t c0 = 0; c0 < d; c0 += 16) {
+      const std::size_t cn = d - c0 < 16 ? d - c0 : 16;
+      for (std::size_t c = c0; c < c0 + cn; ++c) {
+        float* row = kt + c * tp + j0;
+        for (std::size_t j = 0; j < jn; ++j) row[j] = k[(j0 + j) * ld_qkv + c];
+        for (std::size_t j = jn; j < 16; ++j) row[j] = 0.0f;
+      }
+    }
   }
-  for (std::size_t c = 0; c < d; ++c)
-    for (std::size_t j = t; j < tp; ++j) kt[c * tp + j] = 0.0f;
 
   for (std::size_t i0 = 0; i0 < t; i0 += kAttentionRowBlock) {
     const float* qi = q + i0 * ld_qkv;
