@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -288,6 +289,44 @@ TEST(WordPieceTokenizer, DecodeJoinsContinuationsAndKeepsSpecials) {
   EXPECT_EQ(tok.find("hello"), std::optional<int32_t>(7592));
   EXPECT_EQ(tok.find("##ing"), std::optional<int32_t>(2075));
   EXPECT_EQ(tok.find("not-a-token"), std::nullopt);
+}
+
+// Arbitrary bytes either raise DataError (not UTF-8) or tokenize with well-formed offsets.
+TEST(WordPieceTokenizer, NeverCrashesOnRandomBytes) {
+  const auto& tok = uncased();
+  std::mt19937 rng(12345);
+  const unsigned char interesting[] = {0x00, 0x09, 0x20, 0x41, 0x7f, 0x80, 0xbf, 0xc2, 0xc3,
+                                       0xcc, 0xcf, 0xe1, 0xe2, 0xe4, 0xea, 0xed, 0xef, 0xf0,
+                                       0xf4, 0xf5, 0xff, 0x2e, 0x23};
+  std::size_t valid = 0;
+  for (int iter = 0; iter < 20000; ++iter) {
+    std::string s(rng() % 48, '\0');
+    for (char& c : s) {
+      c = static_cast<char>(rng() % 2 ? interesting[rng() % sizeof(interesting)] : rng() % 256);
+    }
+    try {
+      auto tokens = tok.tokenize(s);
+      ++valid;
+      for (const auto& t : tokens) {
+        ASSERT_LT(t.begin, t.end) << "seed 12345, iteration " << iter;
+        ASSERT_LE(t.end, s.size()) << "seed 12345, iteration " << iter;
+        ASSERT_LT(static_cast<std::size_t>(t.id), tok.vocab_size());
+      }
+    } catch (const DataError&) {
+    }
+  }
+  EXPECT_GT(valid, 100u);
+}
+
+TEST(WordPieceTokenizer, TokenizesLongInputLinearly) {
+  const auto& tok = uncased();
+  const std::string sentence = "The café's naïve résumé, 北京, unaffable! ";
+  const std::size_t per = tok.tokenize(sentence).size();
+  std::string text;
+  for (int k = 0; k < 20000; ++k) text += sentence;
+  auto tokens = tok.tokenize(text);
+  ASSERT_EQ(tokens.size(), per * 20000);
+  EXPECT_EQ(tokens.back().end, text.size() - 1);
 }
 
 TEST(WordPieceTokenizer, IsSafeToUseFromSeveralThreads) {
