@@ -8,8 +8,9 @@
 
 namespace octet::cli {
 
-void validate(const ClassifyOptions& options, const BertModel& model) {
+void validate(ClassifyOptions& options, const BertModel& model) {
   const auto max_pos = static_cast<std::size_t>(model.config().max_position_embeddings);
+  if (options.max_seq_len == 0) options.max_seq_len = std::min<std::size_t>(128, max_pos);
   if (options.max_seq_len < 3 || options.max_seq_len > max_pos) {
     throw InvalidArgument(fmt::format(
         "--max-seq-len must be in [3, {}] (the model's max_position_embeddings), found {}",

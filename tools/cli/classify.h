@@ -12,13 +12,15 @@
 namespace octet::cli {
 
 struct ClassifyOptions {
-  std::size_t max_seq_len = 128;
+  // 0: 128, or the model's max_position_embeddings if that is smaller.
+  std::size_t max_seq_len = 0;
   std::size_t batch_size = 32;
   bool show_progress = true;
 };
 
-// Checks --max-seq-len and --batch-size against the model; throws InvalidArgument naming the flag.
-void validate(const ClassifyOptions& options, const BertModel& model);
+// Resolves the default --max-seq-len and checks --max-seq-len and --batch-size against the
+// model; throws InvalidArgument naming the flag.
+void validate(ClassifyOptions& options, const BertModel& model);
 
 // Tokenizes each example (a pair when text_b is non-empty), runs the model in batches and
 // returns the logits, [examples.size(), num_labels] row-major, in input order.

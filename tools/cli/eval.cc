@@ -32,8 +32,9 @@ Runner register_eval(CLI::App& app) {
       ->required();
   sub->add_option("--data", opts->data, "Labelled data file (GLUE TSV or jsonl)")->required();
   sub->add_option("--json", opts->json, "Also write the results to this JSON file");
-  sub->add_option("--max-seq-len", opts->classify.max_seq_len, "Maximum tokens per example")
-      ->capture_default_str();
+  sub->add_option("--max-seq-len", opts->classify.max_seq_len,
+                  "Maximum tokens per example, specials included [default: 128, or the model's "
+                  "max_position_embeddings if smaller]");
   sub->add_option("--batch-size", opts->classify.batch_size, "Examples per batch")
       ->capture_default_str();
   sub->add_option("--threads", opts->threads, "Threads (0 = all cores)")->capture_default_str();

@@ -51,8 +51,9 @@ Runner register_predict(CLI::App& app) {
   sub->add_option("--input", opts->input, "Input file, or - for standard input")->required();
   sub->add_option("--output", opts->output, "Output file (JSON lines), or - for standard output")
       ->capture_default_str();
-  sub->add_option("--max-seq-len", opts->classify.max_seq_len, "Maximum tokens per example")
-      ->capture_default_str();
+  sub->add_option("--max-seq-len", opts->classify.max_seq_len,
+                  "Maximum tokens per example, specials included [default: 128, or the model's "
+                  "max_position_embeddings if smaller]");
   sub->add_option("--batch-size", opts->classify.batch_size, "Examples per batch")
       ->capture_default_str();
   sub->add_option("--threads", opts->threads, "Threads (0 = all cores)")->capture_default_str();

@@ -1,0 +1,248 @@
+// The `octet` command as users run it: exit codes (0 ok, 2 usage, 3 bad model or input), error
+// messages that say what and where, outputs that are complete or absent, never half-written.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/test_support.h"
+#include "common/tiny_bert.h"
+
+#ifndef OCTET_CLI_PATH
+#error "tests/cli needs the octet_cli target (OCTET_BUILD_CLI=ON)"
+#endif
+
+namespace octet {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct CliRun {
+  int code = -1;
+  std::string out, err;
+};
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = tmp_ / "model";
+    test::write_tiny_bert(model_);
+  }
+
+  // Runs `octet <args>` through the shell (args are quoted by the caller where needed).
+  CliRun run(const std::string& args, const std::string& stdin_text = "") {
+    auto in = tmp_ / "stdin.txt", out = tmp_ / "stdout.txt", err = tmp_ / "stderr.txt";
+    test::write_file(in, stdin_text);
+    std::string cmd = std::string("'") + OCTET_CLI_PATH + "' " + args + " <'" + in.string() +
+                      "' >'" + out.string() + "' 2>'" + err.string() + "'";
+    int status = std::system(cmd.c_str());
+    CliRun r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = test::read_file(out);
+    r.err = test::read_file(err);
+    return r;
+  }
+
+  static std::string q(const std::filesystem::path& p) {
+    std::string quoted = "'";
+    quoted += p.string();
+    quoted += '\'';
+    return quoted;
+  }
+
+  test::TempDir tmp_;
+  std::filesystem::path model_;
+};
+
+TEST_F(Cli, WithoutSubcommandIsAUsageError) {
+  CliRun r = run("");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("subcommand"));
+}
+
+TEST_F(Cli, UnknownFlagIsAUsageError) {
+  CliRun r = run("predict --model " + q(model_) + " --input - --frobnicate 3");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("frobnicate"));
+}
+
+TEST_F(Cli, PredictWritesOneJsonObjectPerLineInInputOrder) {
+  CliRun r = run("predict --model " + q(model_) + " --input - --threads 1",
+              "a great movie\nthe acting was terrible .\nfun\tstory\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line);
+    ASSERT_TRUE(j.contains("label")) << line;
+    ASSERT_EQ(j["logits"].size(), 2u) << line;
+    int label = j["label"];
+    EXPECT_GE(label, 0);
+    EXPECT_LT(label, 2);
+    float l0 = j["logits"][0], l1 = j["logits"][1];
+    EXPECT_EQ(label, l1 > l0 ? 1 : 0);
+    ++n;
+  }
+  EXPECT_EQ(n, 3);
+}
+
+TEST_F(Cli, PredictIsIndependentOfBatchSize) {
+  const std::string input = "a great movie\nthe acting was terrible .\nfun\tstory\nbad\n";
+  CliRun a = run("predict --model " + q(model_) + " --input - --batch-size 1", input);
+  CliRun b = run("predict --model " + q(model_) + " --input - --batch-size 3", input);
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  auto la = std::count(a.out.begin(), a.out.end(), '\n');
+  EXPECT_EQ(la, 4);
+  // Labels must agree; logits may differ in the last bits between batch shapes.
+  std::istringstream sa(a.out), sb(b.out);
+  std::string x, y;
+  while (std::getline(sa, x) && std::getline(sb, y)) {
+    EXPECT_EQ(nlohmann::json::parse(x)["label"], nlohmann::json::parse(y)["label"]);
+  }
+}
+
+TEST_F(Cli, RegressionModelPrintsScores) {
+  auto reg = tmp_ / "reg";
+  test::write_tiny_bert(reg, {.num_labels = 1});
+  CliRun r = run("predict --model " + q(reg) + " --input -", "good\tgreat\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j.contains("score"));
+  EXPECT_FALSE(j.contains("label"));
+}
+
+TEST_F(Cli, PredictWritesOutputFileAtomically) {
+  auto out = tmp_ / "pred.jsonl";
+  CliRun r = run("predict --model " + q(model_) + " --input - --output " + q(out), "good\nbad\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string before = test::read_file(out);
+  EXPECT_EQ(std::count(before.begin(), before.end(), '\n'), 2);
+  // A failing run (bad input) leaves the earlier output untouched and no temporary file behind.
+  CliRun bad = run("predict --model " + q(model_) + " --input - --output " + q(out),
+                "good\n\xff\xfe bad\n");
+  EXPECT_EQ(bad.code, 3);
+  EXPECT_EQ(test::read_file(out), before);
+  for (const auto& e : std::filesystem::directory_iterator(tmp_.path())) {
+    EXPECT_THAT(e.path().filename().string(), ::testing::Not(HasSubstr(".tmp")));
+  }
+}
+
+TEST_F(Cli, NonUtf8InputNamesLineAndByte) {
+  CliRun r = run("predict --model " + q(model_) + " --input -", "good\nbad \xc3\x28 text\n");
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("UTF-8"));
+  EXPECT_THAT(r.err, HasSubstr("2"));  // the line
+}
+
+TEST_F(Cli, EmptyInputIsAnError) {
+  CliRun r = run("predict --model " + q(model_) + " --input -", "");
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("no input"));
+}
+
+TEST_F(Cli, OverLongInputIsTruncatedToMaxSeqLen) {
+  std::string text;
+  for (int i = 0; i < 5000; ++i) text += "great movie ";
+  CliRun r = run("predict --model " + q(model_) + " --input - --max-seq-len 32", text + "\n");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"label\""));
+}
+
+TEST_F(Cli, MaxSeqLenBeyondThePositionTableIsAUsageError) {
+  CliRun r = run("predict --model " + q(model_) + " --input - --max-seq-len 4096", "good\n");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--max-seq-len"));
+  EXPECT_THAT(r.err, HasSubstr("4096"));
+}
+
+TEST_F(Cli, NegativeThreadsIsAUsageError) {
+  CliRun r = run("predict --model " + q(model_) + " --input - --threads -1", "good\n");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--threads"));
+}
+
+TEST_F(Cli, MissingModelDirectoryIsABadModel) {
+  CliRun r = run("predict --model " + q(tmp_ / "nope") + " --input -", "good\n");
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("nope"));
+}
+
+TEST_F(Cli, TruncatedWeightsAreABadModel) {
+  auto weights = model_ / "model.safetensors";
+  std::string bytes = test::read_file(weights);
+  test::write_file(weights, bytes.substr(0, bytes.size() / 2));
+  CliRun r = run("predict --model " + q(model_) + " --input -", "good\n");
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("model.safetensors"));
+}
+
+TEST_F(Cli, MissingVocabularyIsABadModel) {
+  std::filesystem::remove(model_ / "vocab.txt");
+  CliRun r = run("predict --model " + q(model_) + " --input -", "good\n");
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("vocab.txt"));
+}
+
+TEST_F(Cli, EvalPrintsTableAndWritesJson) {
+  auto data = tmp_ / "dev.tsv";
+  test::write_file(data, "sentence\tlabel\na great movie\t1\nterrible acting\t0\nfun story\t1\n");
+  auto json = tmp_ / "out" / "result.json";
+  std::filesystem::create_directories(json.parent_path());
+  CliRun r = run("eval --model " + q(model_) + " --task sst2 --data " + q(data) + " --json " + q(json));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("accuracy"));
+  auto j = nlohmann::json::parse(test::read_file(json));
+  EXPECT_EQ(j["task"], "sst2");
+  EXPECT_EQ(j["examples"], 3);
+  double acc = j["metrics"]["accuracy"];
+  EXPECT_GE(acc, 0.0);
+  EXPECT_LE(acc, 1.0);
+  EXPECT_TRUE(j.contains("seconds"));
+}
+
+TEST_F(Cli, EvalMalformedRowNamesFileAndLine) {
+  auto data = tmp_ / "dev.tsv";
+  test::write_file(data, "sentence\tlabel\ngood\t1\nno label column here\n");
+  CliRun r = run("eval --model " + q(model_) + " --task sst2 --data " + q(data));
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr("dev.tsv"));
+  EXPECT_THAT(r.err, HasSubstr("3"));
+}
+
+TEST_F(Cli, EvalUnknownTaskListsTheChoices) {
+  CliRun r = run("eval --model " + q(model_) + " --task squad3 --data x.tsv");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("sst2"));
+}
+
+TEST_F(Cli, EvalRegressionTaskOnAClassifierIsRefused) {
+  auto data = tmp_ / "stsb.tsv";
+  test::write_file(data,
+                   "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+                   "0\tmain-captions\tMSRvid\t2012test\t0000\tnone\tnone\ta movie\ta film\t5.000\n");
+  CliRun r = run("eval --model " + q(model_) + " --task stsb --data " + q(data));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("regression"));
+}
+
+TEST_F(Cli, InspectDescribesTheModel) {
+  CliRun r = run("inspect --model " + q(model_));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("parameters"));
+  EXPECT_THAT(r.out, HasSubstr("2 layers"));
+  CliRun j = run("inspect --json --model " + q(model_));
+  ASSERT_EQ(j.code, 0) << j.err;
+  auto parsed = nlohmann::json::parse(j.out);
+  EXPECT_GT(parsed["parameters"].get<int64_t>(), 0);
+}
+
+}  // namespace
+}  // namespace octet
