@@ -509,8 +509,8 @@ const std::vector<Task>& all_tasks() {
 }
 
 bool Dataset::labeled() const {
-  return !examples.empty() &&
-         std::all_of(examples.begin(), examples.end(), [](const Example& e) { return e.has_label; });
+  return !examples.empty() && std::all_of(examples.begin(), examples.end(),
+                                          [](const Example& e) { return e.has_label; });
 }
 
 Dataset read_glue(Task task, const std::filesystem::path& file) {
@@ -542,7 +542,8 @@ std::vector<Example> read_text_lines(std::istream& in, const std::string& source
     }
     for (std::size_t i = 0; i < fields.size(); ++i) {
       if (fields[i].find_first_not_of(' ') == std::string_view::npos) {
-        fail(source, no, fmt::format("empty {} in text_a<TAB>text_b", i == 0 ? "text_a" : "text_b"));
+        fail(source, no,
+             fmt::format("empty {} in text_a<TAB>text_b", i == 0 ? "text_a" : "text_b"));
       }
     }
     Example ex;

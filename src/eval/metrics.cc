@@ -16,8 +16,8 @@ template <typename T>
 void check_sizes(std::span<const T> a, std::span<const T> b, std::string_view what,
                  std::size_t min_size) {
   if (a.size() != b.size()) {
-    throw InvalidArgument(fmt::format("{}: inputs differ in length: {} predictions vs {} gold values "
-                                      "(expected one prediction per example)",
+    throw InvalidArgument(fmt::format("{}: inputs differ in length: {} predictions vs {} gold "
+                                      "values (expected one prediction per example)",
                                       what, a.size(), b.size()));
   }
   if (a.size() < min_size) {
@@ -152,9 +152,9 @@ MetricResult glue_metrics(data::Task task, std::span<const int> pred_labels,
                           std::span<const double> pred_scores, const data::Dataset& gold) {
   const data::TaskSpec& spec = data::task_spec(task);
   if (gold.task != task) {
-    throw InvalidArgument(fmt::format("glue_metrics: gold data {} was read for task {}, expected {}",
-                                      gold.source.string(), data::task_spec(gold.task).name,
-                                      spec.name));
+    throw InvalidArgument(fmt::format("glue_metrics: gold data {} was read for task {}, expected "
+                                      "{}", gold.source.string(),
+                                      data::task_spec(gold.task).name, spec.name));
   }
   if (!gold.labeled()) {
     throw InvalidArgument(fmt::format("glue_metrics: {} has no gold labels (a test split?); "

@@ -511,9 +511,9 @@ TEST(ReadGlueErrorTest, MutatedFilesParseOrRaiseDataError) {
       {Task::rte, "dev.tsv", "sentence1\tsentence2\tlabel\tidx\n\"a \"\"b\"\"\"\tc\t1\t0\n"},
       {Task::rte, "val.jsonl",
        "{\"premise\": \"a\", \"hypothesis\": \"b\", \"label\": \"entailment\", \"idx\": 0}\n"},
-      {Task::mnli, "dev.jsonl", "{\"sentence1\": \"a\", \"sentence2\": \"b\", \"gold_label\": \"-\"}\n"
-                                "{\"sentence1\": \"c\", \"sentence2\": \"d\", \"gold_label\": "
-                                "\"neutral\"}\n"},
+      {Task::mnli, "dev.jsonl",
+       "{\"sentence1\": \"a\", \"sentence2\": \"b\", \"gold_label\": \"-\"}\n"
+       "{\"sentence1\": \"c\", \"sentence2\": \"d\", \"gold_label\": \"neutral\"}\n"},
   };
   const std::string alphabet = "\t\n\r\"{}[]:,-0159.e\xC3\xA9\xFF\x80 ab";
   std::mt19937 rng(20261122);

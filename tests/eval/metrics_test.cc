@@ -199,7 +199,8 @@ TEST(GlueMetricsTest, ReportsAccuracyForNliAndSentiment) {
     EXPECT_DOUBLE_EQ(r.main_value(), 0.6);
   }
   const std::vector<int> pred = {0, 1, 2, 2};
-  const auto r = glue_metrics(data::Task::mnli, pred, {}, make_gold(data::Task::mnli, {0, 1, 1, 2}));
+  const auto gold = make_gold(data::Task::mnli, {0, 1, 1, 2});
+  const auto r = glue_metrics(data::Task::mnli, pred, {}, gold);
   EXPECT_DOUBLE_EQ(r.main_value(), 0.75);
 }
 
