@@ -1,6 +1,7 @@
 #include "io/atomic_file.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,16 +10,13 @@
 #include <cstring>
 #include <streambuf>
 
-#include <fmt/format.h>
-
 #include "octet/error.h"
 
 namespace octet::io {
 
 namespace {
 
-[[noreturn]] void throw_errno(const std::string& what, const std::filesystem::path& path,
-                              int err) {
+[[noreturn]] void throw_errno(const std::string& what, const std::filesystem::path& path, int err) {
   throw IoError(fmt::format("cannot {} {}: {}", what, path.string(), std::strerror(err)));
 }
 

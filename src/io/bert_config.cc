@@ -1,12 +1,13 @@
 #include "io/bert_config.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
-#include <fmt/format.h>
-
+#include "io/json_util.h"
 #include "io/mapped_file.h"
 #include "octet/error.h"
 
@@ -15,12 +16,6 @@ namespace octet::io {
 namespace {
 
 using nlohmann::json;
-
-std::string found(const json& v) {
-  std::string s = v.dump(-1, ' ', true, json::error_handler_t::replace);
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return fmt::format("{} {}", v.type_name(), s);
-}
 
 // Field readers: absent (or, for optional HF fields, null) keeps the default.
 class Fields {
@@ -45,7 +40,7 @@ class Fields {
     if (!v->is_number_integer() ||
         (v->is_number_unsigned() &&
          v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
-      fail(field, expected, found(*v));
+      fail(field, expected, detail::describe_json(*v));
     }
     const int64_t x = v->get<int64_t>();
     if (x < min) fail(field, expected, std::to_string(x));
@@ -55,7 +50,7 @@ class Fields {
   void string(const char* field, std::string* out) const {
     const json* v = get(field);
     if (v == nullptr) return;
-    if (!v->is_string()) fail(field, "a string", found(*v));
+    if (!v->is_string()) fail(field, "a string", detail::describe_json(*v));
     *out = v->get<std::string>();
   }
 
@@ -111,7 +106,8 @@ std::string_view problem_type_name(ProblemType p) {
 
 BertConfig parse_bert_config(const json& j, const std::string& where) {
   if (!j.is_object()) {
-    throw ModelFormatError(fmt::format("{}: config is {}, expected a JSON object", where, found(j)));
+    throw ModelFormatError(
+        fmt::format("{}: config is {}, expected a JSON object", where, detail::describe_json(j)));
   }
   const Fields f(j, where);
   BertConfig c;
@@ -130,7 +126,8 @@ BertConfig parse_bert_config(const json& j, const std::string& where) {
   if (const json* v = f.get("position_embedding_type"); v != nullptr && !v->is_null()) {
     if (!v->is_string() || v->get<std::string>() != "absolute") {
       f.fail("position_embedding_type",
-             "\"absolute\" (relative position embeddings are not supported)", found(*v));
+             "\"absolute\" (relative position embeddings are not supported)",
+             detail::describe_json(*v));
     }
   }
 
@@ -155,10 +152,11 @@ BertConfig parse_bert_config(const json& j, const std::string& where) {
   }
 
   if (const json* v = f.get("layer_norm_eps")) {
-    if (!v->is_number()) f.fail("layer_norm_eps", "a finite positive number", found(*v));
+    if (!v->is_number())
+      f.fail("layer_norm_eps", "a finite positive number", detail::describe_json(*v));
     c.layer_norm_eps = v->get<double>();
     if (!std::isfinite(c.layer_norm_eps) || c.layer_norm_eps <= 0) {
-      f.fail("layer_norm_eps", "a finite positive number", found(*v));
+      f.fail("layer_norm_eps", "a finite positive number", detail::describe_json(*v));
     }
   }
 
@@ -182,7 +180,8 @@ BertConfig parse_bert_config(const json& j, const std::string& where) {
   if (num_labels != nullptr) f.integer("num_labels", 1, &n_labels);
   if (const json* v = f.get("id2label"); v != nullptr && !v->is_null()) {
     if (!v->is_object() || v->empty()) {
-      f.fail("id2label", "a non-empty object {\"0\": label, \"1\": label, ...}", found(*v));
+      f.fail("id2label", "a non-empty object {\"0\": label, \"1\": label, ...}",
+             detail::describe_json(*v));
     }
     const auto n = static_cast<int64_t>(v->size());
     std::vector<std::string> labels(static_cast<std::size_t>(n));
@@ -200,7 +199,7 @@ BertConfig parse_bert_config(const json& j, const std::string& where) {
       }
       if (!it.value().is_string()) {
         f.fail("id2label", "string labels",
-               fmt::format("{} for key \"{}\"", found(it.value()), key));
+               fmt::format("{} for key \"{}\"", detail::describe_json(it.value()), key));
       }
       labels[static_cast<std::size_t>(id)] = it.value().get<std::string>();
       seen[static_cast<std::size_t>(id)] = true;
@@ -222,12 +221,12 @@ BertConfig parse_bert_config(const json& j, const std::string& where) {
   }
   c.num_labels = n_labels;
 
-  c.problem_type = c.num_labels == 1 ? ProblemType::regression
-                                     : ProblemType::single_label_classification;
+  c.problem_type =
+      c.num_labels == 1 ? ProblemType::regression : ProblemType::single_label_classification;
   if (const json* v = f.get("problem_type"); v != nullptr && !v->is_null()) {
     constexpr std::string_view expected =
         "\"single_label_classification\", \"multi_label_classification\" or \"regression\"";
-    if (!v->is_string()) f.fail("problem_type", expected, found(*v));
+    if (!v->is_string()) f.fail("problem_type", expected, detail::describe_json(*v));
     bool known = false;
     for (const auto& e : kProblemTypes) {
       if (e.name == v->get<std::string>()) {
@@ -235,7 +234,7 @@ BertConfig parse_bert_config(const json& j, const std::string& where) {
         known = true;
       }
     }
-    if (!known) f.fail("problem_type", expected, found(*v));
+    if (!known) f.fail("problem_type", expected, detail::describe_json(*v));
   }
   return c;
 }
@@ -250,9 +249,10 @@ BertConfig load_bert_config(const std::filesystem::path& config_json) {
   } catch (const json::parse_error& e) {
     throw ModelFormatError(fmt::format("{}: not valid JSON (near byte {}): {}",
                                        config_json.string(), e.byte > 0 ? e.byte - 1 : 0,
-                                       e.what()));
+                                       detail::json_reason(e, /*drop_position=*/false)));
   } catch (const json::exception& e) {  // e.g. out_of_range: a number literal overflows
-    throw ModelFormatError(fmt::format("{}: not valid JSON: {}", config_json.string(), e.what()));
+    throw ModelFormatError(fmt::format("{}: not valid JSON: {}", config_json.string(),
+                                       detail::json_reason(e, /*drop_position=*/false)));
   }
   return parse_bert_config(j, config_json.string());
 }

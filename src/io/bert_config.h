@@ -15,11 +15,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace octet::io {
 
@@ -31,8 +30,8 @@ enum class Activation { gelu, gelu_tanh, relu };
 // single-label classification.
 enum class ProblemType { single_label_classification, multi_label_classification, regression };
 
-std::string_view activation_name(Activation a);        // "gelu", "gelu_tanh", "relu"
-std::string_view problem_type_name(ProblemType p);     // Hugging Face spelling
+std::string_view activation_name(Activation a);     // "gelu", "gelu_tanh", "relu"
+std::string_view problem_type_name(ProblemType p);  // Hugging Face spelling
 
 struct BertConfig {
   int64_t vocab_size = 30522;

@@ -1,10 +1,10 @@
 #include "io/model_dir.h"
 
-#include <system_error>
-#include <vector>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <system_error>
+#include <vector>
 
 #include "octet/error.h"
 
@@ -15,10 +15,9 @@ ModelFiles locate_model(const std::filesystem::path& dir) {
   std::error_code ec;
   const fs::file_status st = fs::status(dir, ec);
   if (!fs::exists(st)) {
-    throw IoError(fmt::format("model directory {} does not exist{}", dir.string(),
-                              ec && ec != std::errc::no_such_file_or_directory
-                                  ? ": " + ec.message()
-                                  : ""));
+    throw IoError(
+        fmt::format("model directory {} does not exist{}", dir.string(),
+                    ec && ec != std::errc::no_such_file_or_directory ? ": " + ec.message() : ""));
   }
   if (!fs::is_directory(st)) {
     throw IoError(fmt::format("model directory {} is not a directory", dir.string()));

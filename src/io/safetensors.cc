@@ -1,14 +1,15 @@
 #include "io/safetensors.h"
 
-#include <algorithm>
-#include <limits>
-#include <set>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "io/atomic_file.h"
+#include "io/json_util.h"
 #include "octet/error.h"
 #include "text/utf8.h"
 
@@ -22,15 +23,12 @@ constexpr std::string_view kMetadataKey = "__metadata__";
 
 // Every size below comes from an untrusted file: products and sums go through these, and a
 // false return becomes a ModelFormatError before anything is allocated or dereferenced.
-bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) { return !__builtin_mul_overflow(a, b, out); }
+bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) {
+  return !__builtin_mul_overflow(a, b, out);
+}
 
-std::string shape_str(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
-
-// A short rendering of a JSON value for "found ..." in messages.
-std::string found(const json& v) {
-  std::string s = v.dump(-1, ' ', true, json::error_handler_t::replace);
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return fmt::format("{} {}", v.type_name(), s);
+std::string shape_str(const std::vector<int64_t>& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
 }
 
 uint64_t read_le64(const std::byte* p) {
@@ -60,8 +58,9 @@ void SafetensorsReader::parse_header() {
   const auto bytes = file_.bytes();
   const uint64_t size = bytes.size();
   if (size < 8) {
-    throw ModelFormatError(fmt::format(
-        "{}: not a safetensors file: {} bytes, expected at least 8 (the header length)", file, size));
+    throw ModelFormatError(
+        fmt::format("{}: not a safetensors file: {} bytes, expected at least 8 (the header length)",
+                    file, size));
   }
   const uint64_t n = read_le64(bytes.data());
   if (n > kMaxSafetensorsHeaderBytes) {
@@ -86,13 +85,13 @@ void SafetensorsReader::parse_header() {
   const std::string_view header(reinterpret_cast<const char*>(bytes.data()) + 8, n);
 
   if (header.front() != '{') {
-    throw ModelFormatError(fmt::format(
-        "{}: header (byte 8) starts with byte 0x{:02x}, expected '{{' (a JSON object)", file,
-        static_cast<unsigned char>(header.front())));
+    throw ModelFormatError(
+        fmt::format("{}: header (byte 8) starts with byte 0x{:02x}, expected '{{' (a JSON object)",
+                    file, static_cast<unsigned char>(header.front())));
   }
   if (const auto bad = text::find_invalid_utf8(header); bad != std::string_view::npos) {
-    throw ModelFormatError(fmt::format("{}: header is not valid UTF-8 at file byte {}", file,
-                                       8 + bad));
+    throw ModelFormatError(
+        fmt::format("{}: header is not valid UTF-8 at file byte {}", file, 8 + bad));
   }
 
   // nlohmann keeps the last of duplicate keys silently; the callback sees every key first.
@@ -120,11 +119,14 @@ void SafetensorsReader::parse_header() {
   try {
     h = json::parse(header, cb);
   } catch (const json::parse_error& e) {
-    // e.byte counts from 1 within the header.
-    throw ModelFormatError(fmt::format("{}: header is not valid JSON (near file byte {}): {}", file,
-                                       8 + (e.byte > 0 ? e.byte - 1 : 0), e.what()));
+    // e.byte is the 1-based position of the offending character within the header.
+    const uint64_t at = e.byte > 0 ? e.byte - 1 : 0;
+    throw ModelFormatError(
+        fmt::format("{}: header is not valid JSON at file byte {} (header byte {}): {}", file,
+                    8 + at, at, detail::json_reason(e, /*drop_position=*/true)));
   } catch (const json::exception& e) {  // e.g. out_of_range: a number literal overflows
-    throw ModelFormatError(fmt::format("{}: header is not valid JSON: {}", file, e.what()));
+    throw ModelFormatError(fmt::format("{}: header is not valid JSON: {}", file,
+                                       detail::json_reason(e, /*drop_position=*/true)));
   }
   if (!duplicate.empty()) {
     throw ModelFormatError(fmt::format(
@@ -133,7 +135,7 @@ void SafetensorsReader::parse_header() {
   }
   if (!h.is_object()) {
     throw ModelFormatError(
-        fmt::format("{}: header is {}, expected a JSON object", file, found(h)));
+        fmt::format("{}: header is {}, expected a JSON object", file, detail::describe_json(h)));
   }
 
   for (auto it = h.begin(); it != h.end(); ++it) {
@@ -141,14 +143,15 @@ void SafetensorsReader::parse_header() {
     const json& v = it.value();
     if (name == kMetadataKey) {
       if (!v.is_object()) {
-        throw ModelFormatError(fmt::format(
-            "{}: \"__metadata__\" is {}, expected an object of string values", file, found(v)));
+        throw ModelFormatError(
+            fmt::format("{}: \"__metadata__\" is {}, expected an object of string values", file,
+                        detail::describe_json(v)));
       }
       for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m.value().is_string()) {
           throw ModelFormatError(
               fmt::format("{}: \"__metadata__\" entry \"{}\" is {}, expected a string", file,
-                          m.key(), found(m.value())));
+                          m.key(), detail::describe_json(m.value())));
         }
         metadata_.emplace(m.key(), m.value().get<std::string>());
       }
@@ -156,9 +159,9 @@ void SafetensorsReader::parse_header() {
     }
     const std::string where = fmt::format("{}: tensor \"{}\"", file, name);
     if (!v.is_object()) {
-      throw ModelFormatError(fmt::format(
-          "{}: entry is {}, expected an object with dtype, shape and data_offsets", where,
-          found(v)));
+      throw ModelFormatError(
+          fmt::format("{}: entry is {}, expected an object with dtype, shape and data_offsets",
+                      where, detail::describe_json(v)));
     }
     TensorInfo t;
     t.name = name;
@@ -167,7 +170,7 @@ void SafetensorsReader::parse_header() {
     if (dt == v.end()) throw ModelFormatError(fmt::format("{}: missing \"dtype\"", where));
     if (!dt->is_string()) {
       throw ModelFormatError(
-          fmt::format("{}: \"dtype\" is {}, expected a string", where, found(*dt)));
+          fmt::format("{}: \"dtype\" is {}, expected a string", where, detail::describe_json(*dt)));
     }
     const auto parsed = parse_dtype(dt->get<std::string>());
     if (!parsed) {
@@ -179,34 +182,36 @@ void SafetensorsReader::parse_header() {
     const auto sh = v.find("shape");
     if (sh == v.end()) throw ModelFormatError(fmt::format("{}: missing \"shape\"", where));
     if (!sh->is_array()) {
-      throw ModelFormatError(fmt::format(
-          "{}: \"shape\" is {}, expected an array of non-negative integers", where, found(*sh)));
+      throw ModelFormatError(
+          fmt::format("{}: \"shape\" is {}, expected an array of non-negative integers", where,
+                      detail::describe_json(*sh)));
     }
     uint64_t numel = 1;
     for (std::size_t i = 0; i < sh->size(); ++i) {
       const json& d = (*sh)[i];
-      if (!d.is_number_integer() || (d.is_number_unsigned() && d.get<uint64_t>() >
-                                                                   static_cast<uint64_t>(
-                                                                       std::numeric_limits<int64_t>::max()))) {
-        throw ModelFormatError(fmt::format(
-            "{}: shape[{}] is {}, expected a non-negative integer", where, i, found(d)));
+      if (!d.is_number_integer() ||
+          (d.is_number_unsigned() &&
+           d.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
+        throw ModelFormatError(fmt::format("{}: shape[{}] is {}, expected a non-negative integer",
+                                           where, i, detail::describe_json(d)));
       }
       const int64_t dim = d.get<int64_t>();
       if (dim < 0) {
-        throw ModelFormatError(fmt::format(
-            "{}: shape[{}] is {}, expected a non-negative integer", where, i, dim));
+        throw ModelFormatError(
+            fmt::format("{}: shape[{}] is {}, expected a non-negative integer", where, i, dim));
       }
       if (!checked_mul(numel, static_cast<uint64_t>(dim), &numel) ||
           numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        throw ModelFormatError(fmt::format(
-            "{}: shape {} has an element count that overflows 64 bits", where, found(*sh)));
+        throw ModelFormatError(
+            fmt::format("{}: shape {} has an element count that overflows 64 bits", where,
+                        detail::describe_json(*sh)));
       }
       t.shape.push_back(dim);
     }
     uint64_t expected_bytes = 0;
     if (!checked_mul(numel, dtype_size(t.dtype), &expected_bytes)) {
-      throw ModelFormatError(fmt::format("{}: {} x {} bytes overflows 64 bits", where, numel,
-                                         dtype_size(t.dtype)));
+      throw ModelFormatError(
+          fmt::format("{}: {} x {} bytes overflows 64 bits", where, numel, dtype_size(t.dtype)));
     }
 
     const auto off = v.find("data_offsets");
@@ -217,7 +222,7 @@ void SafetensorsReader::parse_header() {
         !(*off)[1].is_number_unsigned()) {
       throw ModelFormatError(fmt::format(
           "{}: \"data_offsets\" is {}, expected [begin, end] with non-negative integers", where,
-          found(*off)));
+          detail::describe_json(*off)));
     }
     const uint64_t begin = (*off)[0].get<uint64_t>();
     const uint64_t end = (*off)[1].get<uint64_t>();
@@ -234,8 +239,8 @@ void SafetensorsReader::parse_header() {
     if (end - begin != expected_bytes) {
       throw ModelFormatError(fmt::format(
           "{}: data_offsets [{}, {}] hold {} bytes, expected {} ({} {} = {} elements x {} bytes)",
-          where, begin, end, end - begin, expected_bytes, dtype_name(t.dtype),
-          shape_str(t.shape), numel, dtype_size(t.dtype)));
+          where, begin, end, end - begin, expected_bytes, dtype_name(t.dtype), shape_str(t.shape),
+          numel, dtype_size(t.dtype)));
     }
     t.offset = begin;
     t.nbytes = end - begin;
@@ -252,10 +257,13 @@ void SafetensorsReader::parse_header() {
   const TensorInfo* prev = nullptr;
   for (const TensorInfo& t : tensors_) {
     if (t.offset < cursor) {
-      throw ModelFormatError(fmt::format(
-          "{}: tensor \"{}\" at data bytes [{}, {}) overlaps tensor \"{}\" at [{}, {})", file,
-          t.name, t.offset, t.offset + t.nbytes, prev->name, prev->offset,
-          prev->offset + prev->nbytes));
+      throw ModelFormatError(
+          fmt::format("{}: tensor \"{}\" at data bytes [{}, {}) overlaps tensor \"{}\" at [{}, {}) "
+                      "(overlap at file "
+                      "bytes [{}, {})); expected each tensor to start where the previous one ends",
+                      file, t.name, t.offset, t.offset + t.nbytes, prev->name, prev->offset,
+                      prev->offset + prev->nbytes, data_start_ + t.offset,
+                      data_start_ + prev->offset + prev->nbytes));
     }
     if (t.offset > cursor) {
       throw ModelFormatError(fmt::format(
@@ -307,9 +315,9 @@ void SafetensorsReader::check_dtype(const TensorInfo& t, DType expected) const {
 void SafetensorsReader::read_f32_into(const TensorInfo& t, std::span<float> out) const {
   const auto n = static_cast<std::size_t>(t.numel());
   if (out.size() != n) {
-    throw ModelFormatError(fmt::format(
-        "{}: tensor \"{}\" ({}) has {} elements, the destination holds {}", path().string(),
-        t.name, t.describe(), n, out.size()));
+    throw ModelFormatError(
+        fmt::format("{}: tensor \"{}\" ({}) has {} elements, the destination holds {}",
+                    path().string(), t.name, t.describe(), n, out.size()));
   }
   const std::span<const std::byte> b = bytes(t);
   if (n == 0) return;
@@ -388,8 +396,7 @@ void write_safetensors(const std::filesystem::path& path, std::span<const Tensor
   for (const auto& [k, v] : metadata) {
     if (text::find_invalid_utf8(k) != std::string_view::npos ||
         text::find_invalid_utf8(v) != std::string_view::npos) {
-      throw InvalidArgument(
-          fmt::format("writing {}: metadata entry is not valid UTF-8", file));
+      throw InvalidArgument(fmt::format("writing {}: metadata entry is not valid UTF-8", file));
     }
   }
   // Largest elements first, so that with an 8-byte-aligned data section every tensor is aligned

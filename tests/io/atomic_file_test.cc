@@ -2,7 +2,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -17,11 +16,11 @@
 namespace octet::io {
 namespace {
 
-using ::testing::AllOf;
-using ::testing::HasSubstr;
 using octet::test::read_file;
 using octet::test::TempDir;
 using octet::test::write_file;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
 
 std::size_t count_entries(const std::filesystem::path& dir) {
   std::size_t n = 0;
@@ -200,8 +199,8 @@ TEST(MappedFileTest, MissingFileIsIoErrorWithPathAndReason) {
     MappedFile f(dir / "missing.safetensors");
     FAIL();
   } catch (const IoError& e) {
-    EXPECT_THAT(e.what(), AllOf(HasSubstr("missing.safetensors"),
-                                HasSubstr("No such file or directory")));
+    EXPECT_THAT(e.what(),
+                AllOf(HasSubstr("missing.safetensors"), HasSubstr("No such file or directory")));
   }
 }
 

@@ -12,10 +12,10 @@
 namespace octet::io {
 namespace {
 
+using nlohmann::json;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using nlohmann::json;
 
 // The message parse_bert_config throws for `j`, or a test failure if it accepts it.
 std::string error_of(const json& j) {
@@ -57,12 +57,18 @@ TEST(BertConfigTest, LoadsSharedBertBaseConfig) {
 }
 
 TEST(BertConfigTest, ReadsSmallModelFields) {
-  const json j = {{"model_type", "bert"},        {"vocab_size", 1000},
-                  {"hidden_size", 128},          {"num_hidden_layers", 2},
-                  {"num_attention_heads", 2},    {"intermediate_size", 512},
-                  {"max_position_embeddings", 64}, {"type_vocab_size", 1},
-                  {"pad_token_id", 3},           {"layer_norm_eps", 1e-5},
-                  {"hidden_act", "gelu_new"},    {"quantization_config", {{"mode", "ema"}}}};
+  const json j = {{"model_type", "bert"},
+                  {"vocab_size", 1000},
+                  {"hidden_size", 128},
+                  {"num_hidden_layers", 2},
+                  {"num_attention_heads", 2},
+                  {"intermediate_size", 512},
+                  {"max_position_embeddings", 64},
+                  {"type_vocab_size", 1},
+                  {"pad_token_id", 3},
+                  {"layer_norm_eps", 1e-5},
+                  {"hidden_act", "gelu_new"},
+                  {"quantization_config", {{"mode", "ema"}}}};
   const BertConfig c = parse_bert_config(j, "config.json");
   EXPECT_EQ(c.vocab_size, 1000);
   EXPECT_EQ(c.head_dim(), 64);
@@ -102,10 +108,10 @@ TEST(BertConfigTest, ProblemTypeFollowsHuggingFaceRule) {
   EXPECT_EQ(parse_bert_config({{"num_labels", 1}}, "c").problem_type, ProblemType::regression);
   EXPECT_EQ(parse_bert_config({{"num_labels", 5}}, "c").problem_type,
             ProblemType::single_label_classification);
-  EXPECT_EQ(parse_bert_config({{"num_labels", 5}, {"problem_type", "multi_label_classification"}},
-                              "c")
-                .problem_type,
-            ProblemType::multi_label_classification);
+  EXPECT_EQ(
+      parse_bert_config({{"num_labels", 5}, {"problem_type", "multi_label_classification"}}, "c")
+          .problem_type,
+      ProblemType::multi_label_classification);
   EXPECT_EQ(parse_bert_config({{"num_labels", 1}, {"problem_type", nullptr}}, "c").problem_type,
             ProblemType::regression);
   EXPECT_EQ(parse_bert_config({{"id2label", {{"0", "score"}}}}, "c").problem_type,
@@ -113,11 +119,14 @@ TEST(BertConfigTest, ProblemTypeFollowsHuggingFaceRule) {
 }
 
 TEST(BertConfigTest, RoundTripsThroughJson) {
-  BertConfig c = parse_bert_config(
-      {{"hidden_size", 256}, {"num_attention_heads", 4}, {"hidden_act", "gelu_pytorch_tanh"},
-       {"layer_norm_eps", 1e-7}, {"id2label", {{"0", "unacceptable"}, {"1", "acceptable"}}},
-       {"problem_type", "single_label_classification"}, {"quantization_config", {{"bits", 8}}}},
-      "c");
+  BertConfig c = parse_bert_config({{"hidden_size", 256},
+                                    {"num_attention_heads", 4},
+                                    {"hidden_act", "gelu_pytorch_tanh"},
+                                    {"layer_norm_eps", 1e-7},
+                                    {"id2label", {{"0", "unacceptable"}, {"1", "acceptable"}}},
+                                    {"problem_type", "single_label_classification"},
+                                    {"quantization_config", {{"bits", 8}}}},
+                                   "c");
   const json j = to_json(c);
   const BertConfig d = parse_bert_config(j, "round trip");
   EXPECT_EQ(d.hidden_size, 256);
@@ -159,14 +168,14 @@ TEST(BertConfigTest, RejectsWrongJsonType) {
                     HasSubstr("string \"768\""), HasSubstr("expected an integer >= 1")));
   EXPECT_THAT(error_of({{"num_hidden_layers", 12.5}}), HasSubstr("number 12.5"));
   EXPECT_THAT(error_of({{"vocab_size", true}}), HasSubstr("boolean true"));
-  EXPECT_THAT(error_of({{"hidden_act", 1}}), AllOf(HasSubstr("\"hidden_act\""),
-                                                   HasSubstr("expected a string")));
+  EXPECT_THAT(error_of({{"hidden_act", 1}}),
+              AllOf(HasSubstr("\"hidden_act\""), HasSubstr("expected a string")));
 }
 
 TEST(BertConfigTest, RejectsNonPositiveSizes) {
-  for (const char* field : {"vocab_size", "hidden_size", "num_hidden_layers",
-                            "num_attention_heads", "intermediate_size",
-                            "max_position_embeddings", "type_vocab_size", "num_labels"}) {
+  for (const char* field :
+       {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+        "intermediate_size", "max_position_embeddings", "type_vocab_size", "num_labels"}) {
     EXPECT_THAT(error_of({{field, 0}}), AllOf(HasSubstr(std::string("\"") + field + "\" is 0"),
                                               HasSubstr("expected an integer >= 1")))
         << field;
@@ -215,14 +224,15 @@ TEST(BertConfigTest, RejectsId2LabelWithBadKeys) {
 }
 
 TEST(BertConfigTest, RejectsNumLabelsDisagreeingWithId2Label) {
-  EXPECT_THAT(error_of({{"num_labels", 3}, {"id2label", {{"0", "a"}, {"1", "b"}}}}),
-              AllOf(HasSubstr("\"num_labels\" is 3"), HasSubstr("expected 2 (the size of id2label)")));
+  EXPECT_THAT(
+      error_of({{"num_labels", 3}, {"id2label", {{"0", "a"}, {"1", "b"}}}}),
+      AllOf(HasSubstr("\"num_labels\" is 3"), HasSubstr("expected 2 (the size of id2label)")));
 }
 
 TEST(BertConfigTest, RejectsUnknownProblemType) {
-  EXPECT_THAT(error_of({{"problem_type", "ranking"}}),
-              AllOf(HasSubstr("\"problem_type\""), HasSubstr("\"ranking\""),
-                    HasSubstr("\"regression\"")));
+  EXPECT_THAT(
+      error_of({{"problem_type", "ranking"}}),
+      AllOf(HasSubstr("\"problem_type\""), HasSubstr("\"ranking\""), HasSubstr("\"regression\"")));
 }
 
 TEST(BertConfigTest, RejectsRobertaAndOtherModelTypes) {

@@ -52,7 +52,10 @@ uint16_t ref_narrow_abs(float x, int exp_bits, int frac_bits) {
   uint32_t hi = inf;
   while (lo < hi) {
     const uint32_t mid = (lo + hi + 1) / 2;
-    if (ref_value_unbounded(mid, exp_bits, frac_bits) <= x) lo = mid; else hi = mid - 1;
+    if (ref_value_unbounded(mid, exp_bits, frac_bits) <= x)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   if (lo == inf) return static_cast<uint16_t>(inf);
   const double vlo = ref_value_unbounded(lo, exp_bits, frac_bits);
@@ -125,8 +128,7 @@ void check_narrowing_near_every_code(Narrow narrow, int exp_bits, int frac_bits)
     const double next = ref_value_unbounded(p + 1, exp_bits, frac_bits);
     const auto mid = static_cast<float>((v + next) / 2);  // exact: one more bit than the format
     ASSERT_EQ(static_cast<double>(mid), (v + next) / 2);
-    const float probes[] = {static_cast<float>(v), mid,
-                            std::nextafter(mid, 0.0f),
+    const float probes[] = {static_cast<float>(v), mid, std::nextafter(mid, 0.0f),
                             std::nextafter(mid, std::numeric_limits<float>::infinity())};
     for (float x : probes) {
       if (std::isinf(x)) continue;
@@ -189,8 +191,8 @@ TEST(DTypeTest, NarrowingOverflowsToInfinity) {
 }
 
 TEST(DTypeTest, NarrowingKeepsNaNQuietAndSigned) {
-  const uint32_t nans[] = {0x7fc00000, 0xffc00000, 0x7f800001, 0xff800001, 0x7fffffff,
-                           0x7fa00000, 0xffffffff};
+  const uint32_t nans[] = {0x7fc00000, 0xffc00000, 0x7f800001, 0xff800001,
+                           0x7fffffff, 0x7fa00000, 0xffffffff};
   for (uint32_t n : nans) {
     const uint16_t h = f32_to_f16(from_bits(n));
     EXPECT_TRUE(std::isnan(f16_to_f32(h))) << std::hex << n;

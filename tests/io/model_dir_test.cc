@@ -9,11 +9,11 @@
 namespace octet::io {
 namespace {
 
+using octet::test::TempDir;
+using octet::test::write_file;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using octet::test::TempDir;
-using octet::test::write_file;
 
 TEST(ModelDirTest, LocatesRequiredAndOptionalFiles) {
   TempDir dir;

@@ -17,9 +17,9 @@
 namespace octet::io {
 namespace {
 
+using octet::test::TempDir;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using octet::test::TempDir;
 
 // Assembles a safetensors file byte by byte, independently of write_safetensors: the 8-byte
 // little-endian length (or `length_override`), the header text verbatim, then `data`.
@@ -61,9 +61,8 @@ class SafetensorsTest : public ::testing::Test {
 };
 
 // A valid two-tensor file: "a" F32 [2] at [0, 8), "b" I8 [3] at [8, 11).
-const std::string kTwoTensorHeader =
-    R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-    R"("b":{"dtype":"I8","shape":[3],"data_offsets":[8,11]}})";
+const std::string kTwoTensorHeader = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                     R"("b":{"dtype":"I8","shape":[3],"data_offsets":[8,11]}})";
 
 TEST_F(SafetensorsTest, ReadsHandAssembledFile) {
   const std::vector<float> a = {1.5f, -2.0f};
@@ -244,12 +243,11 @@ TEST_F(SafetensorsTest, AcceptsEmptyHeaderWithNoTensors) {
 }
 
 TEST_F(SafetensorsTest, AcceptsZeroSizedTensorsSharingAnOffset) {
-  SafetensorsReader r(write(assemble(
-      R"({"e1":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},)"
-      R"("e2":{"dtype":"I8","shape":[3,0],"data_offsets":[4,4]},)"
-      R"("x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-      R"("y":{"dtype":"U8","shape":[1],"data_offsets":[4,5]}})",
-      std::string(5, '\0'))));
+  SafetensorsReader r(write(assemble(R"({"e1":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},)"
+                                     R"("e2":{"dtype":"I8","shape":[3,0],"data_offsets":[4,4]},)"
+                                     R"("x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                     R"("y":{"dtype":"U8","shape":[1],"data_offsets":[4,5]}})",
+                                     std::string(5, '\0'))));
   EXPECT_EQ(r.tensors().size(), 4u);
   EXPECT_TRUE(r.read_f32(r.get("e1")).empty());
 }
@@ -257,8 +255,9 @@ TEST_F(SafetensorsTest, AcceptsZeroSizedTensorsSharingAnOffset) {
 // ---- Corrupt files: one test per rule, each checking the message names what and where. ----
 
 TEST_F(SafetensorsTest, RejectsFileShorterThanHeaderLength) {
-  EXPECT_THAT(error_of(std::string("\x10\0\0", 3)), AllOf(HasSubstr("model.safetensors"), HasSubstr("3 bytes"),
-                                          HasSubstr("expected at least 8")));
+  EXPECT_THAT(error_of(std::string("\x10\0\0", 3)),
+              AllOf(HasSubstr("model.safetensors"), HasSubstr("3 bytes"),
+                    HasSubstr("expected at least 8")));
 }
 
 TEST_F(SafetensorsTest, RejectsEmptyFile) {
@@ -281,22 +280,21 @@ TEST_F(SafetensorsTest, RejectsAbsurdHeaderLength) {
 TEST_F(SafetensorsTest, RejectsTruncatedTensorData) {
   // The data section should hold 11 bytes; the file was cut after 7.
   EXPECT_THAT(error_of(assemble(kTwoTensorHeader, std::string(7, '\0'))),
-              AllOf(HasSubstr("model.safetensors"), HasSubstr("tensor \"a\""),
-                    HasSubstr("[0, 8]"), HasSubstr("data section of 7 bytes"),
-                    HasSubstr("truncated")));
+              AllOf(HasSubstr("model.safetensors"), HasSubstr("tensor \"a\""), HasSubstr("[0, 8]"),
+                    HasSubstr("data section of 7 bytes"), HasSubstr("truncated")));
 }
 
 TEST_F(SafetensorsTest, RejectsHeaderThatIsNotJson) {
-  EXPECT_THAT(error_of(assemble(R"({"a": {"dtype": "F32",)", "")),
-              AllOf(HasSubstr("model.safetensors"), HasSubstr("not valid JSON"),
-                    HasSubstr("file byte")));
+  EXPECT_THAT(
+      error_of(assemble(R"({"a": {"dtype": "F32",)", "")),
+      AllOf(HasSubstr("model.safetensors"), HasSubstr("not valid JSON"), HasSubstr("file byte")));
 }
 
 TEST_F(SafetensorsTest, RejectsNumberLiteralThatOverflows) {
-  EXPECT_THAT(error_of(assemble(R"({"a":{"dtype":"F32","shape":[1e999],"data_offsets":[0,0]}})",
-                                "")),
-              AllOf(HasSubstr("model.safetensors"), HasSubstr("not valid JSON"),
-                    HasSubstr("number overflow")));
+  EXPECT_THAT(
+      error_of(assemble(R"({"a":{"dtype":"F32","shape":[1e999],"data_offsets":[0,0]}})", "")),
+      AllOf(HasSubstr("model.safetensors"), HasSubstr("not valid JSON"),
+            HasSubstr("number overflow")));
 }
 
 TEST_F(SafetensorsTest, RejectsHeaderWithTrailingGarbage) {
@@ -349,15 +347,14 @@ TEST_F(SafetensorsTest, RejectsUnknownDType) {
 }
 
 TEST_F(SafetensorsTest, RejectsNegativeDimension) {
-  EXPECT_THAT(error_of(assemble(R"({"a":{"dtype":"F32","shape":[2,-1],"data_offsets":[0,0]}})",
-                                "")),
-              AllOf(HasSubstr("tensor \"a\""), HasSubstr("shape[1] is -1"),
-                    HasSubstr("expected a non-negative integer")));
+  EXPECT_THAT(
+      error_of(assemble(R"({"a":{"dtype":"F32","shape":[2,-1],"data_offsets":[0,0]}})", "")),
+      AllOf(HasSubstr("tensor \"a\""), HasSubstr("shape[1] is -1"),
+            HasSubstr("expected a non-negative integer")));
 }
 
 TEST_F(SafetensorsTest, RejectsNonIntegerDimension) {
-  EXPECT_THAT(error_of(assemble(R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,0]}})",
-                                "")),
+  EXPECT_THAT(error_of(assemble(R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,0]}})", "")),
               AllOf(HasSubstr("shape[0] is number 2.5"), HasSubstr("expected")));
   EXPECT_THAT(error_of(assemble(R"({"a":{"dtype":"F32","shape":"2","data_offsets":[0,0]}})", "")),
               HasSubstr("\"shape\" is string"));
