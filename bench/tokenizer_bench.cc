@@ -79,8 +79,8 @@ void BM_Tokenize_SST2Train(benchmark::State& state) {
     }
   }
   state.counters["tokens/s"] = benchmark::Counter(double(tokens), benchmark::Counter::kIsRate);
-  state.counters["sentences/s"] = benchmark::Counter(
-      double(sentences.size() * state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["sentences/s"] = benchmark::Counter(double(sentences.size() * state.iterations()),
+                                                     benchmark::Counter::kIsRate);
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
 }
 BENCHMARK(BM_Tokenize_SST2Train)->Unit(benchmark::kMillisecond);
@@ -97,8 +97,8 @@ void BM_Encode128_SST2Train(benchmark::State& state) {
     }
   }
   state.counters["tokens/s"] = benchmark::Counter(double(tokens), benchmark::Counter::kIsRate);
-  state.counters["sentences/s"] = benchmark::Counter(
-      double(sentences.size() * state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["sentences/s"] = benchmark::Counter(double(sentences.size() * state.iterations()),
+                                                     benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Encode128_SST2Train)->Unit(benchmark::kMillisecond);
 
@@ -114,8 +114,8 @@ void BM_EncodePair128_MRPCTrain(benchmark::State& state) {
     }
   }
   state.counters["tokens/s"] = benchmark::Counter(double(tokens), benchmark::Counter::kIsRate);
-  state.counters["examples/s"] = benchmark::Counter(double(rows.size() * state.iterations()),
-                                                    benchmark::Counter::kIsRate);
+  state.counters["examples/s"] =
+      benchmark::Counter(double(rows.size() * state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_EncodePair128_MRPCTrain)->Unit(benchmark::kMillisecond);
 

@@ -200,8 +200,7 @@ bool is_punct_normalized(char32_t cp) {
 bool is_space_normalized(char32_t cp) {
   if (cp < 128) return kAsciiClass[cp] == CharClass::kSpace;
   auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
-  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL ||
-         cat == UTF8PROC_CATEGORY_ZP;
+  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
 }
 
 // ---- Normalization with source ranges --------------------------------------------------------
@@ -305,8 +304,8 @@ class NfcNormalizer {
  private:
   static bool starts_with_starter(char32_t cp) {
     utf8proc_int32_t buf[32];
-    auto n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(cp), buf, 32,
-                                     UTF8PROC_DECOMPOSE, nullptr);
+    auto n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(cp), buf, 32, UTF8PROC_DECOMPOSE,
+                                     nullptr);
     char32_t first = n > 0 ? static_cast<char32_t>(buf[0]) : cp;
     return combining_class(first) == 0;
   }
@@ -330,9 +329,9 @@ class NfcNormalizer {
     for (std::size_t k = 0; k < decomposed_.size(); ++k) {
       cps_[k] = static_cast<utf8proc_int32_t>(decomposed_[k].cp);
     }
-    auto n = utf8proc_normalize_utf32(cps_.data(), static_cast<utf8proc_ssize_t>(cps_.size()),
-                                      static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE |
-                                                                     UTF8PROC_STABLE));
+    auto n = utf8proc_normalize_utf32(
+        cps_.data(), static_cast<utf8proc_ssize_t>(cps_.size()),
+        static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
     out.clear();
     for (utf8proc_ssize_t k = 0; k < n; ++k) out.push_back(NChar{char32_t(cps_[k]), 0, 0});
   }
@@ -353,20 +352,19 @@ bool is_cased(char32_t cp) {
 }
 
 // Unicode Case_Ignorable: Mn, Me, Cf, Lm, Sk, and Word_Break MidLetter / MidNumLet /
-// Single_Quote.
+// Single_Quote (listed below).
+constexpr char32_t kCaseIgnorablePunct[] = {0x27,   0x2E,   0x3A,   0xB7,   0x387,  0x55F,
+                                            0x5F4,  0x2018, 0x2019, 0x2024, 0x2027, 0xFE13,
+                                            0xFE52, 0xFE55, 0xFF07, 0xFF0E, 0xFF1A};
+
 bool is_case_ignorable(char32_t cp) {
-  switch (cp) {
-    case 0x27: case 0x2E: case 0x3A: case 0xB7: case 0x387: case 0x55F: case 0x5F4:
-    case 0x2018: case 0x2019: case 0x2024: case 0x2027: case 0xFE13: case 0xFE52:
-    case 0xFE55: case 0xFF07: case 0xFF0E: case 0xFF1A:
-      return true;
-    default:
-      break;
+  if (std::find(std::begin(kCaseIgnorablePunct), std::end(kCaseIgnorablePunct), cp) !=
+      std::end(kCaseIgnorablePunct)) {
+    return true;
   }
   auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
   return cat == UTF8PROC_CATEGORY_MN || cat == UTF8PROC_CATEGORY_ME ||
-         cat == UTF8PROC_CATEGORY_CF || cat == UTF8PROC_CATEGORY_LM ||
-         cat == UTF8PROC_CATEGORY_SK;
+         cat == UTF8PROC_CATEGORY_CF || cat == UTF8PROC_CATEGORY_LM || cat == UTF8PROC_CATEGORY_SK;
 }
 
 // Python's str.lower() on a whitespace token: simple lower-case mappings, the one unconditional
@@ -400,8 +398,7 @@ void lower_case(const std::vector<NChar>& in, std::vector<NChar>& out) {
 }
 
 // NFD, then drop nonspacing marks (Mn).
-void strip_accents(const std::vector<NChar>& in, std::vector<NChar>& tmp,
-                   std::vector<NChar>& out) {
+void strip_accents(const std::vector<NChar>& in, std::vector<NChar>& tmp, std::vector<NChar>& out) {
   decompose(in, tmp);
   out.clear();
   for (const NChar& c : tmp) {
@@ -420,18 +417,19 @@ void strip_accents(const std::vector<NChar>& in, std::vector<NChar>& tmp,
 struct WordPieceTokenizer::Impl {
   TokenizerOptions options;
   bool strip = true;
-  std::string source;           // the vocabulary file, for messages
-  std::string arena;            // all tokens, back to back
+  std::string source;                                // the vocabulary file, for messages
+  std::string arena;                                 // all tokens, back to back
   std::vector<std::pair<uint32_t, uint32_t>> spans;  // id -> (offset, length) in arena
-  TokenMap initial;             // every token, looked up at the start of a word
-  TokenMap continuation;        // tokens that begin with "##", stored without it
+  TokenMap initial;       // every token, looked up at the start of a word
+  TokenMap continuation;  // tokens that begin with "##", stored without it
   int32_t cls = -1, sep = -1, pad = -1, unk = -1, mask = -1;
 
   std::string_view token(int32_t id) const {
     return std::string_view(arena).substr(spans[id].first, spans[id].second);
   }
 
-  // Per-call working memory, so that the hot loop never allocates per character.
+  // Working memory, one per thread and reused across calls, so that the hot loop never
+  // allocates per character.
   struct Scratch {
     std::vector<NChar> chunk, a, b, c, d;
     NfcNormalizer nfc;
@@ -620,9 +618,10 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::filesystem::pa
   const std::string file = vocab_txt.string();
   std::error_code ec;
   if (!std::filesystem::is_regular_file(vocab_txt, ec)) {
-    throw ModelFormatError(fmt::format("vocabulary file {} is missing (expected a WordPiece "
-                                       "vocab.txt with one token per line)",
-                                       file));
+    throw ModelFormatError(
+        fmt::format("vocabulary file {} is missing or not a regular file (expected a "
+                    "WordPiece vocab.txt with one token per line)",
+                    file));
   }
   if (options.max_input_chars_per_word == 0) {
     throw InvalidArgument("TokenizerOptions.max_input_chars_per_word must be at least 1");
@@ -632,15 +631,20 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::filesystem::pa
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw IoError(fmt::format("error reading vocabulary file {}", file));
   if (data.empty()) {
-    throw ModelFormatError(fmt::format("vocabulary file {} is empty (expected one token per "
-                                       "line, with [CLS], [SEP], [UNK] and [PAD])",
-                                       file));
+    throw ModelFormatError(
+        fmt::format("vocabulary file {} is empty (expected one token per "
+                    "line, with [CLS], [SEP], [UNK] and [PAD])",
+                    file));
+  }
+  if (data.size() > UINT32_MAX) {
+    throw ModelFormatError(fmt::format("vocabulary file {} is {} bytes (at most {} supported)",
+                                       file, data.size(), UINT32_MAX));
   }
   if (std::size_t bad = find_invalid_utf8(data); bad != std::string::npos) {
-    throw ModelFormatError(fmt::format("vocabulary file {} line {} (byte {}): invalid UTF-8 byte "
-                                       "0x{:02x} (expected UTF-8 text)",
-                                       file, line_of_offset(data, bad), bad,
-                                       static_cast<unsigned char>(data[bad])));
+    throw ModelFormatError(
+        fmt::format("vocabulary file {} line {} (byte {}): invalid UTF-8 byte "
+                    "0x{:02x} (expected UTF-8 text)",
+                    file, line_of_offset(data, bad), bad, static_cast<unsigned char>(data[bad])));
   }
 
   auto impl = std::make_unique<Impl>();
@@ -659,8 +663,8 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::filesystem::pa
     i = j + 1;
   }
   if (spans.size() > static_cast<std::size_t>(INT32_MAX)) {
-    throw ModelFormatError(fmt::format("vocabulary file {} has {} lines (at most {})", file,
-                                       spans.size(), INT32_MAX));
+    throw ModelFormatError(
+        fmt::format("vocabulary file {} has {} lines (at most {})", file, spans.size(), INT32_MAX));
   }
   impl->arena = std::move(data);
   impl->spans = std::move(spans);
@@ -681,9 +685,10 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::filesystem::pa
   auto special = [&](std::string_view name, bool required) {
     int32_t id = impl->initial.find(name);
     if (id < 0 && required) {
-      throw ModelFormatError(fmt::format("vocabulary file {} has no {} token (searched all {} "
-                                         "lines; expected a BERT WordPiece vocabulary)",
-                                         file, name, n));
+      throw ModelFormatError(
+          fmt::format("vocabulary file {} has no {} token (searched all {} "
+                      "lines; expected a BERT WordPiece vocabulary)",
+                      file, name, n));
     }
     return id;
   };
@@ -708,8 +713,8 @@ WordPieceTokenizer WordPieceTokenizer::from_model_dir(const std::filesystem::pat
     try {
       j = nlohmann::json::parse(ss.str());
     } catch (const nlohmann::json::parse_error& e) {
-      throw ModelFormatError(fmt::format("{}: invalid JSON at byte {}: {}", config.string(),
-                                         e.byte, e.what()));
+      throw ModelFormatError(
+          fmt::format("{}: invalid JSON at byte {}: {}", config.string(), e.byte, e.what()));
     }
     if (!j.is_object()) {
       throw ModelFormatError(fmt::format("{}: expected a JSON object at the top level, found {}",
@@ -756,9 +761,10 @@ std::vector<std::string> WordPieceTokenizer::basic_tokenize(std::string_view tex
 
 Encoding WordPieceTokenizer::encode(std::string_view text_a, std::size_t max_length) const {
   if (max_length < 2) {
-    throw InvalidArgument(fmt::format("encode: max_length {} cannot hold [CLS] and [SEP] "
-                                      "(expected at least 2)",
-                                      max_length));
+    throw InvalidArgument(
+        fmt::format("encode: max_length {} cannot hold [CLS] and [SEP] "
+                    "(expected at least 2)",
+                    max_length));
   }
   std::vector<Token> a = tokenize(text_a);
   if (a.size() > max_length - 2) a.resize(max_length - 2);
@@ -785,9 +791,10 @@ Encoding WordPieceTokenizer::encode(std::string_view text_a, std::size_t max_len
 Encoding WordPieceTokenizer::encode_pair(std::string_view text_a, std::string_view text_b,
                                          std::size_t max_length) const {
   if (max_length < 3) {
-    throw InvalidArgument(fmt::format("encode_pair: max_length {} cannot hold [CLS], [SEP] and "
-                                      "[SEP] (expected at least 3)",
-                                      max_length));
+    throw InvalidArgument(
+        fmt::format("encode_pair: max_length {} cannot hold [CLS], [SEP] and "
+                    "[SEP] (expected at least 3)",
+                    max_length));
   }
   std::vector<Token> a = tokenize(text_a);
   std::vector<Token> b = tokenize(text_b);
@@ -799,7 +806,10 @@ Encoding WordPieceTokenizer::encode_pair(std::string_view text_a, std::string_vi
     std::size_t remove = la + lb - budget;
     std::size_t diff = la > lb ? la - lb : lb - la;
     std::size_t first = std::min(remove, diff);  // from the longer one until they are equal
-    if (la > lb) la -= first; else lb -= first;
+    if (la > lb)
+      la -= first;
+    else
+      lb -= first;
     remove -= first;
     // Equal now: b loses the first of each pair of removals.
     lb -= (remove + 1) / 2;
@@ -834,9 +844,10 @@ int32_t WordPieceTokenizer::unk_id() const { return impl_->unk; }
 
 int32_t WordPieceTokenizer::mask_id() const {
   if (impl_->mask < 0) {
-    throw Unsupported(fmt::format("vocabulary file {} has no [MASK] token (needed for masked "
-                                  "language modelling)",
-                                  impl_->source));
+    throw Unsupported(
+        fmt::format("vocabulary file {} has no [MASK] token (needed for masked "
+                    "language modelling)",
+                    impl_->source));
   }
   return impl_->mask;
 }

@@ -64,8 +64,8 @@ TEST_P(TokenizerGolden, MatchesReferenceOnEveryExample) {
               e.input_ids == r["input_ids"].get<std::vector<int32_t>>() &&
               e.token_type_ids == r["token_type_ids"].get<std::vector<int32_t>>();
     if (!ok && ++mismatches <= 5) {
-      std::string msg = fmt::format("{} line {}\n  text_a:   {}", path.filename().string(),
-                                    r["line"].dump(), a);
+      std::string msg =
+          fmt::format("{} line {}\n  text_a:   {}", path.filename().string(), r["line"].dump(), a);
       if (pair) msg += fmt::format("\n  text_b:   {}", b);
       msg += fmt::format("\n  expected: {}", show(want_a));
       if (pair) msg += fmt::format(" || {}", show(want_b));

@@ -9,8 +9,8 @@
 #include <fstream>
 #include <functional>
 #include <map>
-#include <random>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,8 +65,8 @@ TokenizerOptions options_of(const Json& o) {
 }
 
 WordPieceTokenizer tokenizer_for(const Json& c) {
-  auto path = c["vocab"] == "uncased" ? test::require_data("vocab/vocab.txt")
-                                      : fixture("cased_vocab.txt");
+  auto path =
+      c["vocab"] == "uncased" ? test::require_data("vocab/vocab.txt") : fixture("cased_vocab.txt");
   return WordPieceTokenizer::from_vocab_file(path, options_of(c["options"]));
 }
 
@@ -177,7 +177,7 @@ TEST(WordPieceTokenizer, OffsetsOfNormalizedCharactersSpanTheOriginalCharacter) 
   EXPECT_EQ(t[1].begin, 5u);
   EXPECT_EQ(t[1].end, 6u);
   // A dropped control character inside a word stays inside the word's range.
-  t = tok.tokenize("  ab\x01" "c ");
+  t = tok.tokenize("  ab\001c ");
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(tok.token(t[0].id), "abc");
   EXPECT_EQ(t[0].begin, 2u);
@@ -197,8 +197,8 @@ TEST(WordPieceTokenizer, OffsetsOfNormalizedCharactersSpanTheOriginalCharacter) 
 }
 
 TEST(WordPieceTokenizer, OffsetsOfComposedCharactersInCasedMode) {
-  WordPieceTokenizer tok = WordPieceTokenizer::from_vocab_file(fixture("cased_vocab.txt"),
-                                                               make_options(false));
+  WordPieceTokenizer tok =
+      WordPieceTokenizer::from_vocab_file(fixture("cased_vocab.txt"), make_options(false));
   // "Cafe" + U+0301 composes (NFC) into "Café": the token covers the base letters and the mark.
   auto t = tok.tokenize("Cafe\xcc\x81 x");
   ASSERT_EQ(t.size(), 2u);
@@ -242,7 +242,11 @@ TEST(WordPieceTokenizer, LongestFirstTruncationMatchesOneTokenAtATime) {
       for (std::size_t m = 3; m <= 28; ++m) {
         std::size_t ea = la, eb = lb;
         while (ea + eb + 3 > m) {
-          if (ea > eb) --ea; else --eb;
+          if (ea > eb) {
+            --ea;
+          } else {
+            --eb;
+          }
         }
         Encoding e = tok.encode_pair(words(la), words(lb), m);
         std::size_t fa = 0, fb = 0;
@@ -269,12 +273,12 @@ TEST(WordPieceTokenizer, RejectsMaxLengthTooSmallForSpecialTokens) {
 TEST(WordPieceTokenizer, RejectsInvalidUtf8WithByteOffset) {
   const auto& tok = uncased();
   try {
-    tok.tokenize("abc\xff" "def");
+    tok.tokenize("abc\377def");
     FAIL() << "expected DataError";
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("byte 3"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(tok.encode("\xc3", 8), DataError);                   // truncated sequence
+  EXPECT_THROW(tok.encode("\xc3", 8), DataError);                     // truncated sequence
   EXPECT_THROW(tok.encode_pair("ok", "\xed\xa0\x80", 8), DataError);  // surrogate
 }
 
@@ -295,9 +299,9 @@ TEST(WordPieceTokenizer, DecodeJoinsContinuationsAndKeepsSpecials) {
 TEST(WordPieceTokenizer, NeverCrashesOnRandomBytes) {
   const auto& tok = uncased();
   std::mt19937 rng(12345);
-  const unsigned char interesting[] = {0x00, 0x09, 0x20, 0x41, 0x7f, 0x80, 0xbf, 0xc2, 0xc3,
-                                       0xcc, 0xcf, 0xe1, 0xe2, 0xe4, 0xea, 0xed, 0xef, 0xf0,
-                                       0xf4, 0xf5, 0xff, 0x2e, 0x23};
+  const unsigned char interesting[] = {0x00, 0x09, 0x20, 0x41, 0x7f, 0x80, 0xbf, 0xc2,
+                                       0xc3, 0xcc, 0xcf, 0xe1, 0xe2, 0xe4, 0xea, 0xed,
+                                       0xef, 0xf0, 0xf4, 0xf5, 0xff, 0x2e, 0x23};
   std::size_t valid = 0;
   for (int iter = 0; iter < 20000; ++iter) {
     std::string s(rng() % 48, '\0');
@@ -466,14 +470,13 @@ TEST(WordPieceTokenizerLoading, RejectsMalformedTokenizerConfig) {
 }
 
 TEST(WordPieceTokenizerOptions, CasedVocabularyKeepsCaseAndAccents) {
-  auto tok = WordPieceTokenizer::from_vocab_file(fixture("cased_vocab.txt"),
-                                                 make_options(false));
+  auto tok = WordPieceTokenizer::from_vocab_file(fixture("cased_vocab.txt"), make_options(false));
   EXPECT_EQ(tok.basic_tokenize("The Café"), (std::vector<std::string>{"The", "Café"}));
-  auto lower_keep = WordPieceTokenizer::from_vocab_file(
-      fixture("cased_vocab.txt"), make_options(true, false));
+  auto lower_keep =
+      WordPieceTokenizer::from_vocab_file(fixture("cased_vocab.txt"), make_options(true, false));
   EXPECT_EQ(lower_keep.basic_tokenize("The Café"), (std::vector<std::string>{"the", "café"}));
-  auto strip_only = WordPieceTokenizer::from_vocab_file(
-      fixture("cased_vocab.txt"), make_options(false, true));
+  auto strip_only =
+      WordPieceTokenizer::from_vocab_file(fixture("cased_vocab.txt"), make_options(false, true));
   EXPECT_EQ(strip_only.basic_tokenize("The Café"), (std::vector<std::string>{"The", "Cafe"}));
   auto no_cjk = WordPieceTokenizer::from_vocab_file(fixture("cased_vocab.txt"),
                                                     make_options(true, std::nullopt, false));
