@@ -64,8 +64,8 @@ void BM_BertFp32Forward(benchmark::State& state) {
     for (auto& x : s) x = id(rng);
     seqs.push_back({s, {}});
   }
-  const auto what = model->has_classifier() ? octet::BertOutputKind::logits
-                                            : octet::BertOutputKind::mean_pooled;
+  const auto what =
+      model->has_classifier() ? octet::BertOutputKind::logits : octet::BertOutputKind::mean_pooled;
   // Warm up once per shape and process, not per repetition (primitive creation, workspace).
   static std::vector<std::pair<int64_t, int64_t>> warmed;
   if (std::find(warmed.begin(), warmed.end(), std::make_pair(batch, seq)) == warmed.end()) {

@@ -34,14 +34,14 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
                            int threads) const {
   const int64_t tokens = offsets.back();
   OCTET_CHECK(tokens >= 1);
-  qkv.run(x, tokens, s.qkv, /*accumulate=*/false);
+  qkv.run(x, tokens, s.qkv, /*accumulate=*/false, *s.gemm);
   ops::self_attention(s.qkv, 3 * hidden, offsets, heads, head_dim, s.ctx, hidden, s.attention,
                       s.attention_per_thread, threads);
-  attn_out.run(s.ctx, tokens, x, /*accumulate=*/true);
+  attn_out.run(s.ctx, tokens, x, /*accumulate=*/true, *s.gemm);
   attn_norm.forward(x, tokens, threads);
-  ffn_in.run(x, tokens, s.mid, /*accumulate=*/false);
+  ffn_in.run(x, tokens, s.mid, /*accumulate=*/false, *s.gemm);
   ops::activation(act, s.mid, tokens * intermediate, threads);
-  ffn_out.run(s.mid, tokens, x, /*accumulate=*/true);
+  ffn_out.run(s.mid, tokens, x, /*accumulate=*/true, *s.gemm);
   ffn_norm.forward(x, tokens, threads);
 }
 

@@ -1,7 +1,7 @@
 // The layers of a BERT encoder in FP32 over packed batches (see ops/fp32_ops.h for the packed
 // layout: the valid tokens of all sequences back to back, `offsets` marking each sequence).
 //
-//   Embeddings    (tokens) ids, type ids  ->  LayerNorm(word[id] + position[p] + type[tt])  (tokens, H)
+//   Embeddings    ids, type ids  ->  LayerNorm(word[id] + position[p] + type[tt])   (tokens, H)
 //   EncoderLayer  (tokens, H)  ->  (tokens, H), in place:
 //       qkv  = x Wqkv^T + bqkv                (tokens, 3H)   one GEMM for Q, K and V
 //       ctx  = attention per sequence, head   (tokens, H)    softmax(Q K^T / sqrt(d)) V
@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "common/aligned_buffer.h"
 #include "io/bert_config.h"
 #include "ops/matmul_f32.h"
 
@@ -47,6 +48,7 @@ struct EncoderScratch {
   float* mid = nullptr;        // tokens x I
   float* attention = nullptr;  // threads x attention_per_thread
   std::size_t attention_per_thread = 0;
+  AlignedBuffer<std::byte>* gemm = nullptr;  // oneDNN scratchpad (ops::MatmulF32::run)
 };
 
 struct EncoderLayer {

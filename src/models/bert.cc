@@ -30,9 +30,10 @@ class WeightLoader {
     const std::string full = prefixed ? prefix_ + name : name;
     const io::TensorInfo* t = reader_.find(full);
     if (t == nullptr) {
-      throw ModelFormatError(fmt::format("{}: missing tensor '{}' (expected shape {} = {} from "
-                                         "config.json)",
-                                         reader_.path().string(), full, shape, what));
+      throw ModelFormatError(
+          fmt::format("{}: missing tensor '{}' (expected shape {} = {} from "
+                      "config.json)",
+                      reader_.path().string(), full, shape, what));
     }
     return read(*t, shape, what);
   }
@@ -41,8 +42,7 @@ class WeightLoader {
                           const std::string& what) {
     if (t.dtype != io::DType::F32 && t.dtype != io::DType::F16 && t.dtype != io::DType::BF16) {
       throw ModelFormatError(fmt::format("{}: tensor '{}' has dtype {}; expected F32, F16 or BF16",
-                                         reader_.path().string(), t.name,
-                                         io::dtype_name(t.dtype)));
+                                         reader_.path().string(), t.name, io::dtype_name(t.dtype)));
     }
     if (t.shape != shape) {
       throw ModelFormatError(fmt::format(
@@ -92,9 +92,9 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
   if (reader.find("bert." + word) != nullptr) {
     enc.prefix = "bert.";
   } else if (reader.find(word) == nullptr) {
-    throw ModelFormatError(fmt::format(
-        "{}: missing tensor 'bert.{}' (also looked for '{}'): not a BERT checkpoint?",
-        reader.path().string(), word, word));
+    throw ModelFormatError(
+        fmt::format("{}: missing tensor 'bert.{}' (also looked for '{}'): not a BERT checkpoint?",
+                    reader.path().string(), word, word));
   }
   WeightLoader w(reader, enc.prefix);
   const int64_t h = c.hidden_size, inter = c.intermediate_size;
@@ -102,9 +102,9 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
 
   enc.embeddings.hidden = h;
   enc.embeddings.word = w.load(word, {c.vocab_size, h}, "[vocab_size, hidden_size]");
-  enc.embeddings.position = w.load("embeddings.position_embeddings.weight",
-                                   {c.max_position_embeddings, h},
-                                   "[max_position_embeddings, hidden_size]");
+  enc.embeddings.position =
+      w.load("embeddings.position_embeddings.weight", {c.max_position_embeddings, h},
+             "[max_position_embeddings, hidden_size]");
   enc.embeddings.token_type = w.load("embeddings.token_type_embeddings.weight",
                                      {c.type_vocab_size, h}, "[type_vocab_size, hidden_size]");
   enc.embeddings.norm = w.layer_norm("embeddings.LayerNorm", h, eps);
@@ -143,9 +143,10 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
     }
     if (reader.find("classifier.weight") != nullptr) {
       if (!enc.has_pooler) {
-        throw ModelFormatError(fmt::format("{}: has 'classifier.weight' but no '{}pooler.dense."
-                                           "weight'; the classifier reads the pooled vector",
-                                           reader.path().string(), enc.prefix));
+        throw ModelFormatError(
+            fmt::format("{}: has 'classifier.weight' but no '{}pooler.dense."
+                        "weight'; the classifier reads the pooled vector",
+                        reader.path().string(), enc.prefix));
       }
       enc.classifier = w.linear("classifier", c.num_labels, h, "num_labels", "hidden_size",
                                 /*prefixed=*/false);
@@ -157,8 +158,8 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
 }
 
 void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t> types,
-                          std::span<const int64_t> offsets, BertOutputKind what,
-                          BertWorkspace& ws, int threads, BertOutputs& out) const {
+                          std::span<const int64_t> offsets, BertOutputKind what, BertWorkspace& ws,
+                          int threads, BertOutputs& out) const {
   const int64_t batch = static_cast<int64_t>(offsets.size()) - 1;
   const int64_t tokens = offsets.back();
   const int64_t h = config.hidden_size, inter = config.intermediate_size;
@@ -170,9 +171,10 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
   //   attention scratch [threads, per_thread] | head [B, H] x 2
   auto round16 = [](int64_t n) { return static_cast<std::size_t>((n + 15) / 16 * 16); };
   const std::size_t per_thread = ops::attention_scratch_per_thread(max_len, config.head_dim());
-  const std::size_t sizes[] = {round16(tokens * h), round16(tokens * 3 * h), round16(tokens * h),
-                               round16(tokens * inter), per_thread * std::max(1, threads),
-                               round16(batch * h), round16(batch * h)};
+  const std::size_t sizes[] = {
+      round16(tokens * h),     round16(tokens * 3 * h),           round16(tokens * h),
+      round16(tokens * inter), per_thread * std::max(1, threads), round16(batch * h),
+      round16(batch * h)};
   std::size_t total = 0;
   for (std::size_t s : sizes) total += s;
   ws.arena.ensure(total);
@@ -183,7 +185,7 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
     p += sizes[i];
   }
   float* hidden = ptrs[0];
-  layers::EncoderScratch s{ptrs[1], ptrs[2], ptrs[3], ptrs[4], per_thread};
+  layers::EncoderScratch s{ptrs[1], ptrs[2], ptrs[3], ptrs[4], per_thread, &ws.gemm_scratch};
   float* cls = ptrs[5];
   float* pooled = ptrs[6];
 
@@ -215,13 +217,13 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
     for (int64_t b = 0; b < batch; ++b) {
       std::memcpy(cls + b * h, hidden + offsets[b] * h, sizeof(float) * h);
     }
-    pooler.run(cls, batch, pooled, /*accumulate=*/false);
+    pooler.run(cls, batch, pooled, /*accumulate=*/false, ws.gemm_scratch);
     ops::tanh_inplace(pooled, batch * h, threads);
     if (has(what, BertOutputKind::pooled)) out.pooled.assign(pooled, pooled + batch * h);
     if (has(what, BertOutputKind::logits)) {
       OCTET_CHECK(has_classifier);
       out.logits.resize(batch * config.num_labels);
-      classifier.run(pooled, batch, out.logits.data(), /*accumulate=*/false);
+      classifier.run(pooled, batch, out.logits.data(), /*accumulate=*/false, ws.gemm_scratch);
     }
   }
 }

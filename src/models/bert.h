@@ -34,6 +34,7 @@ namespace octet::models {
 // Reusable scratch for one forward pass at a time: grown on demand, never shrunk.
 struct BertWorkspace {
   AlignedBuffer<float> arena;
+  AlignedBuffer<std::byte> gemm_scratch;
   std::vector<int32_t> ids, types;
   std::vector<int64_t> offsets;
 };

@@ -30,8 +30,10 @@ BertModel::~BertModel() = default;
 
 BertModel BertModel::load(const std::filesystem::path& dir, const BertLoadOptions& options) {
   if (options.threads < 0) {
-    throw InvalidArgument(fmt::format("BertLoadOptions.threads = {}: expected 0 (OpenMP "
-                                      "default) or a positive thread count", options.threads));
+    throw InvalidArgument(
+        fmt::format("BertLoadOptions.threads = {}: expected 0 (OpenMP "
+                    "default) or a positive thread count",
+                    options.threads));
   }
   const io::ModelFiles files = io::locate_model(dir);
   const io::BertConfig config = io::load_bert_config(files.config);
@@ -56,13 +58,15 @@ BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKi
     throw InvalidArgument("BertModel::forward: no output requested");
   }
   if (has(what, BertOutputKind::logits) && !enc.has_classifier) {
-    throw InvalidArgument("BertModel::forward: logits requested, but the model has no classifier "
-                          "(classifier.weight absent or load_head = false); ask for "
-                          "last_hidden, pooled or mean_pooled instead");
+    throw InvalidArgument(
+        "BertModel::forward: logits requested, but the model has no classifier "
+        "(classifier.weight absent or load_head = false); ask for "
+        "last_hidden, pooled or mean_pooled instead");
   }
   if (has(what, BertOutputKind::pooled) && !enc.has_pooler) {
-    throw InvalidArgument("BertModel::forward: pooled output requested, but the model has no "
-                          "pooler (pooler.dense.weight absent or load_head = false)");
+    throw InvalidArgument(
+        "BertModel::forward: pooled output requested, but the model has no "
+        "pooler (pooler.dense.weight absent or load_head = false)");
   }
 
   std::unique_ptr<models::BertWorkspace> ws;
@@ -82,28 +86,34 @@ BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKi
   for (std::size_t b = 0; b < batch.size(); ++b) {
     const BertSequence& s = batch[b];
     const std::size_t n = s.input_ids.size();
-    if (n == 0) throw InvalidArgument(fmt::format("sequence {}: no tokens (input_ids is empty)", b));
+    if (n == 0)
+      throw InvalidArgument(fmt::format("sequence {}: no tokens (input_ids is empty)", b));
     if (static_cast<int64_t>(n) > c.max_position_embeddings) {
-      throw InvalidArgument(fmt::format("sequence {}: {} tokens, more than "
-                                        "max_position_embeddings = {}; truncate it",
-                                        b, n, c.max_position_embeddings));
+      throw InvalidArgument(
+          fmt::format("sequence {}: {} tokens, more than "
+                      "max_position_embeddings = {}; truncate it",
+                      b, n, c.max_position_embeddings));
     }
     if (!s.token_type_ids.empty() && s.token_type_ids.size() != n) {
-      throw InvalidArgument(fmt::format("sequence {}: {} token_type_ids for {} input_ids; "
-                                        "expected the same length (or none)",
-                                        b, s.token_type_ids.size(), n));
+      throw InvalidArgument(
+          fmt::format("sequence {}: {} token_type_ids for {} input_ids; "
+                      "expected the same length (or none)",
+                      b, s.token_type_ids.size(), n));
     }
     for (std::size_t i = 0; i < n; ++i) {
       const int32_t id = s.input_ids[i];
       if (id < 0 || id >= c.vocab_size) {
-        throw InvalidArgument(fmt::format("sequence {}, position {}: input id {} outside the "
-                                          "vocabulary [0, {})", b, i, id, c.vocab_size));
+        throw InvalidArgument(
+            fmt::format("sequence {}, position {}: input id {} outside the "
+                        "vocabulary [0, {})",
+                        b, i, id, c.vocab_size));
       }
       const int32_t tt = s.token_type_ids.empty() ? 0 : s.token_type_ids[i];
       if (tt < 0 || tt >= c.type_vocab_size) {
-        throw InvalidArgument(fmt::format("sequence {}, position {}: token type id {} outside "
-                                          "[0, type_vocab_size = {})", b, i, tt,
-                                          c.type_vocab_size));
+        throw InvalidArgument(
+            fmt::format("sequence {}, position {}: token type id {} outside "
+                        "[0, type_vocab_size = {})",
+                        b, i, tt, c.type_vocab_size));
       }
       ws->ids.push_back(id);
       ws->types.push_back(tt);

@@ -52,8 +52,9 @@ void activation(io::Activation act, float* x, int64_t n, int threads) {
 
 void tanh_inplace(float* x, int64_t n, int threads) {
   const auto& k = kernels::table().fp32;
-  parallel_chunks(n, kElementChunk, threads,
-                  [&](int64_t b, int64_t e) { k.tanh(x + b, x + b, static_cast<std::size_t>(e - b)); });
+  parallel_chunks(n, kElementChunk, threads, [&](int64_t b, int64_t e) {
+    k.tanh(x + b, x + b, static_cast<std::size_t>(e - b));
+  });
 }
 
 std::size_t attention_scratch_per_thread(int64_t max_len, int64_t head_dim) {
@@ -76,7 +77,8 @@ void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> o
   for (int64_t item = 0; item < items; ++item) {
     const int64_t b = item / heads, h = item % heads;
     const int64_t begin = offsets[b], t = offsets[b + 1] - offsets[b];
-    float* my_scratch = scratch + static_cast<std::size_t>(omp_get_thread_num()) * scratch_per_thread;
+    float* my_scratch =
+        scratch + static_cast<std::size_t>(omp_get_thread_num()) * scratch_per_thread;
     OCTET_DCHECK(kernels::attention_scratch_floats(t, head_dim) <= scratch_per_thread);
     const float* q = qkv + begin * ld_qkv + h * head_dim;
     k.attention_head(q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(t),

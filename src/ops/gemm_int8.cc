@@ -161,6 +161,33 @@ PackedWeightsInt8 PackedWeightsInt8::pack(const int8_t* w, int n, int k, std::pt
   return out;
 }
 
+ActivationsInt8 quantize_activations_s8(const float* x, int rows, int cols, std::ptrdiff_t ldx,
+                                        int8_t* q, std::ptrdiff_t ldq) {
+  const char* op = "quantize_activations_s8";
+  if (rows < 0 || cols < 1) {
+    fail(op, fmt::format("shape {} x {}: expected rows >= 0 and cols >= 1", rows, cols));
+  }
+  if (ldx < cols || ldq < cols) {
+    fail(op, fmt::format("row strides {} (x) and {} (q) must be at least cols = {}", ldx, ldq,
+                         cols));
+  }
+  if (rows > 0 && (x == nullptr || q == nullptr)) fail(op, "x or q data pointer is null");
+  const kernels::Int8Kernels& kt = kernels::table().int8;
+  float amax = 0.0f;
+  for (int r = 0; r < rows; ++r) {
+    const float row_max = kt.abs_max(x + r * ldx, cols);
+    if (std::isnan(row_max)) {
+      fail(op, fmt::format("row {} of the {} x {} input holds a NaN or an infinity; expected "
+                           "finite activations",
+                           r, rows, cols));
+    }
+    amax = std::max(amax, row_max);
+  }
+  const float inv_scale = amax > 0.0f ? 127.0f / amax : 1.0f;
+  for (int r = 0; r < rows; ++r) kt.quantize_s8(x + r * ldx, cols, inv_scale, q + r * ldq);
+  return ActivationsInt8{q, ActDtype::s8, rows, cols, ldq, 0, amax > 0.0f ? amax / 127.0f : 1.0f};
+}
+
 void gemm_int8_s32(const ActivationsInt8& a, const PackedWeightsInt8& w, const int32_t* bias,
                    int32_t* c, std::ptrdiff_t ldc, int threads) {
   const char* op = "gemm_int8_s32";

@@ -97,6 +97,14 @@ void gemm_int8_requant(const ActivationsInt8& a, const PackedWeightsInt8& w,
                        const RequantizeEpilogue& epilogue, void* c, std::ptrdiff_t ldc,
                        int threads = 0);
 
+// Dynamic per-tensor symmetric quantization of FP32 activations for the GEMM (Q8BERT's scheme):
+// with a = max |x| over the tensor, q = clamp(nearbyint(x * (127 / a)), -127, 127) and the
+// returned view carries scale a / 127 (1 when x is all zeros). x: rows x cols, row stride ldx;
+// q: caller-owned, row stride ldq. Throws InvalidArgument naming the first row that holds a NaN
+// or an infinity (found while the range is computed, not in an extra pass).
+ActivationsInt8 quantize_activations_s8(const float* x, int rows, int cols, std::ptrdiff_t ldx,
+                                        int8_t* q, std::ptrdiff_t ldq);
+
 // How a call splits C: blocks of block_m rows x block_n columns (block_n a multiple of 16) over
 // `threads` threads. Exposed for tests and benchmarks.
 struct GemmPartition {

@@ -1,6 +1,7 @@
 #include "ops/matmul_f32.h"
 
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 
 #include "common/check.h"
@@ -17,8 +18,12 @@ const dnnl::engine& cpu_engine() {
 }
 
 struct MatmulF32::Cache {
+  struct Entry {
+    dnnl::matmul primitive;
+    std::size_t scratchpad_bytes = 0;
+  };
   std::mutex mu;
-  std::map<std::pair<int64_t, bool>, dnnl::matmul> primitives;
+  std::map<std::pair<int64_t, bool>, Entry> primitives;
 };
 
 namespace {
@@ -30,6 +35,7 @@ dnnl::matmul::primitive_desc make_pd(int64_t m, int64_t n, int64_t k, bool has_b
   const memory::desc src({m, k}, dt::f32, tag::ab);
   const memory::desc dst({m, n}, dt::f32, tag::ab);
   dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   if (accumulate) {
     dnnl::post_ops po;
     po.append_sum(1.0f);
@@ -69,9 +75,10 @@ MatmulF32::MatmulF32(MatmulF32&&) noexcept = default;
 MatmulF32& MatmulF32::operator=(MatmulF32&&) noexcept = default;
 MatmulF32::~MatmulF32() = default;
 
-void MatmulF32::run(const float* x, int64_t m, float* y, bool accumulate) const {
+void MatmulF32::run(const float* x, int64_t m, float* y, bool accumulate,
+                    AlignedBuffer<std::byte>& scratch) const {
   OCTET_CHECK(m >= 1 && cache_ != nullptr);
-  dnnl::matmul prim;
+  Cache::Entry entry;
   {
     std::lock_guard<std::mutex> lock(cache_->mu);
     auto it = cache_->primitives.find({m, accumulate});
@@ -79,22 +86,26 @@ void MatmulF32::run(const float* x, int64_t m, float* y, bool accumulate) const 
       // Packed batches give many distinct M; bound the cache (oneDNN keeps its own LRU cache of
       // the generated kernels, so re-creating an evicted primitive is cheap).
       if (cache_->primitives.size() >= kMaxCachedPrimitives) cache_->primitives.clear();
+      const auto pd = make_pd(m, n_, k_, has_bias_, weights_md_, accumulate);
       it = cache_->primitives
                .emplace(std::make_pair(m, accumulate),
-                        dnnl::matmul(make_pd(m, n_, k_, has_bias_, weights_md_, accumulate)))
+                        Cache::Entry{dnnl::matmul(pd), pd.scratchpad_desc().get_size()})
                .first;
     }
-    prim = it->second;
+    entry = it->second;
   }
   memory src({{m, k_}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(x));
   memory dst({{m, n_}, dt::f32, tag::ab}, cpu_engine(), y);
-  dnnl::stream stream(cpu_engine());
-  if (has_bias_) {
-    prim.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_},
-                          {DNNL_ARG_BIAS, bias_}, {DNNL_ARG_DST, dst}});
-  } else {
-    prim.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst}});
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst}};
+  if (has_bias_) args.emplace(DNNL_ARG_BIAS, bias_);
+  if (entry.scratchpad_bytes > 0) {
+    scratch.ensure(entry.scratchpad_bytes);
+    const memory::desc md({static_cast<int64_t>(entry.scratchpad_bytes)}, dt::u8, tag::a);
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(md, cpu_engine(), scratch.data()));
   }
+  dnnl::stream stream(cpu_engine());
+  entry.primitive.execute(stream, args);
   stream.wait();
 }
 

@@ -13,10 +13,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/test_support.h"
 #include "io/bert_config.h"
@@ -93,8 +92,8 @@ void check_model(const std::string& name) {
 
   std::vector<BertSequence> batch;
   for (std::size_t b = 0; b < g.ids.size(); ++b) batch.push_back({g.ids[b], g.types[b]});
-  BertOutputKind what = BertOutputKind::last_hidden | BertOutputKind::mean_pooled |
-                        BertOutputKind::pooled;
+  BertOutputKind what =
+      BertOutputKind::last_hidden | BertOutputKind::mean_pooled | BertOutputKind::pooled;
   if (labels > 0) what = what | BertOutputKind::logits;
 
   const std::vector<float> want_hidden = g.read("last_hidden");
@@ -123,8 +122,8 @@ void check_model(const std::string& name) {
       EXPECT_LE(rel, 1e-3) << "last_hidden of sequence " << b << " (length " << g.ids[b].size()
                            << "), token " << at / h << " channel " << at % h << ": octet "
                            << out.last_hidden[b][at] << " ref " << want[at];
-      const double rel_mean = block_rel(out.mean_pooled.data() + b * h, want_mean.data() + b * h,
-                                        h, &at);
+      const double rel_mean =
+          block_rel(out.mean_pooled.data() + b * h, want_mean.data() + b * h, h, &at);
       worst_mean = std::max(worst_mean, rel_mean);
       EXPECT_LE(rel_mean, 1e-3) << "mean_pooled of sequence " << b << ", channel " << at;
       row += g.ids[b].size();

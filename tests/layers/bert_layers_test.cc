@@ -1,12 +1,13 @@
 // layers::EncoderLayer and layers::Embeddings on a packed batch against a plain double
 // reference that processes each sequence on its own (so packing cannot mix sequences).
+#include "layers/bert_layers.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 #include <vector>
 
-#include "layers/bert_layers.h"
 #include "ops/fp32_ops.h"
 
 namespace octet::layers {
@@ -53,9 +54,9 @@ struct Weights {
 TEST(EncoderLayer, PackedBatchMatchesPerSequenceReference) {
   const int64_t h = 32, heads = 4, d = 8, inter = 64;
   std::mt19937 rng(11);
-  Weights w{randn(h * h, 0.3f, rng), randn(h * h, 0.3f, rng), randn(h * h, 0.3f, rng),
-            randn(h, 0.1f, rng),     randn(h, 0.1f, rng),     randn(h, 0.1f, rng),
-            randn(h * h, 0.2f, rng), randn(h, 0.1f, rng),     randn(inter * h, 0.2f, rng),
+  Weights w{randn(h * h, 0.3f, rng), randn(h * h, 0.3f, rng),     randn(h * h, 0.3f, rng),
+            randn(h, 0.1f, rng),     randn(h, 0.1f, rng),         randn(h, 0.1f, rng),
+            randn(h * h, 0.2f, rng), randn(h, 0.1f, rng),         randn(inter * h, 0.2f, rng),
             randn(inter, 0.1f, rng), randn(h * inter, 0.2f, rng), randn(h, 0.1f, rng)};
   EncoderLayer L;
   L.hidden = h, L.heads = heads, L.head_dim = d, L.intermediate = inter;
@@ -83,7 +84,8 @@ TEST(EncoderLayer, PackedBatchMatchesPerSequenceReference) {
   std::vector<float> qkv(tokens * 3 * h), ctx(tokens * h), mid(tokens * inter);
   const std::size_t per_thread = ops::attention_scratch_per_thread(17, d);
   std::vector<float> attn_scratch(2 * per_thread + 16);
-  EncoderScratch s{qkv.data(), ctx.data(), mid.data(), attn_scratch.data(), per_thread};
+  AlignedBuffer<std::byte> gemm;
+  EncoderScratch s{qkv.data(), ctx.data(), mid.data(), attn_scratch.data(), per_thread, &gemm};
   L.forward(x.data(), offsets, s, /*threads=*/2);
 
   for (std::size_t b = 0; b + 1 < offsets.size(); ++b) {
@@ -104,7 +106,8 @@ TEST(EncoderLayer, PackedBatchMatchesPerSequenceReference) {
         }
         for (double& pj : p) sum += (pj = std::exp(pj - mx));
         for (int64_t j = 0; j < t; ++j)
-          for (int64_t e = 0; e < d; ++e) c[i * h + hd * d + e] += p[j] / sum * v[j * h + hd * d + e];
+          for (int64_t e = 0; e < d; ++e)
+            c[i * h + hd * d + e] += p[j] / sum * v[j * h + hd * d + e];
       }
     Mat a = linear(c, t, w.wo, w.bo, h, h);
     for (int64_t i = 0; i < t * h; ++i) a[i] += xs[i];
@@ -138,7 +141,8 @@ TEST(Embeddings, SumsWordTypeAndPositionRestartingAtEachSequence) {
   // position 0 with token type 1.
   Mat want = {1, 2, 4, 1, 2, 12, 1, 34, 4};
   layer_norm(want, 3, e.norm);
-  for (int i = 0; i < 9; ++i) EXPECT_NEAR(y[i], want[i], 1e-5) << "row " << i / 3 << " col " << i % 3;
+  for (int i = 0; i < 9; ++i)
+    EXPECT_NEAR(y[i], want[i], 1e-5) << "row " << i / 3 << " col " << i % 3;
 }
 
 }  // namespace

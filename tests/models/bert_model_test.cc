@@ -6,12 +6,11 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/test_support.h"
 #include "io/bert_config.h"
@@ -32,11 +31,16 @@ using Tensors = std::map<std::string, Tensor>;
 constexpr int64_t kH = 8, kI = 16, kVocab = 20, kPos = 16, kLabels = 3;
 
 nlohmann::json tiny_config() {
-  return {{"model_type", "bert"},         {"hidden_size", kH},
-          {"num_hidden_layers", 2},       {"num_attention_heads", 2},
-          {"intermediate_size", kI},      {"vocab_size", kVocab},
-          {"max_position_embeddings", kPos}, {"type_vocab_size", 2},
-          {"hidden_act", "gelu"},         {"layer_norm_eps", 1e-12},
+  return {{"model_type", "bert"},
+          {"hidden_size", kH},
+          {"num_hidden_layers", 2},
+          {"num_attention_heads", 2},
+          {"intermediate_size", kI},
+          {"vocab_size", kVocab},
+          {"max_position_embeddings", kPos},
+          {"type_vocab_size", 2},
+          {"hidden_act", "gelu"},
+          {"layer_norm_eps", 1e-12},
           {"num_labels", kLabels}};
 }
 
@@ -135,7 +139,8 @@ TEST(BertModelLoad, RejectsMissingTensorNamingIt) {
 
 TEST(BertModelLoad, RejectsWrongShapeWithExpectedAndFound) {
   Tensors t = tiny_tensors();
-  t["bert.encoder.layer.0.intermediate.dense.weight"] = {{kI, kH + 1}, std::vector<float>(kI * (kH + 1))};
+  t["bert.encoder.layer.0.intermediate.dense.weight"] = {{kI, kH + 1},
+                                                         std::vector<float>(kI * (kH + 1))};
   const std::string msg = load_error(t);
   EXPECT_NE(msg.find("'bert.encoder.layer.0.intermediate.dense.weight' has shape [16, 9], "
                      "expected [16, 8]"),
@@ -223,7 +228,8 @@ TEST_F(BertModelForward, RejectsBadInputsNamingSequenceAndPosition) {
   EXPECT_NE(forward_error(m, {{ids_, types_}, {bad_id, {}}})
                 .find("sequence 1, position 1: input id 20 outside the vocabulary [0, 20)"),
             std::string::npos);
-  EXPECT_NE(forward_error(m, {{ids_, {}}, {std::span<const int32_t>(ids_.data(), 3), {}}, {bad_id, bad_type}})
+  EXPECT_NE(forward_error(
+                m, {{ids_, {}}, {std::span<const int32_t>(ids_.data(), 3), {}}, {bad_id, bad_type}})
                 .find("sequence 2, position 1: input id 20"),
             std::string::npos);
   const std::vector<int32_t> ok3 = {2, 4, 3};
@@ -231,8 +237,9 @@ TEST_F(BertModelForward, RejectsBadInputsNamingSequenceAndPosition) {
             std::string::npos);
   EXPECT_NE(forward_error(m, {{ids_, {}}, {empty, {}}}).find("sequence 1: no tokens"),
             std::string::npos);
-  EXPECT_NE(forward_error(m, {{too_long, {}}}).find("17 tokens, more than "
-                                                    "max_position_embeddings = 16"),
+  EXPECT_NE(forward_error(m, {{too_long, {}}})
+                .find("17 tokens, more than "
+                      "max_position_embeddings = 16"),
             std::string::npos);
   EXPECT_NE(forward_error(m, {{ids_, short_types}}).find("1 token_type_ids for 4 input_ids"),
             std::string::npos);

@@ -103,7 +103,9 @@ TEST_P(Fp32IsaTest, VectorMathIsAccurate) {
       {"gelu_erf", k_->gelu_erf,
        [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }, -3.0f, 10.0f, 2e-4},
       {"gelu_tanh", k_->gelu_tanh,
-       [](double x) { return 0.5 * x * (1 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); },
+       [](double x) {
+         return 0.5 * x * (1 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+       },
        -3.0f, 10.0f, 2e-4},
   };
   const std::size_t n = 1 << 18;
@@ -111,7 +113,8 @@ TEST_P(Fp32IsaTest, VectorMathIsAccurate) {
     std::vector<float> x(n + 5), y(n + 5);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = c.lo + (c.hi - c.lo) * (i / double(x.size()));
     // Small magnitudes, where relative error is hardest for erf and tanh.
-    for (std::size_t i = 0; i < 64; ++i) x[i] = (i % 2 ? -1.0f : 1.0f) * std::ldexp(1.0f, -int(i) / 2);
+    for (std::size_t i = 0; i < 64; ++i)
+      x[i] = (i % 2 ? -1.0f : 1.0f) * std::ldexp(1.0f, -int(i) / 2);
     c.f(x.data(), y.data(), x.size());
     double worst = 0.0;
     float worst_x = 0.0f;
@@ -120,8 +123,8 @@ TEST_P(Fp32IsaTest, VectorMathIsAccurate) {
       const double rel = std::fabs(y[i] - r) / std::max(std::fabs(r), 1e-30);
       if (rel > worst) worst = rel, worst_x = x[i];
     }
-    EXPECT_LE(worst, c.max_rel) << c.name << " on " << isa_name(GetParam()) << ": worst at x = "
-                                << worst_x;
+    EXPECT_LE(worst, c.max_rel) << c.name << " on " << isa_name(GetParam())
+                                << ": worst at x = " << worst_x;
   }
   // Special values.
   const float inf = std::numeric_limits<float>::infinity();
@@ -141,8 +144,8 @@ TEST_P(Fp32IsaTest, VectorMathIsAccurate) {
 TEST_P(Fp32IsaTest, ElementwiseMatchesReferenceOnRaggedLengths) {
   for (std::size_t n : {1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 3072}) {
     const std::vector<float> x = random_vector(n, -6.0f, 6.0f, 17 + n);
-    for (auto f : {&Fp32Kernels::exp, &Fp32Kernels::erf, &Fp32Kernels::tanh,
-                   &Fp32Kernels::gelu_erf, &Fp32Kernels::gelu_tanh, &Fp32Kernels::relu}) {
+    for (auto f : {&Fp32Kernels::exp, &Fp32Kernels::erf, &Fp32Kernels::tanh, &Fp32Kernels::gelu_erf,
+                   &Fp32Kernels::gelu_tanh, &Fp32Kernels::relu}) {
       std::vector<float> want(n + 1, -7.0f), got(n + 1, -7.0f);
       (ref_table().fp32.*f)(x.data(), want.data(), n);
       (k_->*f)(x.data(), got.data(), n);
@@ -159,14 +162,16 @@ TEST_P(Fp32IsaTest, LayerNormMatchesReferenceOnRaggedShapes) {
   for (std::size_t cols : {1, 5, 8, 15, 16, 17, 33, 64, 127, 768}) {
     const std::size_t rows = 3, ld = cols + 3;
     std::vector<float> x = random_vector(rows * ld, -3.0f, 5.0f, 100 + cols);
-    const std::vector<float> g = random_vector(cols, 0.5f, 1.5f, 1), b = random_vector(cols, -1, 1, 2);
+    const std::vector<float> g = random_vector(cols, 0.5f, 1.5f, 1),
+                             b = random_vector(cols, -1, 1, 2);
     std::vector<float> want(rows * ld, 9.0f), got(rows * ld, 9.0f);
-    ref_table().fp32.layer_norm(x.data(), ld, want.data(), ld, rows, cols, g.data(), b.data(), 1e-12f);
+    ref_table().fp32.layer_norm(x.data(), ld, want.data(), ld, rows, cols, g.data(), b.data(),
+                                1e-12f);
     k_->layer_norm(x.data(), ld, got.data(), ld, rows, cols, g.data(), b.data(), 1e-12f);
     for (std::size_t r = 0; r < rows; ++r) {
       for (std::size_t c = 0; c < ld; ++c) {
-        ASSERT_NEAR(got[r * ld + c], want[r * ld + c], 2e-5f) << "cols=" << cols << " r=" << r
-                                                              << " c=" << c;
+        ASSERT_NEAR(got[r * ld + c], want[r * ld + c], 2e-5f)
+            << "cols=" << cols << " r=" << r << " c=" << c;
       }
     }
   }
@@ -177,9 +182,11 @@ TEST_P(Fp32IsaTest, LayerNormOfConstantRowIsExactlyBeta) {
     for (float value : {0.1f, -3.3f, 1e4f, 0.0f}) {
       const std::size_t cols = 77;
       std::vector<float> x(cols, value), y(cols);
-      const std::vector<float> g = random_vector(cols, 0.5f, 1.5f, 3), b = random_vector(cols, -1, 1, 4);
+      const std::vector<float> g = random_vector(cols, 0.5f, 1.5f, 3),
+                               b = random_vector(cols, -1, 1, 4);
       k->layer_norm(x.data(), cols, y.data(), cols, 1, cols, g.data(), b.data(), 1e-12f);
-      for (std::size_t c = 0; c < cols; ++c) ASSERT_EQ(y[c], b[c]) << "value " << value << " c=" << c;
+      for (std::size_t c = 0; c < cols; ++c)
+        ASSERT_EQ(y[c], b[c]) << "value " << value << " c=" << c;
     }
   }
 }

@@ -1,14 +1,17 @@
 // ops::MatmulF32 (oneDNN matmul with reordered weights) against a plain double-precision GEMM.
+#include "ops/matmul_f32.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 #include <vector>
 
-#include "ops/matmul_f32.h"
-
 namespace octet::ops {
 namespace {
+
+// Shared by the calls of a test; grown as needed.
+AlignedBuffer<std::byte> scratch;
 
 std::vector<float> random_vector(std::size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -40,7 +43,7 @@ TEST(MatmulF32, MatchesNaiveGemmOnRaggedShapes) {
     for (int64_t m : {1, 2, 7, 16, 33, 129}) {
       const std::vector<float> x = random_vector(m * k, 3 + m);
       std::vector<float> y(m * n, -1.0f);
-      mm.run(x.data(), m, y.data(), /*accumulate=*/false);
+      mm.run(x.data(), m, y.data(), /*accumulate=*/false, scratch);
       const std::vector<double> want = naive(x, w, b, {}, m, n, k);
       for (int64_t i = 0; i < m * n; ++i) {
         ASSERT_NEAR(y[i], want[i], 1e-5 * std::sqrt(double(k)) * 4)
@@ -56,7 +59,7 @@ TEST(MatmulF32, AccumulateAddsTheResidualAlreadyInY) {
   const std::vector<float> x = random_vector(m * k, 7), y0 = random_vector(m * n, 8);
   MatmulF32 mm(w, n, k, b);
   std::vector<float> y = y0;
-  mm.run(x.data(), m, y.data(), /*accumulate=*/true);
+  mm.run(x.data(), m, y.data(), /*accumulate=*/true, scratch);
   const std::vector<double> want = naive(x, w, b, y0, m, n, k);
   for (int64_t i = 0; i < m * n; ++i) ASSERT_NEAR(y[i], want[i], 1e-4) << i;
 }
@@ -66,7 +69,7 @@ TEST(MatmulF32, WorksWithoutBias) {
   const std::vector<float> w = random_vector(n * k, 9), x = random_vector(m * k, 10);
   MatmulF32 mm(w, n, k, {});
   std::vector<float> y(m * n);
-  mm.run(x.data(), m, y.data(), false);
+  mm.run(x.data(), m, y.data(), false, scratch);
   const std::vector<double> want = naive(x, w, {}, {}, m, n, k);
   for (int64_t i = 0; i < m * n; ++i) ASSERT_NEAR(y[i], want[i], 1e-5) << i;
 }
