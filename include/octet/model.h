@@ -30,7 +30,9 @@
 // the GEMM library prefers) and is immutable after load(). forward() is const and may be called
 // concurrently from several threads; each call takes a scratch workspace from an internal pool
 // (allocated on first use and reused, so steady-state calls do not allocate per layer) and runs
-// its own OpenMP parallel regions with `threads` threads. Movable, not copyable.
+// its OpenMP parallel regions with `threads` threads; it sets the calling thread's OpenMP
+// thread count (omp_set_num_threads) to that value, which oneDNN follows. Movable, not
+// copyable.
 #pragma once
 
 #include <cstdint>
