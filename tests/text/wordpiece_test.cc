@@ -295,6 +295,13 @@ TEST(WordPieceTokenizer, DecodeJoinsContinuationsAndKeepsSpecials) {
   EXPECT_EQ(tok.find("not-a-token"), std::nullopt);
 }
 
+// Documented difference from Hugging Face's default: special-token strings in the input are text.
+TEST(WordPieceTokenizer, TokenizesSpecialTokenStringsAsText) {
+  const auto& tok = uncased();
+  EXPECT_EQ(tok.basic_tokenize("a [SEP] b"), (std::vector<std::string>{"a", "[", "sep", "]", "b"}));
+  for (const auto& t : tok.tokenize("[CLS] [MASK]")) EXPECT_NE(t.id, tok.cls_id());
+}
+
 // Arbitrary bytes either raise DataError (not UTF-8) or tokenize with well-formed offsets.
 TEST(WordPieceTokenizer, NeverCrashesOnRandomBytes) {
   const auto& tok = uncased();
