@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -169,6 +170,23 @@ TEST(GemmInt8, ResultsDoNotDependOnThreadCount) {
   gemm_int8_s32(act, pw, nullptr, c3.data(), n, 3);
   EXPECT_EQ(c1, c2);
   EXPECT_EQ(c1, c3);
+}
+
+TEST(QuantizeActivationsS8, UsesTensorMaxAndRejectsNonFiniteRows) {
+  const std::vector<float> x = {0.5f, -1.0f, 2.0f, 4.0f, -8.0f, 0.0f};  // 2 x 3
+  std::vector<int8_t> q(6);
+  const ActivationsInt8 a = quantize_activations_s8(x.data(), 2, 3, 3, q.data(), 3);
+  EXPECT_FLOAT_EQ(a.scale, 8.0f / 127.0f);
+  EXPECT_EQ(a.m, 2);
+  EXPECT_EQ(a.k, 3);
+  // x * 127 / 8: 7.94 -> 8, -15.9 -> -16, 31.75 -> 32, 63.5 -> 64 (half to even), -127, 0.
+  EXPECT_EQ(q, (std::vector<int8_t>{8, -16, 32, 64, -127, 0}));
+  std::vector<float> bad = x;
+  bad[4] = std::numeric_limits<float>::infinity();
+  expect_invalid([&] { quantize_activations_s8(bad.data(), 2, 3, 3, q.data(), 3); },
+                 "row 1 of the 2 x 3 input holds a NaN or an infinity");
+  const std::vector<float> zeros(4, 0.0f);
+  EXPECT_EQ(quantize_activations_s8(zeros.data(), 1, 4, 4, q.data(), 4).scale, 1.0f);
 }
 
 TEST(GemmInt8Partition, SplitsColumnsWhenRowBlocksCannotFeedEveryThread) {
