@@ -180,6 +180,28 @@ inline void store_tile(const TileArgs& t, __m512i (&acc)[MR][NV]) {
   }
 }
 
+// Requests the tile's output lines (and residual lines) for writing before the k loop, so that
+// their read-for-ownership overlaps the dot products instead of stalling the epilogue's stores:
+// with M x N outputs beyond L2 (M = 1024, N = 3072: 12 MiB of f32) the stalls cost ~25%.
+template <int MR, int NV>
+inline void prefetch_outputs(const TileArgs& t) {
+  const GemmParams& p = *t.p;
+  const std::ptrdiff_t size =
+      p.output == GemmOutput::s32 || p.output == GemmOutput::f32 ? 4 : 1;
+  const char* c = static_cast<const char*>(p.c) + (t.i0 * p.ldc + t.j0) * size;
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      _mm_prefetch(c + r * p.ldc * size + v * 16 * size, _MM_HINT_ET0);
+      if (p.residual) {
+        _mm_prefetch(reinterpret_cast<const char*>(p.residual + (t.i0 + r) * p.ldr + t.j0 + 16 * v),
+                     _MM_HINT_T0);
+      }
+    }
+  }
+}
+
 // One register tile over all k-groups, then its epilogue. Dot::step(acc, a, b) accumulates one
 // group: a = 4 bytes of A broadcast to every lane, b = 64 bytes of one B panel.
 template <class Dot, int MR, int NV>
@@ -193,6 +215,7 @@ void tile(const TileArgs& t) {
                            : _mm512_setzero_si512();
     }
   }
+  if (t.finish) prefetch_outputs<MR, NV>(t);
   const uint8_t* a = t.a;
   const int8_t* b = t.b;
   // Unrolled so that loop bookkeeping (which competes with vpdpbusd for ports 0 and 5) is paid
