@@ -39,18 +39,20 @@ done
 /usr/bin/python3 - "$work" "$here" "$rounds" "$threads" "$seq" "$0 $*" <<'PY'
 import glob, json, os, platform, statistics, subprocess, sys, datetime
 work, here, rounds, threads, seq, cmd = sys.argv[1:]
-octet = {1: [], 8: []}
+octet, octet_cpu = {1: [], 8: []}, {1: [], 8: []}
 for f in glob.glob(os.path.join(work, "octet_b*_r*.json")):
     b = int(os.path.basename(f).split("_")[1][1:])
     for run in json.load(open(f))["benchmarks"]:
         if run.get("run_type") == "iteration":
             assert run["time_unit"] == "ms"
             octet[b].append(run["real_time"])
-torch_ms = {1: [], 8: []}
+            octet_cpu[b].append(run["cpu_time"])
+torch_ms, torch_cpu = {1: [], 8: []}, {1: [], 8: []}
 torch_version = "?"
 for line in open(os.path.join(work, "pytorch.jsonl")):
     r = json.loads(line)
     torch_ms[r["batch"]] += r["ms"]
+    torch_cpu[r["batch"]] += r["cpu_ms"]
     torch_version = r["version"]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 def sh(c):
@@ -62,14 +64,15 @@ dnnl = sh("dpkg-query -W -f='${Version}' libdnnl2 2>/dev/null || dpkg-query -W -
 blas = sh("update-alternatives --query libblas.so.3-x86_64-linux-gnu | sed -n 's/^Value: //p'")
 commit = sh(f"git -C {here} rev-parse --short HEAD")
 gcc = sh("c++ --version | head -1")
-rows = []
+med = statistics.median
+table = ["| batch x seq | Octet wall ms, median (min) | PyTorch wall ms, median (min) | PyTorch / Octet (wall) | Octet CPU ms | PyTorch CPU ms | PyTorch / Octet (CPU) | Octet ms per sequence (wall) | runs (Octet, PyTorch) |",
+         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 for b in (1, 8):
-    o, p = statistics.median(octet[b]), statistics.median(torch_ms[b])
-    rows.append((b, o, p, len(octet[b]), len(torch_ms[b]), min(octet[b]), min(torch_ms[b])))
-table = ["| batch x seq | Octet FP32 median ms (min) | PyTorch FP32 median ms (min) | PyTorch / Octet | Octet ms per sequence | runs (Octet, PyTorch) |",
-         "| --- | --- | --- | --- | --- | --- |"]
-for b, o, p, no, np_, omin, pmin in rows:
-    table.append(f"| {b} x {seq} | {o:.1f} ({omin:.1f}) | {p:.1f} ({pmin:.1f}) | {p / o:.2f}x | {o / b:.1f} | {no}, {np_} |")
+    o, p = med(octet[b]), med(torch_ms[b])
+    oc, pc = med(octet_cpu[b]), med(torch_cpu[b])
+    table.append(f"| {b} x {seq} | {o:.1f} ({min(octet[b]):.1f}) | {p:.1f} ({min(torch_ms[b]):.1f}) | "
+                 f"**{p / o:.2f}x** | {oc:.1f} | {pc:.1f} | {pc / oc:.2f}x | {o / b:.1f} | "
+                 f"{len(octet[b])}, {len(torch_ms[b])} |")
 print("\n".join(table))
 load = os.getloadavg()
 md = f"""# FP32 speed: Octet vs PyTorch
@@ -77,7 +80,9 @@ md = f"""# FP32 speed: Octet vs PyTorch
 BERT-base shape (12 layers, hidden 768, 12 heads, FFN 3072; vocab 2,000), random weights
 (`scripts/make_golden.py --bench-model`), every sequence {seq} tokens, {threads} thread(s),
 the same weights loaded by both engines. Median wall-clock milliseconds per forward pass,
-Octet and PyTorch alternated over {rounds} rounds so that noise hits both.
+Octet and PyTorch alternated over {rounds} rounds so that noise hits both. CPU time (process
+CPU time of the single compute thread) is shown too: on a shared machine it is less sensitive
+than wall-clock time to other processes taking the core.
 
 {chr(10).join(table)}
 

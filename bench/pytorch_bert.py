@@ -5,7 +5,8 @@
 
 Loads the same weights Octet loads (config.json + model.safetensors), runs one warm-up
 forward pass, then `reps` timed passes under torch.inference_mode() and prints one JSON line:
-{"engine": "pytorch", "batch": B, "seq": T, "threads": n, "ms": [per-pass milliseconds], ...}.
+{"engine": "pytorch", "batch": B, "seq": T, "threads": n, "ms": [wall-clock ms per pass],
+"cpu_ms": [process CPU ms per pass], ...}.
 The model is the golden reference's module (nn.Linear GEMMs go to the BLAS PyTorch links,
 OpenBLAS here; check with --info), so this compares against what a PyTorch user would run.
 """
@@ -42,16 +43,17 @@ def main():
     ids = torch.from_numpy(g.integers(5, cfg["vocab_size"], size=(args.batch, args.seq)))
     types = torch.zeros_like(ids)
     mask = torch.ones(args.batch, args.seq, dtype=torch.bool)
-    times = []
+    times, cpu = [], []
     with torch.inference_mode():
         model(ids, types, mask)  # warm-up
         for _ in range(args.reps):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             out = model(ids, types, mask)
             times.append((time.perf_counter() - t0) * 1e3)
+            cpu.append((time.process_time() - c0) * 1e3)
     key = "logits" if "logits" in out else "last_hidden"
     print(json.dumps({"engine": "pytorch", "version": torch.__version__, "batch": args.batch,
-                      "seq": args.seq, "threads": torch.get_num_threads(), "ms": times,
+                      "seq": args.seq, "threads": torch.get_num_threads(), "ms": times, "cpu_ms": cpu,
                       "check": float(out[key].reshape(-1)[0])}))
     return 0
 
