@@ -1,11 +1,11 @@
 #include "io/bert_config.h"
 
-#include <fmt/format.h>
-
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <sstream>
+
+#include <fmt/format.h>
 
 #include "io/json_util.h"
 #include "io/mapped_file.h"
@@ -243,17 +243,7 @@ BertConfig load_bert_config(const std::filesystem::path& config_json) {
   const MappedFile file(config_json);
   const auto b = file.bytes();
   const std::string_view text(reinterpret_cast<const char*>(b.data()), b.size());
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw ModelFormatError(fmt::format("{}: not valid JSON (near byte {}): {}",
-                                       config_json.string(), e.byte > 0 ? e.byte - 1 : 0,
-                                       detail::json_reason(e, /*drop_position=*/false)));
-  } catch (const json::exception& e) {  // e.g. out_of_range: a number literal overflows
-    throw ModelFormatError(fmt::format("{}: not valid JSON: {}", config_json.string(),
-                                       detail::json_reason(e, /*drop_position=*/false)));
-  }
+  const json j = detail::parse_json_strict(text, config_json.string(), 0, /*max_depth=*/64);
   return parse_bert_config(j, config_json.string());
 }
 

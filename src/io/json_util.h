@@ -1,39 +1,24 @@
-// Internal helpers for error messages about JSON read from model files (not a public interface).
+// Internal helpers for JSON read from model files (not a public interface).
 #pragma once
 
-#include <fmt/format.h>
-
-#include <nlohmann/json.hpp>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 namespace octet::io::detail {
 
-// "string \"768\"", "number 12.5", "array [1,2]": the type and a short rendering of a value, for
-// the "found ..." half of a message. Invalid UTF-8 is replaced, long values are cut.
-inline std::string describe_json(const nlohmann::json& v) {
-  std::string s = v.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return fmt::format("{} {}", v.type_name(), s);
-}
+// Parses `text` strictly: valid UTF-8 JSON, no duplicate key in any object (parsers usually keep
+// the last one silently) and nesting at most `max_depth` deep (nlohmann's dump and comparison
+// recurse, so an adversarial file could otherwise exhaust the stack). Errors are ModelFormatError
+// "<where> ...", with byte positions reported as `byte_base` + offset in `text`, so a caller that
+// parses a slice of a file can report file offsets.
+nlohmann::json parse_json_strict(std::string_view text, const std::string& where,
+                                 uint64_t byte_base, int max_depth);
 
-// nlohmann's reason without the "[json.exception.parse_error.101] " id, which means nothing to a
-// user. With `drop_position`, also without "parse error at line 1, column 27: ", for callers that
-// report the position themselves (as a file offset).
-inline std::string json_reason(const nlohmann::json::exception& e, bool drop_position) {
-  std::string_view m = e.what();
-  if (m.starts_with("[json.exception.")) {
-    if (const auto close = m.find("] "); close != std::string_view::npos)
-      m.remove_prefix(close + 2);
-  }
-  if (drop_position) {
-    if (const auto col = m.find(", column "); col != std::string_view::npos) {
-      if (const auto colon = m.find(": ", col); colon != std::string_view::npos) {
-        m.remove_prefix(colon + 2);
-      }
-    }
-  }
-  return std::string(m);
-}
+// "string \"768\"", "number 12.5", "array [1, 2, ...]": the type and a short, shallow rendering
+// of a value, for the "found ..." half of a message.
+std::string describe_json(const nlohmann::json& v);
 
 }  // namespace octet::io::detail

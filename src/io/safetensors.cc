@@ -1,12 +1,12 @@
 #include "io/safetensors.h"
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 #include <algorithm>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
 #include "io/json_util.h"
@@ -89,50 +89,8 @@ void SafetensorsReader::parse_header() {
         fmt::format("{}: header (byte 8) starts with byte 0x{:02x}, expected '{{' (a JSON object)",
                     file, static_cast<unsigned char>(header.front())));
   }
-  if (const auto bad = text::find_invalid_utf8(header); bad != std::string_view::npos) {
-    throw ModelFormatError(
-        fmt::format("{}: header is not valid UTF-8 at file byte {}", file, 8 + bad));
-  }
-
-  // nlohmann keeps the last of duplicate keys silently; the callback sees every key first.
-  std::vector<std::set<std::string>> keys;
-  std::string duplicate;
-  json::parser_callback_t cb = [&](int /*depth*/, json::parse_event_t ev, json& parsed) {
-    switch (ev) {
-      case json::parse_event_t::object_start:
-        keys.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        keys.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!keys.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
-          duplicate = parsed.get<std::string>();
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json h;
-  try {
-    h = json::parse(header, cb);
-  } catch (const json::parse_error& e) {
-    // e.byte is the 1-based position of the offending character within the header.
-    const uint64_t at = e.byte > 0 ? e.byte - 1 : 0;
-    throw ModelFormatError(
-        fmt::format("{}: header is not valid JSON at file byte {} (header byte {}): {}", file,
-                    8 + at, at, detail::json_reason(e, /*drop_position=*/true)));
-  } catch (const json::exception& e) {  // e.g. out_of_range: a number literal overflows
-    throw ModelFormatError(fmt::format("{}: header is not valid JSON: {}", file,
-                                       detail::json_reason(e, /*drop_position=*/true)));
-  }
-  if (!duplicate.empty()) {
-    throw ModelFormatError(fmt::format(
-        "{}: header has the key \"{}\" more than once; expected unique tensor names and fields",
-        file, duplicate));
-  }
+  // A valid header nests three levels deep (header, entry, shape); allow some slack.
+  const json h = detail::parse_json_strict(header, file + ": header", 8, /*max_depth=*/16);
   if (!h.is_object()) {
     throw ModelFormatError(
         fmt::format("{}: header is {}, expected a JSON object", file, detail::describe_json(h)));

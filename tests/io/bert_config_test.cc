@@ -1,10 +1,10 @@
 #include "io/bert_config.h"
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <limits>
 #include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "common/test_support.h"
 #include "octet/error.h"
@@ -151,7 +151,29 @@ TEST(BertConfigTest, LoadReportsMissingFileAndBadJson) {
     FAIL();
   } catch (const ModelFormatError& e) {
     EXPECT_THAT(e.what(), AllOf(HasSubstr("config.json"), HasSubstr("not valid JSON"),
-                                HasSubstr("near byte 20")));
+                                HasSubstr("at file byte 20 (line 1, column 21)")));
+  }
+}
+
+TEST(BertConfigTest, LoadRejectsDuplicateKeysAndDeepNesting) {
+  octet::test::TempDir dir;
+  octet::test::write_file(dir / "config.json",
+                          "{\n  \"hidden_size\": 768,\n  \"hidden_size\": 512\n}");
+  try {
+    load_bert_config(dir / "config.json");
+    FAIL();
+  } catch (const ModelFormatError& e) {
+    EXPECT_THAT(e.what(), AllOf(HasSubstr("config.json"),
+                                HasSubstr("\"hidden_size\" appears more than once")));
+  }
+  // Deep enough to exhaust the stack of a recursive JSON walker if it were accepted.
+  octet::test::write_file(dir / "config.json",
+                          "{\"x\": " + std::string(200000, '[') + std::string(200000, ']') + "}");
+  try {
+    load_bert_config(dir / "config.json");
+    FAIL();
+  } catch (const ModelFormatError& e) {
+    EXPECT_THAT(e.what(), AllOf(HasSubstr("config.json"), HasSubstr("nested more than 64 levels")));
   }
 }
 

@@ -1,14 +1,14 @@
 #include "io/safetensors.h"
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "common/test_support.h"
 #include "io/dtype.h"
@@ -317,14 +317,24 @@ TEST_F(SafetensorsTest, RejectsDuplicateTensorNames) {
   EXPECT_THAT(error_of(assemble(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                                 R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                                 std::string(8, '\0'))),
-              AllOf(HasSubstr("model.safetensors"), HasSubstr("\"a\" more than once")));
+              AllOf(HasSubstr("model.safetensors"), HasSubstr("\"a\" appears more than once")));
 }
 
 TEST_F(SafetensorsTest, RejectsDuplicateFieldInEntry) {
   EXPECT_THAT(
       error_of(assemble(R"({"a":{"dtype":"F32","dtype":"I8","shape":[4],"data_offsets":[0,4]}})",
                         std::string(4, '\0'))),
-      HasSubstr("\"dtype\" more than once"));
+      HasSubstr("\"dtype\" appears more than once"));
+}
+
+TEST_F(SafetensorsTest, RejectsDeeplyNestedHeader) {
+  // A million nested arrays would overflow the stack of any recursive walk over the JSON value.
+  const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
+  EXPECT_THAT(error_of(assemble(R"({"a":)" + deep + "}", "")),
+              AllOf(HasSubstr("model.safetensors"), HasSubstr("nested more than 16 levels")));
+  EXPECT_THAT(error_of(assemble(
+                  R"({"a":{"dtype":"F32","shape":[)" + deep + R"(],"data_offsets":[0,0]}})", "")),
+              HasSubstr("nested more than 16 levels"));
 }
 
 TEST_F(SafetensorsTest, RejectsEntryThatIsNotAnObject) {
