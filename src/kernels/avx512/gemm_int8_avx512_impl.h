@@ -217,6 +217,8 @@ void tile(const TileArgs& t) {
   }
   if (t.finish) prefetch_outputs<MR, NV>(t);
   const uint8_t* a = t.a;
+  const uint8_t* a4 = t.a + 4 * t.lda;
+  const std::ptrdiff_t lda3 = 3 * t.lda;
   const int8_t* b = t.b;
   // Unrolled so that loop bookkeeping (which competes with vpdpbusd for ports 0 and 5) is paid
   // once per 4 groups.
@@ -227,13 +229,19 @@ void tile(const TileArgs& t) {
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + v * t.b_panel);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
+      // Rows addressed as base + {0, 1, 2, 3} * lda from two bases (rows 0-3 and 4-7): x86
+      // scaled-index addressing then needs 4 general registers instead of one per row, and
+      // the compiler stops shuttling row offsets through vector registers (a port 0/5 uop).
       int32_t a32;
-      __builtin_memcpy(&a32, a + r * t.lda, 4);
+      const uint8_t* base = r < 4 ? a : a4;
+      const int rr = r < 4 ? r : r - 4;
+      __builtin_memcpy(&a32, rr == 3 ? base + lda3 : base + rr * t.lda, 4);
       const __m512i av = _mm512_set1_epi32(a32);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = Dot::step(acc[r][v], av, bv[v]);
     }
     a += 4;
+    a4 += 4;
     b += 64;
   }
   if (!t.finish) {
