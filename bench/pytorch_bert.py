@@ -16,6 +16,8 @@ import os
 import sys
 import time
 
+# Import the golden script's module without leaving a __pycache__ in the source tree.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 
 import numpy as np  # noqa: E402
