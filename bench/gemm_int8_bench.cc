@@ -11,9 +11,10 @@
 // for the same shape and threads, of_peak = fraction of the single-core vpdpbusd peak (times
 // the thread count).
 //
-// Before timing, every entry checks its output: oneDNN's s32 against the reference kernel on a
-// sample of rows, Octet's s32 bit for bit against oneDNN, Octet's f32 against the reference
-// epilogue applied to oneDNN's s32 (relative tolerance).
+// Before timing, every entry checks its output: oneDNN's s32 against the reference kernel on the
+// first rows (without VNNI oneDNN saturates int16 pair sums: such entries are labelled INEXACT and
+// still timed), Octet's s32 bit for bit and its f32 within a relative tolerance against oneDNN
+// on every row when oneDNN was exact, else against the reference rows.
 #include <omp.h>
 
 #include <time.h>
@@ -103,6 +104,8 @@ struct Problem {
   std::vector<int8_t> w;  // n x k
   std::vector<float> w_scales, bias;
   std::vector<int32_t> onednn_s32;  // oneDNN's result on a_u8, the oracle for Octet's entries
+  bool onednn_exact = false;        // oneDNN matched the reference on the sampled rows
+  std::vector<int32_t> ref_rows;    // exact sum a_u8 * w of the first min(M, 4) rows
 };
 
 Problem& problem(int m, int n, int k) {
@@ -176,14 +179,16 @@ void BM_OneDnn(benchmark::State& state) {
     stream.wait();
   };
   run();
-  const int rows = std::min(m, 4);
-  const std::vector<int32_t> ref = reference_rows(pr, rows);
-  for (size_t i = 0; i < ref.size(); ++i) {
-    if (ref[i] != pr.onednn_s32[i]) {
-      state.SkipWithError(fmt::format("oneDNN differs from the reference at row {} col {}: {} vs {}",
-                                      i / n, i % n, pr.onednn_s32[i], ref[i])
-                              .c_str());
-      return;
+  if (pr.ref_rows.empty()) pr.ref_rows = reference_rows(pr, std::min(m, 4));
+  pr.onednn_exact = true;
+  for (size_t i = 0; i < pr.ref_rows.size(); ++i) {
+    if (pr.ref_rows[i] != pr.onednn_s32[i]) {
+      // Without VNNI oneDNN uses vpmaddubsw, whose int16 pair sums saturate (QUANT_SPEC D.6):
+      // report it and keep timing; Octet's entries then check against the reference rows only.
+      pr.onednn_exact = false;
+      state.SetLabel(fmt::format("INEXACT (int16 saturation): row {} col {}: {} vs exact {}",
+                                 i / n, i % n, pr.onednn_s32[i], pr.ref_rows[i]));
+      break;
     }
   }
   for (auto _ : state) run();
@@ -273,14 +278,14 @@ void BM_Octet(benchmark::State& state, Variant variant) {
     }
   };
   run();
-  if (pr.onednn_s32.empty()) {
-    state.SkipWithError("no oneDNN result to check against (run the oneDNN entry first)");
-    return;
-  }
-  for (int i = 0; i < m; ++i) {
+  if (pr.ref_rows.empty()) pr.ref_rows = reference_rows(pr, std::min(m, 4));
+  // Every row against oneDNN when oneDNN is exact, else the reference rows.
+  const int check_rows = pr.onednn_exact ? m : static_cast<int>(pr.ref_rows.size()) / n;
+  const std::vector<int32_t>& oracle = pr.onednn_exact ? pr.onednn_s32 : pr.ref_rows;
+  for (int i = 0; i < check_rows; ++i) {
     for (int j = 0; j < n; ++j) {
-      // oneDNN computed sum a_u8 * w; Octet computes sum (a_u8 - 128) * w = that - 128 colsum.
-      const int64_t expect = pr.onednn_s32[static_cast<size_t>(i) * n + j] -
+      // The oracle holds sum a_u8 * w; Octet computes sum (a_u8 - 128) * w = that - 128 colsum.
+      const int64_t expect = oracle[static_cast<size_t>(i) * n + j] -
                              int64_t{128} * w.col_sums()[j];
       const size_t idx = static_cast<size_t>(i) * n + j;
       bool ok;
