@@ -23,17 +23,24 @@ template <int R, int NCH>
 void scores_tile(const float* q, std::size_t ld_q, const float* kt, std::size_t tp,
                  std::size_t d, float* s) {
   __m512 acc[R][NCH];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 8
     for (int u = 0; u < NCH; ++u) acc[r][u] = _mm512_setzero_ps();
   for (std::size_t c = 0; c < d; ++c) {
     __m512 kv[NCH];
+    #pragma GCC unroll 8
     for (int u = 0; u < NCH; ++u) kv[u] = _mm512_loadu_ps(kt + c * tp + 16 * u);
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512 b = _mm512_set1_ps(q[r * ld_q + c]);
+      #pragma GCC unroll 8
       for (int u = 0; u < NCH; ++u) acc[r][u] = _mm512_fmadd_ps(b, kv[u], acc[r][u]);
     }
   }
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 8
     for (int u = 0; u < NCH; ++u) _mm512_storeu_ps(s + r * tp + 16 * u, acc[r][u]);
 }
 
@@ -41,20 +48,27 @@ template <int R, int NCH>
 void pv_tile(const float* p, std::size_t ldp, std::size_t t, const float* v, std::size_t ld_v,
              float* o, std::size_t ld_o, __mmask16 last) {
   __m512 acc[R][NCH];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 8
     for (int u = 0; u < NCH; ++u) acc[r][u] = _mm512_setzero_ps();
   for (std::size_t j = 0; j < t; ++j) {
     __m512 vv[NCH];
+    #pragma GCC unroll 8
     for (int u = 0; u < NCH; ++u) {
       vv[u] = u == NCH - 1 ? _mm512_maskz_loadu_ps(last, v + j * ld_v + 16 * u)
                            : _mm512_loadu_ps(v + j * ld_v + 16 * u);
     }
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512 b = _mm512_set1_ps(p[r * ldp + j]);
+      #pragma GCC unroll 8
       for (int u = 0; u < NCH; ++u) acc[r][u] = _mm512_fmadd_ps(b, vv[u], acc[r][u]);
     }
   }
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
+    #pragma GCC unroll 8
     for (int u = 0; u < NCH; ++u) {
       if (u == NCH - 1) {
         _mm512_mask_storeu_ps(o + r * ld_o + 16 * u, last, acc[r][u]);
@@ -77,6 +91,7 @@ void row_block(const float* q, const float* v, std::size_t ld_qkv, std::size_t t
       default: scores_tile<R, 1>(q, ld_qkv, kt + jb, tp, d, s + jb); break;
     }
   }
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) softmax_row(s + r * tp, t, t, scale);
   for (std::size_t cb = 0; cb < d; cb += 64) {
     const std::size_t rem = d - cb < 64 ? d - cb : 64;
@@ -100,17 +115,17 @@ void attention_head_f32(const float* q, const float* k, const float* v, std::siz
   const std::size_t tp = (t + 15) / 16 * 16;
   float* kt = scratch;
   float* s = scratch + d * tp;
-  // Blocks of 16 keys x 16 channels: the reads of a block stay within 16 cache lines and each
-  // row of K^T is written in whole lines.
+  // K^T 16 keys at a time: one gather per channel reads the same column of 16 K rows (a scalar
+  // transpose costs more than the whole Q K^T product); padded keys are gathered as zeros.
+  const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                                            12, 13, 14, 15),
+                                          _mm512_set1_epi32(static_cast<int>(ld_qkv)));
   for (std::size_t j0 = 0; j0 < tp; j0 += 16) {
-    const std::size_t jn = t - j0 < 16 ? t - j0 : 16;
-    for (std::size_t c0 = 0; c0 < d; c0 += 16) {
-      const std::size_t cn = d - c0 < 16 ? d - c0 : 16;
-      for (std::size_t c = c0; c < c0 + cn; ++c) {
-        float* row = kt + c * tp + j0;
-        for (std::size_t j = 0; j < jn; ++j) row[j] = k[(j0 + j) * ld_qkv + c];
-        for (std::size_t j = jn; j < 16; ++j) row[j] = 0.0f;
-      }
+    const __mmask16 m = tail_mask(t - j0);
+    const float* base = k + j0 * ld_qkv;
+    for (std::size_t c = 0; c < d; ++c) {
+      _mm512_storeu_ps(kt + c * tp + j0,
+                       _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, rows, base + c, 4));
     }
   }
 
