@@ -33,17 +33,19 @@ class Fields {
     return it == j_.end() ? nullptr : &*it;
   }
 
+  // Sizes are capped at 2^31 - 1 so that they fit the kernels' int dimensions and a product of
+  // two of them cannot overflow 64 bits.
   void integer(const char* field, int64_t min, int64_t* out) const {
+    constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
     const json* v = get(field);
     if (v == nullptr) return;
-    const std::string expected = fmt::format("an integer >= {}", min);
-    if (!v->is_number_integer() ||
-        (v->is_number_unsigned() &&
-         v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
-      fail(field, expected, detail::describe_json(*v));
+    const std::string expected = fmt::format("an integer in [{}, {}]", min, kMax);
+    if (!v->is_number_integer()) fail(field, expected, detail::describe_json(*v));
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(kMax)) {
+      fail(field, expected, std::to_string(v->get<uint64_t>()));
     }
     const int64_t x = v->get<int64_t>();
-    if (x < min) fail(field, expected, std::to_string(x));
+    if (x < min || x > kMax) fail(field, expected, std::to_string(x));
     *out = x;
   }
 

@@ -185,9 +185,10 @@ TEST(BertConfigTest, RejectsConfigThatIsNotAnObject) {
 }
 
 TEST(BertConfigTest, RejectsWrongJsonType) {
-  EXPECT_THAT(error_of({{"hidden_size", "768"}}),
-              AllOf(HasSubstr("models/x/config.json"), HasSubstr("\"hidden_size\""),
-                    HasSubstr("string \"768\""), HasSubstr("expected an integer >= 1")));
+  EXPECT_THAT(
+      error_of({{"hidden_size", "768"}}),
+      AllOf(HasSubstr("models/x/config.json"), HasSubstr("\"hidden_size\""),
+            HasSubstr("string \"768\""), HasSubstr("expected an integer in [1, 2147483647]")));
   EXPECT_THAT(error_of({{"num_hidden_layers", 12.5}}), HasSubstr("number 12.5"));
   EXPECT_THAT(error_of({{"vocab_size", true}}), HasSubstr("boolean true"));
   EXPECT_THAT(error_of({{"hidden_act", 1}}),
@@ -199,10 +200,19 @@ TEST(BertConfigTest, RejectsNonPositiveSizes) {
        {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
         "intermediate_size", "max_position_embeddings", "type_vocab_size", "num_labels"}) {
     EXPECT_THAT(error_of({{field, 0}}), AllOf(HasSubstr(std::string("\"") + field + "\" is 0"),
-                                              HasSubstr("expected an integer >= 1")))
+                                              HasSubstr("expected an integer in [1, 2147483647]")))
         << field;
   }
   EXPECT_THAT(error_of({{"hidden_size", -768}}), HasSubstr("-768"));
+}
+
+TEST(BertConfigTest, RejectsSizesBeyondInt32) {
+  EXPECT_THAT(error_of({{"vocab_size", 2147483648LL}}),
+              AllOf(HasSubstr("\"vocab_size\" is 2147483648"),
+                    HasSubstr("expected an integer in [1, 2147483647]")));
+  EXPECT_THAT(error_of(json::parse(R"({"hidden_size": 18446744073709551615})")),
+              HasSubstr("18446744073709551615"));
+  EXPECT_EQ(parse_bert_config({{"vocab_size", 2147483647LL}}, "c").vocab_size, 2147483647LL);
 }
 
 TEST(BertConfigTest, RejectsHiddenSizeNotDivisibleByHeads) {
@@ -273,7 +283,8 @@ TEST(BertConfigTest, RejectsRelativePositionEmbeddings) {
 TEST(BertConfigTest, RejectsPadTokenOutsideVocabulary) {
   EXPECT_THAT(error_of({{"vocab_size", 100}, {"pad_token_id", 100}}),
               AllOf(HasSubstr("\"pad_token_id\" is 100"), HasSubstr("below vocab_size 100")));
-  EXPECT_THAT(error_of({{"pad_token_id", -1}}), HasSubstr("expected an integer >= 0"));
+  EXPECT_THAT(error_of({{"pad_token_id", -1}}),
+              HasSubstr("expected an integer in [0, 2147483647]"));
   EXPECT_EQ(parse_bert_config({{"pad_token_id", nullptr}}, "c").pad_token_id, 0);
 }
 
