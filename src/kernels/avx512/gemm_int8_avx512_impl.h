@@ -316,8 +316,23 @@ void gemm_blocks(const GemmParams& p, int m0, int m1, int n0, int n1, const uint
       t.b = static_cast<const int8_t*>(p.packed_b) + (j / 16) * b_panel + g0 * 64;
       t.resume = kb > 0;
       t.finish = kb == k_blocks - 1;
-      for (int i = m0; i < m1; i += mr_max) {
+      // The B block the next sweep over the rows reads (next K block, else next column group),
+      // prefetched into L2 a slice per tile: when packed B outgrows L2 (N = 3072 and 4096 at
+      // K >= 768) the first tile of each sweep would otherwise wait on L3.
+      const int jn = kb + 1 < k_blocks ? j : j + 16 * nv_max;
+      const int gn = kb + 1 < k_blocks ? g0 + kc : 0;
+      const int next_lines = jn < n1 && !small ? (groups - gn < kc ? groups - gn : kc) : 0;
+      const int next_nv = jn < n1 ? ((n1 - jn < 16 * nv_max ? n1 - jn : 16 * nv_max) + 15) / 16 : 0;
+      const char* next_b = static_cast<const char*>(p.packed_b) + (jn / 16) * b_panel + gn * 64;
+      const int tiles = (rows + mr_max - 1) / mr_max;
+      const int lines_per_tile = (next_lines + tiles - 1) / tiles;
+      for (int i = m0, tile_index = 0; i < m1; i += mr_max, ++tile_index) {
         const int mr = m1 - i < mr_max ? m1 - i : mr_max;
+        const int l0 = tile_index * lines_per_tile;
+        const int l1 = l0 + lines_per_tile < next_lines ? l0 + lines_per_tile : next_lines;
+        for (int v = 0; v < next_nv; ++v) {
+          for (int l = l0; l < l1; ++l) _mm_prefetch(next_b + v * b_panel + l * 64, _MM_HINT_T1);
+        }
         t.a = a + (i - m0) * lda + g0 * 4;
         t.i0 = i;
         t.partial = partial + (i - m0) * 16 * nv;
