@@ -213,8 +213,8 @@ void BM_OneDnn(benchmark::State& state) {
       // Without VNNI oneDNN uses vpmaddubsw, whose int16 pair sums saturate (QUANT_SPEC D.6):
       // report it and keep timing; Octet's entries then check against the reference rows only.
       pr.onednn_exact = false;
-      state.SetLabel(fmt::format("INEXACT (int16 saturation): row {} col {}: {} vs exact {}",
-                                 i / n, i % n, pr.onednn_s32[i], pr.ref_rows[i]));
+      state.SetLabel(fmt::format("INEXACT (int16 saturation): row {} col {}: {} vs exact {}", i / n,
+                                 i % n, pr.onednn_s32[i], pr.ref_rows[i]));
       break;
     }
   }
@@ -239,7 +239,6 @@ class RatioReporter : public benchmark::ConsoleReporter {
 };
 
 enum class Variant { u8_f32, s8_f32, s8_s32 };
-
 
 // Parallel speed-up that survives a shared machine: single-thread CPU time of the whole call over
 // the CPU time of the busiest of `threads` threads, each running its share of the columns (the
@@ -288,7 +287,12 @@ void BM_Octet(benchmark::State& state, Variant variant) {
   const bool s8 = variant != Variant::u8_f32;
   // s8 activations are a_u8 - 128, so with zero point 128 on a_u8 both compute the same sums.
   octet::ops::ActivationsInt8 a{s8 ? static_cast<const void*>(pr.a_s8.data()) : pr.a_u8.data(),
-                                s8 ? ActDtype::s8 : ActDtype::u8, m, k, k, s8 ? 0 : 128, 0.01f};
+                                s8 ? ActDtype::s8 : ActDtype::u8,
+                                m,
+                                k,
+                                k,
+                                s8 ? 0 : 128,
+                                0.01f};
   std::vector<int32_t> c32(static_cast<size_t>(m) * n);
   std::vector<float> cf(static_cast<size_t>(m) * n);
   octet::ops::DequantizeEpilogue e{pr.bias.data(), octet::kernels::Activation::none};
@@ -307,8 +311,8 @@ void BM_Octet(benchmark::State& state, Variant variant) {
   for (int i = 0; i < check_rows; ++i) {
     for (int j = 0; j < n; ++j) {
       // The oracle holds sum a_u8 * w; Octet computes sum (a_u8 - 128) * w = that - 128 colsum.
-      const int64_t expect = oracle[static_cast<size_t>(i) * n + j] -
-                             int64_t{128} * w.col_sums()[j];
+      const int64_t expect =
+          oracle[static_cast<size_t>(i) * n + j] - int64_t{128} * w.col_sums()[j];
       const size_t idx = static_cast<size_t>(i) * n + j;
       bool ok;
       double got;
@@ -321,8 +325,8 @@ void BM_Octet(benchmark::State& state, Variant variant) {
         ok = std::fabs(got - want) <= 1e-5 * (1.0 + std::fabs(want));
       }
       if (!ok) {
-        state.SkipWithError(fmt::format("mismatch at row {} col {}: got {}, expected {}", i, j,
-                                        got, static_cast<double>(expect))
+        state.SkipWithError(fmt::format("mismatch at row {} col {}: got {}, expected {}", i, j, got,
+                                        static_cast<double>(expect))
                                 .c_str());
         return;
       }

@@ -64,8 +64,7 @@ inline void quantize_multiplier(double real, int32_t* multiplier, int* shift) {
 // exactly when floor is odd; written so that nothing overflows even for shift 63.
 inline int64_t rounding_shift_right_half_even(int64_t x, int shift) {
   const int64_t floor = x >> shift;  // arithmetic: floor division
-  const int64_t rem = static_cast<int64_t>(static_cast<uint64_t>(x) &
-                                           ((uint64_t{1} << shift) - 1));
+  const int64_t rem = static_cast<int64_t>(static_cast<uint64_t>(x) & ((uint64_t{1} << shift) - 1));
   const int64_t half = int64_t{1} << (shift - 1);
   return floor + (rem > half - (floor & 1) ? 1 : 0);
 }

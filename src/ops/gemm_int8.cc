@@ -39,8 +39,8 @@ void check_activations(const char* op, const ActivationsInt8& a, const PackedWei
   if (a.ld < a.k) fail(op, fmt::format("A row stride {} is smaller than k = {}", a.ld, a.k));
   if (a.m > 0 && a.data == nullptr) fail(op, "A data pointer is null");
   if (a.dtype == ActDtype::s8 && a.zero_point != 0) {
-    fail(op, fmt::format("s8 activations are symmetric: zero point must be 0, found {}",
-                         a.zero_point));
+    fail(op,
+         fmt::format("s8 activations are symmetric: zero point must be 0, found {}", a.zero_point));
   }
   if (a.dtype == ActDtype::u8 && (a.zero_point < 0 || a.zero_point > 255)) {
     fail(op, fmt::format("u8 activation zero point {} is outside [0, 255]", a.zero_point));
@@ -168,8 +168,8 @@ ActivationsInt8 quantize_activations_s8(const float* x, int rows, int cols, std:
     fail(op, fmt::format("shape {} x {}: expected rows >= 0 and cols >= 1", rows, cols));
   }
   if (ldx < cols || ldq < cols) {
-    fail(op, fmt::format("row strides {} (x) and {} (q) must be at least cols = {}", ldx, ldq,
-                         cols));
+    fail(op,
+         fmt::format("row strides {} (x) and {} (q) must be at least cols = {}", ldx, ldq, cols));
   }
   if (rows > 0 && (x == nullptr || q == nullptr)) fail(op, "x or q data pointer is null");
   const kernels::Int8Kernels& kt = kernels::table().int8;
@@ -200,8 +200,7 @@ void gemm_int8_s32(const ActivationsInt8& a, const PackedWeightsInt8& w, const i
 }
 
 void gemm_int8_f32(const ActivationsInt8& a, const PackedWeightsInt8& w,
-                   const DequantizeEpilogue& epilogue, float* c, std::ptrdiff_t ldc,
-                   int threads) {
+                   const DequantizeEpilogue& epilogue, float* c, std::ptrdiff_t ldc, int threads) {
   const char* op = "gemm_int8_f32";
   check_activations(op, a, w);
   check_output(op, c, ldc, a.m, w.n());
@@ -236,8 +235,7 @@ void gemm_int8_requant(const ActivationsInt8& a, const PackedWeightsInt8& w,
     fail(op, fmt::format("output zero point {} is outside [{}, {}]", epilogue.zero_point, lo, hi));
   }
   const std::size_t count = epilogue.multiplier.size();
-  if ((count != 1 && count != static_cast<std::size_t>(w.n())) ||
-      epilogue.shift.size() != count) {
+  if ((count != 1 && count != static_cast<std::size_t>(w.n())) || epilogue.shift.size() != count) {
     fail(op, fmt::format("expected 1 or n = {} multipliers and as many shifts, found {} and {}",
                          w.n(), count, epilogue.shift.size()));
   }

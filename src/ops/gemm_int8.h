@@ -81,10 +81,10 @@ struct DequantizeEpilogue {
 };
 
 struct RequantizeEpilogue {
-  const int32_t* bias = nullptr;         // n entries or null
-  std::span<const int32_t> multiplier;  // 1 or n entries, [2^30, 2^31) or 0
-  std::span<const int32_t> shift;       // same count as multiplier, [1, 63]
-  int32_t zero_point = 0;               // s8: [-128, 127]; u8: [0, 255]
+  const int32_t* bias = nullptr;                         // n entries or null
+  std::span<const int32_t> multiplier;                   // 1 or n entries, [2^30, 2^31) or 0
+  std::span<const int32_t> shift;                        // same count as multiplier, [1, 63]
+  int32_t zero_point = 0;                                // s8: [-128, 127]; u8: [0, 255]
   kernels::GemmOutput output = kernels::GemmOutput::s8;  // s8 or u8
 };
 

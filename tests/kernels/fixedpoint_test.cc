@@ -92,9 +92,9 @@ TEST(RoundingShiftRightHalfEven, MatchesExactReferenceExhaustivelyOnSmallValues)
 
 TEST(RoundingShiftRightHalfEven, MatchesExactReferenceOnRandomAndExtremeInt64) {
   std::mt19937_64 rng(99);
-  const int64_t extremes[] = {std::numeric_limits<int64_t>::min(),
-                              std::numeric_limits<int64_t>::max(), -1, 0, 1,
-                              (int64_t{1} << 62) + (int64_t{1} << 30)};
+  const int64_t extremes[] = {
+      std::numeric_limits<int64_t>::min(),    std::numeric_limits<int64_t>::max(), -1, 0, 1,
+      (int64_t{1} << 62) + (int64_t{1} << 30)};
   for (int shift = 1; shift <= 63; ++shift) {
     for (int64_t x : extremes) {
       ASSERT_EQ(rounding_shift_right_half_even(x, shift), round_half_even_reference(x, shift))
@@ -153,7 +153,7 @@ TEST(GemmlowpPrimitives, SaturatingRoundingDoublingHighMulMatchesDefinition) {
 TEST(GemmlowpPrimitives, RoundingDivideByPotRoundsHalfAwayFromZero) {
   EXPECT_EQ(rounding_divide_by_pot(5, 1), 3);
   EXPECT_EQ(rounding_divide_by_pot(-5, 1), -3);
-  EXPECT_EQ(rounding_divide_by_pot(6, 2), 2);   // 1.5 -> 2
+  EXPECT_EQ(rounding_divide_by_pot(6, 2), 2);  // 1.5 -> 2
   EXPECT_EQ(rounding_divide_by_pot(-6, 2), -2);
   EXPECT_EQ(rounding_divide_by_pot(7, 0), 7);
   for (int32_t x = -5000; x <= 5000; ++x) {

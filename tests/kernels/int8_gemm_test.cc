@@ -21,8 +21,8 @@
 namespace octet {
 namespace {
 
-using kernels::Activation;
 using kernels::ActDtype;
+using kernels::Activation;
 using kernels::GemmOutput;
 using ops::PackedWeightsInt8;
 using test::Int8IsaTest;
@@ -30,16 +30,16 @@ using test::Int8IsaTest;
 struct Case {
   int m, n, k;
   ActDtype dtype = ActDtype::s8;
-  int32_t za = 0;           // u8 zero point
-  int lda_pad = 0;          // extra elements per row of A
-  int ldc_pad = 0;          // extra elements per row of C
+  int32_t za = 0;   // u8 zero point
+  int lda_pad = 0;  // extra elements per row of A
+  int ldc_pad = 0;  // extra elements per row of C
   uint32_t seed = 1;
   int threads = 1;
 };
 
 std::string describe(const Case& c) {
-  return fmt::format("M={} N={} K={} dtype={} za={} lda=K+{} ldc=N+{} threads={} seed={}", c.m,
-                     c.n, c.k, c.dtype == ActDtype::s8 ? "s8" : "u8", c.za, c.lda_pad, c.ldc_pad,
+  return fmt::format("M={} N={} K={} dtype={} za={} lda=K+{} ldc=N+{} threads={} seed={}", c.m, c.n,
+                     c.k, c.dtype == ActDtype::s8 ? "s8" : "u8", c.za, c.lda_pad, c.ldc_pad,
                      c.threads, c.seed);
 }
 
@@ -104,12 +104,12 @@ Outputs run(const Data& d, Isa isa) {
   ops::gemm_int8_f32(a, w, {d.bias_f32.data(), Activation::gelu}, o.f32_gelu.data(), ldc,
                      c.threads);
   o.s8.assign(size, 99);
-  ops::gemm_int8_requant(a, w, {d.bias_s32.data(), d.multiplier, d.shift, d.out_zp_s8,
-                                GemmOutput::s8},
+  ops::gemm_int8_requant(a, w,
+                         {d.bias_s32.data(), d.multiplier, d.shift, d.out_zp_s8, GemmOutput::s8},
                          o.s8.data(), ldc, c.threads);
   o.u8.assign(size, 99);
-  ops::gemm_int8_requant(a, w, {d.bias_s32.data(), d.multiplier, d.shift, d.out_zp_u8,
-                                GemmOutput::u8},
+  ops::gemm_int8_requant(a, w,
+                         {d.bias_s32.data(), d.multiplier, d.shift, d.out_zp_u8, GemmOutput::u8},
                          o.u8.data(), ldc, c.threads);
   return o;
 }
@@ -122,8 +122,8 @@ template <typename T>
   for (size_t i = 0; i < got.size(); ++i) {
     if (got[i] != want[i]) {
       return ::testing::AssertionFailure()
-             << what << " differs at row " << i / ldc << " col " << i % ldc << ": got "
-             << +got[i] << ", reference " << +want[i] << " (" << describe(c) << ")";
+             << what << " differs at row " << i / ldc << " col " << i % ldc << ": got " << +got[i]
+             << ", reference " << +want[i] << " (" << describe(c) << ")";
     }
   }
   return ::testing::AssertionSuccess();
@@ -155,7 +155,8 @@ template <typename T>
   const Outputs* ref = &computed;
   if (cache) {
     auto it = reference_cache.find(describe(d.c));
-    if (it == reference_cache.end()) it = reference_cache.emplace(describe(d.c), run(d, Isa::ref)).first;
+    if (it == reference_cache.end())
+      it = reference_cache.emplace(describe(d.c), run(d, Isa::ref)).first;
     ref = &it->second;
   } else {
     computed = run(d, Isa::ref);
@@ -233,12 +234,12 @@ TEST_P(Int8GemmTest, ExtremeInputsGiveExactClosedFormSums) {
   const int m = 3, n = 35, k = 4096;
   struct Extreme {
     ActDtype dtype;
-    int a;     // every activation
+    int a;  // every activation
     int32_t za;
-    int w;     // every weight
+    int w;  // every weight
   };
   const Extreme cases[] = {
-      {ActDtype::u8, 255, 0, 127},  {ActDtype::u8, 255, 0, -128}, {ActDtype::s8, 127, 0, 127},
+      {ActDtype::u8, 255, 0, 127},  {ActDtype::u8, 255, 0, -128},  {ActDtype::s8, 127, 0, 127},
       {ActDtype::s8, 127, 0, -128}, {ActDtype::s8, -128, 0, -128}, {ActDtype::s8, -128, 0, 127},
       {ActDtype::u8, 0, 255, -128}, {ActDtype::u8, 255, 128, 127}, {ActDtype::u8, 0, 0, 127},
   };
@@ -271,7 +272,7 @@ TEST_P(Int8GemmTest, MatchesReferenceOnConstantAndAlternatingRows) {
   for (int i = 0; i < c.m; ++i) {
     for (int kk = 0; kk < c.k; ++kk) {
       uint8_t v = 0;
-      if (i == 0) v = 0x80;                                    // -128
+      if (i == 0) v = 0x80;  // -128
       if (i == 1) v = 127;
       if (i == 2) v = kk % 2 ? 127 : 0x80;
       if (i == 3) v = 0;
@@ -281,8 +282,9 @@ TEST_P(Int8GemmTest, MatchesReferenceOnConstantAndAlternatingRows) {
   }
   for (int j = 0; j < c.n; ++j) {
     for (int kk = 0; kk < c.k; ++kk) {
-      d.w[size_t(j) * c.k + kk] = static_cast<int8_t>(j % 3 == 0 ? 127 : j % 3 == 1 ? -128
-                                                                         : (kk % 2 ? 127 : -128));
+      d.w[size_t(j) * c.k + kk] = static_cast<int8_t>(j % 3 == 0   ? 127
+                                                      : j % 3 == 1 ? -128
+                                                                   : (kk % 2 ? 127 : -128));
     }
   }
   EXPECT_TRUE(matches_reference(d, isa()));
@@ -320,8 +322,8 @@ TEST_P(Int8GemmTest, ComputesOnlyTheRequestedBlock) {
       if (inside) {
         want = 0;
         for (int kk = 0; kk < c.k; ++kk) {
-          want += int32_t{static_cast<int8_t>(d.a[size_t(i) * c.k + kk])} *
-                  d.w[size_t(j) * c.k + kk];
+          want +=
+              int32_t{static_cast<int8_t>(d.a[size_t(i) * c.k + kk])} * d.w[size_t(j) * c.k + kk];
         }
       }
       ASSERT_EQ(out[size_t(i) * c.n + j], want) << "row " << i << " col " << j;
@@ -350,7 +352,7 @@ TEST(Int8GemmReference, MatchesHandComputedValues) {
   float f[4];
   const float fbias[] = {1.0f, -1.0f};
   ops::gemm_int8_f32(act, pw, {fbias, Activation::relu}, f, 2, 1);
-  EXPECT_FLOAT_EQ(f[0], 0.0f);                  // relu(-24 * 1.0 + 1)
+  EXPECT_FLOAT_EQ(f[0], 0.0f);  // relu(-24 * 1.0 + 1)
   EXPECT_FLOAT_EQ(f[1], 509 * 0.5f - 1.0f);
   EXPECT_FLOAT_EQ(f[2], 123 * 1.0f + 1.0f);
   EXPECT_FLOAT_EQ(f[3], 128 * 0.5f - 1.0f);
@@ -381,7 +383,8 @@ TEST(Int8GemmReference, MatchesIndependentInt64Sum) {
       for (int j = 0; j < n; ++j) {
         int64_t s = 0;
         for (int kk = 0; kk < k; ++kk) {
-          const int64_t av = u8 ? a[size_t(i) * k + kk] : static_cast<int8_t>(a[size_t(i) * k + kk]);
+          const int64_t av =
+              u8 ? a[size_t(i) * k + kk] : static_cast<int8_t>(a[size_t(i) * k + kk]);
           s += (av - za) * w[size_t(j) * k + kk];
         }
         ASSERT_EQ(c[size_t(i) * n + j], s) << "trial " << trial << " row " << i << " col " << j;

@@ -159,7 +159,8 @@ TEST_P(Int8QuantTest, RequantizeMatchesReferenceBitExact) {
       shift[j] = s;
     }
     for (GemmOutput out : {GemmOutput::s8, GemmOutput::u8}) {
-      for (const int32_t* b : {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(bias.data())}) {
+      for (const int32_t* b :
+           {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(bias.data())}) {
         const int32_t zp = out == GemmOutput::s8 ? -5 : 128;
         std::vector<uint8_t> y(size_t(rows) * ldy, 77), yr(size_t(rows) * ldy, 77);
         kernels().requantize(x.data(), rows, cols, ldx, b, mult.data(), shift.data(), zp, out,

@@ -43,12 +43,11 @@ class Int8IsaTest : public ::testing::TestWithParam<Isa> {
     const Isa isa = GetParam();
     if (!isa_runnable(isa)) {
       GTEST_SKIP() << "ISA " << isa_name(isa) << " not runnable here (CPU supports up to "
-                   << isa_name(cpu_isa()) << ", build has up to " << isa_name(built_isa())
-                   << ")";
+                   << isa_name(cpu_isa()) << ", build has up to " << isa_name(built_isa()) << ")";
     }
     if (static_cast<int>(isa) > static_cast<int>(active_isa())) {
-      GTEST_SKIP() << "ISA " << isa_name(isa) << " excluded by the cap OCTET_MAX_ISA="
-                   << isa_name(active_isa());
+      GTEST_SKIP() << "ISA " << isa_name(isa)
+                   << " excluded by the cap OCTET_MAX_ISA=" << isa_name(active_isa());
     }
     exercised_int8_isas().insert(isa);
   }
@@ -61,7 +60,7 @@ inline std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) {
   return isa_name(info.param);
 }
 
-#define OCTET_INSTANTIATE_ISA_TESTS(fixture)                                          \
+#define OCTET_INSTANTIATE_ISA_TESTS(fixture)                                             \
   INSTANTIATE_TEST_SUITE_P(Isa, fixture, ::testing::ValuesIn(::octet::test::all_isas()), \
                            ::octet::test::isa_param_name)
 

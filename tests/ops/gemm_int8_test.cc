@@ -16,8 +16,8 @@
 namespace octet::ops {
 namespace {
 
-using kernels::Activation;
 using kernels::ActDtype;
+using kernels::Activation;
 using kernels::GemmOutput;
 
 // Expects InvalidArgument whose message contains `needle`.
@@ -65,15 +65,17 @@ TEST(PackedWeightsInt8, RejectsBadShapesStridesAndScales) {
   const std::vector<float> none;
   expect_invalid([&] { PackedWeightsInt8::pack(f.w.data(), 0, f.k, f.k, none); }, "n = 0");
   expect_invalid([&] { PackedWeightsInt8::pack(f.w.data(), f.n, 0, f.k, none); }, "k = 0");
-  expect_invalid([&] { PackedWeightsInt8::pack(f.w.data(), f.n, kernels::kMaxGemmK + 1,
-                                               kernels::kMaxGemmK + 1, none); },
-                 "65536");
+  expect_invalid(
+      [&] {
+        PackedWeightsInt8::pack(f.w.data(), f.n, kernels::kMaxGemmK + 1, kernels::kMaxGemmK + 1,
+                                none);
+      },
+      "65536");
   expect_invalid([&] { PackedWeightsInt8::pack(f.w.data(), f.n, f.k, f.k - 1, none); },
                  "row stride 11");
   expect_invalid([&] { PackedWeightsInt8::pack(nullptr, f.n, f.k, f.k, none); }, "null");
   const std::vector<float> three = {1.0f, 2.0f, 3.0f};
-  expect_invalid([&] { PackedWeightsInt8::pack(f.w.data(), f.n, f.k, f.k, three); },
-                 "found 3");
+  expect_invalid([&] { PackedWeightsInt8::pack(f.w.data(), f.n, f.k, f.k, three); }, "found 3");
   std::vector<float> bad(f.n, 1.0f);
   bad[7] = -1.0f;
   expect_invalid([&] { PackedWeightsInt8::pack(f.w.data(), f.n, f.k, f.k, bad); },
@@ -122,30 +124,44 @@ TEST(GemmInt8, RejectsBadOutputsAndEpilogues) {
   expect_invalid([&] { gemm_int8_f32(a, f.pw, {}, c.data(), f.n); }, "activation scale is 0");
   const auto unscaled = PackedWeightsInt8::pack(f.w.data(), f.n, f.k, f.k, {});
   expect_invalid([&] { gemm_int8_f32(f.act(), unscaled, {}, c.data(), f.n); }, "no scales");
-  expect_invalid([&] {
-    gemm_int8_f32(f.act(), f.pw, {nullptr, Activation::none, c.data(), 5}, c.data(), f.n);
-  }, "residual row stride 5");
+  expect_invalid(
+      [&] {
+        gemm_int8_f32(f.act(), f.pw, {nullptr, Activation::none, c.data(), 5}, c.data(), f.n);
+      },
+      "residual row stride 5");
 
   std::vector<int8_t> q(size_t(f.m) * f.n);
   const std::vector<int32_t> good_m = {1 << 30}, good_s = {31};
   const std::vector<int32_t> small_m = {12345}, bad_s = {64}, two = {1 << 30, 1 << 30};
-  expect_invalid([&] {
-    gemm_int8_requant(f.act(), f.pw, {nullptr, small_m, good_s, 0, GemmOutput::s8}, q.data(), f.n);
-  }, "multiplier 0 is 12345");
-  expect_invalid([&] {
-    gemm_int8_requant(f.act(), f.pw, {nullptr, good_m, bad_s, 0, GemmOutput::s8}, q.data(), f.n);
-  }, "shift 0 is 64");
-  expect_invalid([&] {
-    gemm_int8_requant(f.act(), f.pw, {nullptr, two, good_s, 0, GemmOutput::s8}, q.data(), f.n);
-  }, "found 2 and 1");
-  expect_invalid([&] {
-    gemm_int8_requant(f.act(), f.pw, {nullptr, good_m, good_s, 128, GemmOutput::s8}, q.data(),
-                      f.n);
-  }, "output zero point 128 is outside [-128, 127]");
-  expect_invalid([&] {
-    gemm_int8_requant(f.act(), f.pw, {nullptr, good_m, good_s, 0, GemmOutput::f32}, q.data(),
-                      f.n);
-  }, "s8 or ::u8");
+  expect_invalid(
+      [&] {
+        gemm_int8_requant(f.act(), f.pw, {nullptr, small_m, good_s, 0, GemmOutput::s8}, q.data(),
+                          f.n);
+      },
+      "multiplier 0 is 12345");
+  expect_invalid(
+      [&] {
+        gemm_int8_requant(f.act(), f.pw, {nullptr, good_m, bad_s, 0, GemmOutput::s8}, q.data(),
+                          f.n);
+      },
+      "shift 0 is 64");
+  expect_invalid(
+      [&] {
+        gemm_int8_requant(f.act(), f.pw, {nullptr, two, good_s, 0, GemmOutput::s8}, q.data(), f.n);
+      },
+      "found 2 and 1");
+  expect_invalid(
+      [&] {
+        gemm_int8_requant(f.act(), f.pw, {nullptr, good_m, good_s, 128, GemmOutput::s8}, q.data(),
+                          f.n);
+      },
+      "output zero point 128 is outside [-128, 127]");
+  expect_invalid(
+      [&] {
+        gemm_int8_requant(f.act(), f.pw, {nullptr, good_m, good_s, 0, GemmOutput::f32}, q.data(),
+                          f.n);
+      },
+      "s8 or ::u8");
 }
 
 TEST(GemmInt8, EmptyBatchIsANoOp) {

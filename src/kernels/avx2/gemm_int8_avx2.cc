@@ -42,8 +42,8 @@ inline RequantColumns load_requant_columns(const int32_t* multiplier, const int3
   const __m256i one = _mm256_set1_epi64x(1);
   const __m256i m = _mm256_maskload_epi32(multiplier + j, mask);
   // Masked-off lanes get shift 1 so that every lane's arithmetic stays defined.
-  const __m256i s = _mm256_blendv_epi8(_mm256_set1_epi32(1), _mm256_maskload_epi32(shift + j, mask),
-                                       mask);
+  const __m256i s =
+      _mm256_blendv_epi8(_mm256_set1_epi32(1), _mm256_maskload_epi32(shift + j, mask), mask);
   const __m256i b = bias ? _mm256_maskload_epi32(bias + j, mask) : _mm256_setzero_si256();
   RequantColumns c;
   c.m_even = m;
@@ -63,8 +63,7 @@ inline RequantColumns load_requant_columns(const int32_t* multiplier, const int3
 // has no 64-bit arithmetic shift: floor(p / 2^s) = ~(~p >> s) for negative p.
 inline __m256i round_shift_half_even(__m256i p, __m256i s, __m256i half, __m256i low) {
   const __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), p);
-  const __m256i fl =
-      _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(p, sign), s), sign);
+  const __m256i fl = _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(p, sign), s), sign);
   const __m256i rem = _mm256_and_si256(p, low);
   const __m256i bar = _mm256_sub_epi64(half, _mm256_and_si256(fl, _mm256_set1_epi64x(1)));
   return _mm256_sub_epi64(fl, _mm256_cmpgt_epi64(rem, bar));  // mask is -1 where rounding up
@@ -93,7 +92,8 @@ inline __m256i requantize8(__m256i x, const RequantColumns& c, __m256i zero_poin
 // Saturates 8 int32 to s8 or u8 and stores the first `cols` of them.
 inline void store_requantized(__m256i q, GemmOutput output, uint8_t* dst, int cols) {
   const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-  const __m128i b8 = output == GemmOutput::s8 ? _mm_packs_epi16(w16, w16) : _mm_packus_epi16(w16, w16);
+  const __m128i b8 =
+      output == GemmOutput::s8 ? _mm_packs_epi16(w16, w16) : _mm_packus_epi16(w16, w16);
   if (cols >= 8) {
     _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), b8);
   } else {
@@ -104,9 +104,9 @@ inline void store_requantized(__m256i q, GemmOutput output, uint8_t* dst, int co
 }
 
 struct TileArgs {
-  const int16_t* a;  // first row of the tile
+  const int16_t* a;    // first row of the tile
   std::ptrdiff_t lda;  // int16 elements between rows
-  const int16_t* b;  // panel start
+  const int16_t* b;    // panel start
   int pairs;
   const GemmParams* p;
   int i0, j0;
@@ -154,8 +154,8 @@ void tile(const TileArgs& t) {
         break;
       }
       case GemmOutput::f32: {
-        const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(p.a_scale),
-                                           _mm256_maskload_ps(p.w_scales + j, mask));
+        const __m256 scale =
+            _mm256_mul_ps(_mm256_set1_ps(p.a_scale), _mm256_maskload_ps(p.w_scales + j, mask));
         const __m256 bias =
             p.bias_f32 ? _mm256_maskload_ps(p.bias_f32 + j, mask) : _mm256_setzero_ps();
         float* c = static_cast<float*>(p.c) + t.i0 * p.ldc + j;
@@ -236,8 +236,8 @@ void gemm(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) 
   if (p.a_dtype == ActDtype::s8) {
     pack_a_rows(static_cast<const int8_t*>(p.a) + m0 * p.lda, p.lda, m1 - m0, p.k, 0, ws, ld);
   } else {
-    pack_a_rows(static_cast<const uint8_t*>(p.a) + m0 * p.lda, p.lda, m1 - m0, p.k,
-                p.a_zero_point, ws, ld);
+    pack_a_rows(static_cast<const uint8_t*>(p.a) + m0 * p.lda, p.lda, m1 - m0, p.k, p.a_zero_point,
+                ws, ld);
   }
   TileArgs t;
   t.lda = ld;
@@ -267,8 +267,7 @@ void requantize(const int32_t* x, int rows, int cols, std::ptrdiff_t ldx, const 
     const RequantColumns rc = load_requant_columns(multiplier, shift, bias, j, mask);
     for (int i = 0; i < rows; ++i) {
       const __m256i v = _mm256_maskload_epi32(x + i * ldx + j, mask);
-      store_requantized(requantize8(v, rc, zp), output, static_cast<uint8_t*>(y) + i * ldy + j,
-                        n);
+      store_requantized(requantize8(v, rc, zp), output, static_cast<uint8_t*>(y) + i * ldy + j, n);
     }
   }
 }

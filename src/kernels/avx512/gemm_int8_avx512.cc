@@ -76,11 +76,11 @@ void gemm(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) 
   if (p.a_dtype == ActDtype::s8) {
     pack_a_rows(static_cast<const int8_t*>(p.a) + m0 * p.lda, p.lda, m1 - m0, p.k, 0, ws, ld);
   } else {
-    pack_a_rows(static_cast<const uint8_t*>(p.a) + m0 * p.lda, p.lda, m1 - m0, p.k,
-                p.a_zero_point, ws, ld);
+    pack_a_rows(static_cast<const uint8_t*>(p.a) + m0 * p.lda, p.lda, m1 - m0, p.k, p.a_zero_point,
+                ws, ld);
   }
-  int32_t* partial = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(workspace) +
-                                                packed_a_bytes(m1 - m0, p.k));
+  int32_t* partial =
+      reinterpret_cast<int32_t*>(static_cast<uint8_t*>(workspace) + packed_a_bytes(m1 - m0, p.k));
   avx512_gemm::gemm_blocks<DotInt16>(p, m0, m1, n0, n1, reinterpret_cast<const uint8_t*>(ws),
                                      ld * 2, pairs, /*za=*/0, partial);
 }

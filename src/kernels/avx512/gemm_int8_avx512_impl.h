@@ -53,19 +53,19 @@ struct TileArgs {
   bool resume;             // start from *partial instead of zero
   bool finish;             // apply the epilogue (else store the sums to *partial)
   const GemmParams* p;
-  int32_t za;              // zero point to remove with the column sums (0: none)
-  int i0, j0;              // output coordinates of the tile
-  __mmask16 last_mask;     // valid columns of the last panel
+  int32_t za;           // zero point to remove with the column sums (0: none)
+  int i0, j0;           // output coordinates of the tile
+  __mmask16 last_mask;  // valid columns of the last panel
 };
 
 // Dyadic requantization constants of 16 columns, split into even and odd lanes because
 // vpmuldq multiplies the low dword of each qword (kernels/fixedpoint.h defines the arithmetic).
 struct RequantColumns {
-  __m512i m_even, m_odd;        // multiplier in the low dword of each qword
+  __m512i m_even, m_odd;            // multiplier in the low dword of each qword
   __m512i bias_m_even, bias_m_odd;  // bias * multiplier, int64
-  __m512i s_even, s_odd;        // shift, int64
-  __m512i half_even, half_odd;  // 2^(shift-1)
-  __m512i low_even, low_odd;    // 2^shift - 1
+  __m512i s_even, s_odd;            // shift, int64
+  __m512i half_even, half_odd;      // 2^(shift-1)
+  __m512i low_even, low_odd;        // 2^shift - 1
 };
 
 inline RequantColumns load_requant_columns(const int32_t* multiplier, const int32_t* shift,
@@ -147,8 +147,8 @@ inline void store_tile(const TileArgs& t, __m512i (&acc)[MR][NV]) {
         break;
       }
       case GemmOutput::f32: {
-        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(p.a_scale),
-                                           _mm512_maskz_loadu_ps(mask, p.w_scales + j));
+        const __m512 scale =
+            _mm512_mul_ps(_mm512_set1_ps(p.a_scale), _mm512_maskz_loadu_ps(mask, p.w_scales + j));
         const __m512 bias =
             p.bias_f32 ? _mm512_maskz_loadu_ps(mask, p.bias_f32 + j) : _mm512_setzero_ps();
         float* c = static_cast<float*>(p.c) + t.i0 * p.ldc + j;
@@ -158,8 +158,7 @@ inline void store_tile(const TileArgs& t, __m512i (&acc)[MR][NV]) {
           if (p.activation == Activation::relu) y = avx512::relu_ps(y);
           if (p.activation == Activation::gelu) y = avx512::gelu_erf_ps(y);
           if (p.residual) {
-            y = _mm512_add_ps(
-                y, _mm512_maskz_loadu_ps(mask, p.residual + (t.i0 + r) * p.ldr + j));
+            y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, p.residual + (t.i0 + r) * p.ldr + j));
           }
           _mm512_mask_storeu_ps(c + r * p.ldc, mask, y);
         }
@@ -186,8 +185,7 @@ inline void store_tile(const TileArgs& t, __m512i (&acc)[MR][NV]) {
 template <int MR, int NV>
 inline void prefetch_outputs(const TileArgs& t) {
   const GemmParams& p = *t.p;
-  const std::ptrdiff_t size =
-      p.output == GemmOutput::s32 || p.output == GemmOutput::f32 ? 4 : 1;
+  const std::ptrdiff_t size = p.output == GemmOutput::s32 || p.output == GemmOutput::f32 ? 4 : 1;
   const char* c = static_cast<const char*>(p.c) + (t.i0 * p.ldc + t.j0) * size;
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
@@ -211,8 +209,8 @@ void tile(const TileArgs& t) {
   for (int r = 0; r < MR; ++r) {
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
-      acc[r][v] = t.resume ? _mm512_loadu_si512(t.partial + (r * NV + v) * 16)
-                           : _mm512_setzero_si512();
+      acc[r][v] =
+          t.resume ? _mm512_loadu_si512(t.partial + (r * NV + v) * 16) : _mm512_setzero_si512();
     }
   }
   if (t.finish) prefetch_outputs<MR, NV>(t);
@@ -287,8 +285,7 @@ inline std::size_t partial_bytes(int rows) {
 template <class Dot>
 void gemm_blocks(const GemmParams& p, int m0, int m1, int n0, int n1, const uint8_t* a,
                  std::ptrdiff_t lda, int groups, int32_t za, int32_t* partial) {
-  static constexpr auto kMain =
-      tile_table<Dot, kMr>(std::make_integer_sequence<int, kNv>{});
+  static constexpr auto kMain = tile_table<Dot, kMr>(std::make_integer_sequence<int, kNv>{});
   static constexpr auto kSmall =
       tile_table<Dot, kMrSmall>(std::make_integer_sequence<int, kNvSmall>{});
   const int rows = m1 - m0;

@@ -4,9 +4,10 @@
 // Bit-exact with the reference: x * inv_scale is one IEEE multiply, vrndscaleps with
 // round-to-nearest-even is std::nearbyint under FE_TONEAREST, and the clamp bounds are integers.
 #include "kernels/avx512/int8_avx512.h"
-#include "kernels/avx512/math_avx512.h"
 
 #include <limits>
+
+#include "kernels/avx512/math_avx512.h"
 
 namespace octet::kernels::avx512 {
 namespace {
@@ -110,8 +111,7 @@ void dequantize_u8(const uint8_t* q, std::size_t n, float scale, int32_t zero_po
   const __m512i zp = _mm512_set1_epi32(zero_point);
   for (std::size_t i = 0; i < n; i += 16) {
     const __mmask16 m = tail(n - i);
-    const __m512i v =
-        _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, q + i)), zp);
+    const __m512i v = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, q + i)), zp);
     _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_cvtepi32_ps(v), s));
   }
 }

@@ -72,7 +72,8 @@ void gemm(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) 
         const std::ptrdiff_t left = p.k - kk;
         const __mmask64 in = left >= 64 ? ~__mmask64{0} : left > 0 ? (__mmask64{1} << left) - 1 : 0;
         const __mmask64 out = ld - kk >= 64 ? ~__mmask64{0} : (__mmask64{1} << (ld - kk)) - 1;
-        const __m512i v = _mm512_maskz_mov_epi8(in, _mm512_xor_si512(_mm512_maskz_loadu_epi8(in, src + kk), flip));
+        const __m512i v = _mm512_maskz_mov_epi8(
+            in, _mm512_xor_si512(_mm512_maskz_loadu_epi8(in, src + kk), flip));
         _mm512_mask_storeu_epi8(dst + kk, out, v);
       }
     }
@@ -80,8 +81,8 @@ void gemm(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) 
     lda = ld;
   }
   const int32_t za = is_s8 ? 128 : p.a_zero_point;
-  int32_t* partial = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(workspace) +
-                                                packed_a_bytes(m1 - m0, p.k));
+  int32_t* partial =
+      reinterpret_cast<int32_t*>(static_cast<uint8_t*>(workspace) + packed_a_bytes(m1 - m0, p.k));
   avx512_gemm::gemm_blocks<DotVnni>(p, m0, m1, n0, n1, a, lda, groups, za, partial);
 }
 
