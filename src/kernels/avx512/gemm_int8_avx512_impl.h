@@ -273,6 +273,8 @@ constexpr std::array<std::array<TileFn, MRMax>, sizeof...(Panels)> tile_table(
 // a Sapphire Rapids core: blocks of 512 k cost ~3% at K = 768 and gained nothing at K <= 3072, so
 // BERT-base shapes up to K = 1024 run unblocked.
 constexpr int kKcGroups = 256;
+// Lines of the next B block (per panel) a tile may prefetch before its k loop.
+constexpr int kMaxPrefetchLinesPerTile = 16;
 
 // Bytes of int32 partial sums gemm_blocks needs for `rows` rows.
 inline std::size_t partial_bytes(int rows) {
@@ -322,7 +324,12 @@ void gemm_blocks(const GemmParams& p, int m0, int m1, int n0, int n1, const uint
       const int next_nv = jn < n1 ? ((n1 - jn < 16 * nv_max ? n1 - jn : 16 * nv_max) + 15) / 16 : 0;
       const char* next_b = static_cast<const char*>(p.packed_b) + (jn / 16) * b_panel + gn * 64;
       const int tiles = (rows + mr_max - 1) / mr_max;
-      const int lines_per_tile = (next_lines + tiles - 1) / tiles;
+      // Only when the sweep has enough tiles to spread the block over: a burst of hundreds of
+      // prefetches in front of one tile (M <= 64) occupies the fill buffers and costs up to 40%.
+      const int lines_per_tile =
+          (next_lines + tiles - 1) / tiles <= kMaxPrefetchLinesPerTile
+              ? (next_lines + tiles - 1) / tiles
+              : 0;
       for (int i = m0, tile_index = 0; i < m1; i += mr_max, ++tile_index) {
         const int mr = m1 - i < mr_max ? m1 - i : mr_max;
         const int l0 = tile_index * lines_per_tile;
