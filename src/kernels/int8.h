@@ -19,8 +19,8 @@
 //         (kernels/fixedpoint.h): multiplier in [2^30, 2^31) or 0, shift in [1, 63].
 // Overflow budget: |acc| <= 255 * 128 * K, so int32 is exact for K <= kMaxGemmK (65,536); the
 // ops layer rejects larger K. Integer outputs are bit-exact across ISAs; f32 outputs agree with the
-// reference to a tolerance that grows with K (vector GELU, FMA contraction, summation order of
-// the float terms only: the integer accumulator itself is exact).
+// reference within a small relative tolerance (vector GELU, FMA contraction); the integer
+// accumulator is exact on every ISA, so the float error does not grow with K.
 //
 // Kernel calls are pure and reentrant: they never allocate, never throw, never start threads.
 // The ops layer (ops/gemm_int8.h) checks shapes, packs weights once, provides the per-thread

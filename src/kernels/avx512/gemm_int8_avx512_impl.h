@@ -215,7 +215,7 @@ void tile(const TileArgs& t) {
   }
   if (t.finish) prefetch_outputs<MR, NV>(t);
   const uint8_t* a = t.a;
-  const uint8_t* a4 = t.a + 4 * t.lda;
+  const uint8_t* a4 = MR > 4 ? t.a + 4 * t.lda : t.a;  // never past A for short tiles
   const std::ptrdiff_t lda3 = 3 * t.lda;
   const int8_t* b = t.b;
   // Unrolled so that loop bookkeeping (which competes with vpdpbusd for ports 0 and 5) is paid
