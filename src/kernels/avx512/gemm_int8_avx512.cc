@@ -1,4 +1,4 @@
-// AVX-512 (no VNNI) INT8 GEMM: exact int16 widening path, register tiles 8x48 and 3x128
+// AVX-512 (no VNNI) INT8 GEMM: exact int16 widening path, register tiles 8x48 and 3x112
 // (kernels/avx512/gemm_int8_avx512_impl.h), the same fused epilogues as the VNNI kernel.
 //
 // vpmaddubsw would add two u8 x s8 products into a saturating int16 (255*127*2 > 32767,

@@ -18,7 +18,8 @@
 // accumulators + 3 B + 1 A = 28 of 32 registers): enough independent chains to hide the 5-cycle
 // vpdpbusd latency at 2 per cycle, with 11 loads per 24 dot instructions (under the 2 loads per
 // cycle the load ports sustain). Small M (<= 3 rows: M = 1 decoding, classification heads) uses
-// a 3 x 8 tile so that 8 to 24 chains are in flight even for one row.
+// a 3 x 112 tile (3 x 7 panels) so that 7 to 21 chains are in flight even for one row; 3 x 8
+// panels would need 33 registers and spill.
 #pragma once
 
 #include <array>
@@ -37,7 +38,7 @@ namespace avx512_gemm {
 constexpr int kMr = 8;
 constexpr int kNv = 3;
 constexpr int kMrSmall = 3;
-constexpr int kNvSmall = 8;
+constexpr int kNvSmall = 7;
 
 inline __mmask16 column_mask(int cols) {
   return cols >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1);

@@ -1,4 +1,4 @@
-// AVX-512 VNNI INT8 GEMM (vpdpbusd), register tiles 8x48 and 3x128 (kernels/avx512/
+// AVX-512 VNNI INT8 GEMM (vpdpbusd), register tiles 8x48 and 3x112 (kernels/avx512/
 // gemm_int8_avx512_impl.h), fused epilogues s32 / f32 (+GELU/ReLU, residual) / s8 / u8.
 //
 // vpdpbusd multiplies u8 by s8 and adds 4 products per int32 lane exactly, so:
