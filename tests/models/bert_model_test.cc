@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -157,6 +158,20 @@ TEST(BertModelLoad, RejectsIntegerWeights) {
                      "F32, F16 or BF16"),
             std::string::npos)
       << msg;
+}
+
+TEST(BertModelLoad, RejectsNonFiniteWeightsNamingTensorAndIndex) {
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    Tensors t = tiny_tensors();
+    t["bert.encoder.layer.1.attention.output.dense.weight"].values[13] = bad;
+    const std::string msg = load_error(t);
+    EXPECT_NE(msg.find("'bert.encoder.layer.1.attention.output.dense.weight' holds a non-finite "
+                       "value"),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("flat index 13"), std::string::npos) << msg;
+  }
 }
 
 TEST(BertModelLoad, RejectsConfigThatDisagreesWithWeights) {
