@@ -15,8 +15,9 @@
 // first rows (without VNNI oneDNN saturates int16 pair sums: such entries are labelled INEXACT and
 // still timed), Octet's s32 bit for bit and its f32 within a relative tolerance against oneDNN
 // on every row when oneDNN was exact, else against the reference rows.
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
 #include <omp.h>
-
 #include <time.h>
 
 #include <algorithm>
@@ -25,14 +26,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <random>
 #include <string>
 #include <tuple>
 #include <vector>
-
-#include <benchmark/benchmark.h>
-#include <fmt/format.h>
-#include <oneapi/dnnl/dnnl.hpp>
 
 // GCC 12.2 bug 105593: its AVX-512 intrinsics warn about their own undefined operands.
 #pragma GCC diagnostic push
@@ -42,8 +40,8 @@
 #pragma GCC diagnostic pop
 
 #include "kernels/kernels.h"
-#include "ops/gemm_int8.h"
 #include "octet/cpu.h"
+#include "ops/gemm_int8.h"
 
 namespace {
 

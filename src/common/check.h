@@ -3,11 +3,11 @@
 // expression, the values and the location, then aborts.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-
-#include <fmt/format.h>
 
 namespace octet::detail {
 
@@ -21,19 +21,18 @@ namespace octet::detail {
 
 }  // namespace octet::detail
 
-#define OCTET_CHECK(cond)                                                  \
-  do {                                                                     \
+#define OCTET_CHECK(cond)                                                      \
+  do {                                                                         \
     if (!(cond)) ::octet::detail::check_failed(__FILE__, __LINE__, #cond, ""); \
   } while (0)
 
-#define OCTET_CHECK_OP(a, op, b)                                                       \
-  do {                                                                                 \
-    const auto& octet_check_a_ = (a);                                                  \
-    const auto& octet_check_b_ = (b);                                                  \
-    if (!(octet_check_a_ op octet_check_b_))                                           \
-      ::octet::detail::check_failed(                                                   \
-          __FILE__, __LINE__, #a " " #op " " #b,                                       \
-          fmt::format("({} vs {})", octet_check_a_, octet_check_b_));                  \
+#define OCTET_CHECK_OP(a, op, b)                                                                \
+  do {                                                                                          \
+    const auto& octet_check_a_ = (a);                                                           \
+    const auto& octet_check_b_ = (b);                                                           \
+    if (!(octet_check_a_ op octet_check_b_))                                                    \
+      ::octet::detail::check_failed(__FILE__, __LINE__, #a " " #op " " #b,                      \
+                                    fmt::format("({} vs {})", octet_check_a_, octet_check_b_)); \
   } while (0)
 
 #define OCTET_CHECK_EQ(a, b) OCTET_CHECK_OP(a, ==, b)

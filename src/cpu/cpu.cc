@@ -2,14 +2,13 @@
 #include "octet/cpu.h"
 
 #include <cpuid.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-
-#include <fmt/format.h>
 
 #include "octet/error.h"
 
@@ -39,7 +38,7 @@ CpuFlags read_flags() {
   f.f16c = c & (1u << 29);
   if (osxsave) {
     unsigned long long xcr0 = xgetbv0();
-    f.os_ymm = (xcr0 & 0x6) == 0x6;              // SSE + AVX state
+    f.os_ymm = (xcr0 & 0x6) == 0x6;                // SSE + AVX state
     f.os_zmm = f.os_ymm && (xcr0 & 0xE0) == 0xE0;  // opmask + ZMM_Hi256 + Hi16_ZMM
   }
   if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
@@ -112,10 +111,14 @@ Isa env_cap_checked() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::ref: return "ref";
-    case Isa::avx2: return "avx2";
-    case Isa::avx512: return "avx512";
-    case Isa::avx512_vnni: return "avx512_vnni";
+    case Isa::ref:
+      return "ref";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx512_vnni:
+      return "avx512_vnni";
   }
   return "unknown";
 }
@@ -125,8 +128,8 @@ Isa parse_isa(std::string_view name) {
   if (name == "avx2") return Isa::avx2;
   if (name == "avx512") return Isa::avx512;
   if (name == "avx512_vnni" || name == "avx512vnni") return Isa::avx512_vnni;
-  throw InvalidArgument(fmt::format(
-      "unknown ISA '{}': expected one of ref, avx2, avx512, avx512_vnni", name));
+  throw InvalidArgument(
+      fmt::format("unknown ISA '{}': expected one of ref, avx2, avx512, avx512_vnni", name));
 }
 
 Isa cpu_isa() {
@@ -164,17 +167,19 @@ Isa active_isa() {
 void set_max_isa(Isa isa) {
   int top = std::min(static_cast<int>(cpu_isa()), static_cast<int>(built_isa()));
   if (static_cast<int>(isa) > top) {
-    throw Unsupported(fmt::format("ISA {} cannot run here: CPU supports up to {}, build has up to {}",
-                                  isa_name(isa), isa_name(cpu_isa()), isa_name(built_isa())));
+    throw Unsupported(
+        fmt::format("ISA {} cannot run here: CPU supports up to {}, build has up to {}",
+                    isa_name(isa), isa_name(cpu_isa()), isa_name(built_isa())));
   }
   g_api_cap.store(static_cast<int>(isa), std::memory_order_relaxed);
 }
 
 std::string cpu_description() {
   const CpuFlags& f = flags();
-  return fmt::format("{} [avx2={} fma={} avx512f={} avx512bw={} avx512vl={} avx512_vnni={} os_zmm={}]",
-                     f.brand.empty() ? "unknown CPU" : f.brand, f.avx2, f.fma, f.avx512f,
-                     f.avx512bw, f.avx512vl, f.avx512vnni, f.os_zmm);
+  return fmt::format(
+      "{} [avx2={} fma={} avx512f={} avx512bw={} avx512vl={} avx512_vnni={} os_zmm={}]",
+      f.brand.empty() ? "unknown CPU" : f.brand, f.avx2, f.fma, f.avx512f, f.avx512bw, f.avx512vl,
+      f.avx512vnni, f.os_zmm);
 }
 
 }  // namespace octet

@@ -48,25 +48,47 @@ struct FieldNames {
 
 const FieldNames& tsv_fields(Task t) {
   static const FieldNames sst2{{"sentence"}, {}, {"label"}, {"index"}, "sentence<TAB>label"};
-  static const FieldNames mrpc{{"#1 String"}, {"#2 String"}, {"Quality"}, {"index"},
+  static const FieldNames mrpc{{"#1 String"},
+                               {"#2 String"},
+                               {"Quality"},
+                               {"index"},
                                "Quality<TAB>#1 ID<TAB>#2 ID<TAB>#1 String<TAB>#2 String"};
   static const FieldNames cola{{"sentence"}, {}, {"label"}, {"index"}, "index<TAB>sentence"};
-  static const FieldNames stsb{{"sentence1"}, {"sentence2"}, {"score"}, {"index"},
+  static const FieldNames stsb{{"sentence1"},
+                               {"sentence2"},
+                               {"score"},
+                               {"index"},
                                "index<TAB>genre<TAB>...<TAB>sentence1<TAB>sentence2<TAB>score"};
-  static const FieldNames rte{{"sentence1"}, {"sentence2"}, {"label"}, {"index", "idx"},
+  static const FieldNames rte{{"sentence1"},
+                              {"sentence2"},
+                              {"label"},
+                              {"index", "idx"},
                               "index<TAB>sentence1<TAB>sentence2<TAB>label"};
-  static const FieldNames qnli{{"question"}, {"sentence"}, {"label"}, {"index", "idx"},
+  static const FieldNames qnli{{"question"},
+                               {"sentence"},
+                               {"label"},
+                               {"index", "idx"},
                                "index<TAB>question<TAB>sentence<TAB>label"};
-  static const FieldNames mnli{{"sentence1"}, {"sentence2"}, {"gold_label"}, {"index", "pairID"},
+  static const FieldNames mnli{{"sentence1"},
+                               {"sentence2"},
+                               {"gold_label"},
+                               {"index", "pairID"},
                                "index<TAB>...<TAB>sentence1<TAB>sentence2<TAB>...<TAB>gold_label"};
   switch (t) {
-    case Task::sst2: return sst2;
-    case Task::mrpc: return mrpc;
-    case Task::cola: return cola;
-    case Task::stsb: return stsb;
-    case Task::rte: return rte;
-    case Task::qnli: return qnli;
-    case Task::mnli: return mnli;
+    case Task::sst2:
+      return sst2;
+    case Task::mrpc:
+      return mrpc;
+    case Task::cola:
+      return cola;
+    case Task::stsb:
+      return stsb;
+    case Task::rte:
+      return rte;
+    case Task::qnli:
+      return qnli;
+    case Task::mnli:
+      return mnli;
   }
   return sst2;
 }
@@ -79,19 +101,28 @@ const FieldNames& jsonl_fields(Task t) {
       {"sentence1"}, {"sentence2"}, {"label"}, {"idx", "index", "id"}, ""};
   static const FieldNames stsb{
       {"sentence1"}, {"sentence2"}, {"label", "score"}, {"idx", "index", "id"}, ""};
-  static const FieldNames rte{{"premise", "sentence1"}, {"hypothesis", "sentence2"}, {"label"},
-                              {"idx", "index", "id"}, ""};
+  static const FieldNames rte{
+      {"premise", "sentence1"}, {"hypothesis", "sentence2"}, {"label"}, {"idx", "index", "id"}, ""};
   static const FieldNames qnli{{"question"}, {"sentence"}, {"label"}, {"idx", "index", "id"}, ""};
-  static const FieldNames mnli{{"sentence1", "premise"}, {"sentence2", "hypothesis"},
-                               {"gold_label", "label"}, {"pairID", "idx", "index", "id"}, ""};
+  static const FieldNames mnli{{"sentence1", "premise"},
+                               {"sentence2", "hypothesis"},
+                               {"gold_label", "label"},
+                               {"pairID", "idx", "index", "id"},
+                               ""};
   switch (t) {
     case Task::sst2:
-    case Task::cola: return single;
-    case Task::mrpc: return sentence_pair;
-    case Task::stsb: return stsb;
-    case Task::rte: return rte;
-    case Task::qnli: return qnli;
-    case Task::mnli: return mnli;
+    case Task::cola:
+      return single;
+    case Task::mrpc:
+      return sentence_pair;
+    case Task::stsb:
+      return stsb;
+    case Task::rte:
+      return rte;
+    case Task::qnli:
+      return qnli;
+    case Task::mnli:
+      return mnli;
   }
   return single;
 }
@@ -208,9 +239,8 @@ void check_line_utf8(std::string_view line, const std::filesystem::path& file, s
 }
 
 std::string label_choices(const TaskSpec& spec) {
-  return fmt::format("one of {} or a class id 0..{}", join(Names(spec.label_names.begin(),
-                                                                 spec.label_names.end()),
-                                                           ", "),
+  return fmt::format("one of {} or a class id 0..{}",
+                     join(Names(spec.label_names.begin(), spec.label_names.end()), ", "),
                      spec.num_labels - 1);
 }
 
@@ -221,25 +251,28 @@ std::optional<int> class_id(const TaskSpec& spec, std::string_view token) {
   }
   int id = -1;
   auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), id);
-  if (ec == std::errc() && ptr == token.data() + token.size() && id >= 0 &&
-      id < spec.num_labels) {
+  if (ec == std::errc() && ptr == token.data() + token.size() && id >= 0 && id < spec.num_labels) {
     return id;
   }
   return std::nullopt;
 }
 
-float similarity_score(std::string_view token, const std::filesystem::path& file,
-                       std::size_t line, std::string_view column) {
+float similarity_score(std::string_view token, const std::filesystem::path& file, std::size_t line,
+                       std::string_view column) {
   double v = 0;
   auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), v);
   if (token.empty() || ec != std::errc() || ptr != token.data() + token.size() ||
       !std::isfinite(v)) {
-    fail(file, line, fmt::format("bad similarity score in column '{}': expected a number in "
-                                 "0..5, found {}", column, shown(token)));
+    fail(file, line,
+         fmt::format("bad similarity score in column '{}': expected a number in "
+                     "0..5, found {}",
+                     column, shown(token)));
   }
   if (v < 0.0 || v > 5.0) {
-    fail(file, line, fmt::format("similarity score out of range in column '{}': expected 0..5, "
-                                 "found {}", column, token));
+    fail(file, line,
+         fmt::format("similarity score out of range in column '{}': expected 0..5, "
+                     "found {}",
+                     column, token));
   }
   return static_cast<float>(v);
 }
@@ -255,8 +288,9 @@ bool set_label(const TaskSpec& spec, std::string_view token, Example& ex,
   } else if (spec.task == Task::mnli && token == "-") {
     return false;
   } else {
-    fail(file, line, fmt::format("bad {} label in column '{}': expected {}, found {}", spec.name,
-                                 column, label_choices(spec), shown(token)));
+    fail(file, line,
+         fmt::format("bad {} label in column '{}': expected {}, found {}", spec.name, column,
+                     label_choices(spec), shown(token)));
   }
   ex.has_label = true;
   return true;
@@ -290,9 +324,11 @@ TsvLayout tsv_layout(const TaskSpec& spec, const std::vector<std::string_view>& 
   // usually empty), sentence. Its test file has the header "index<TAB>sentence".
   if (spec.task == Task::cola && first[0] != "index") {
     if (first.size() != 4) {
-      fail(file, 1, fmt::format("CoLA row has {} columns, expected 4 "
-                                "(source<TAB>label<TAB>original label<TAB>sentence, no header) "
-                                "or a header starting with 'index'", first.size()));
+      fail(file, 1,
+           fmt::format("CoLA row has {} columns, expected 4 "
+                       "(source<TAB>label<TAB>original label<TAB>sentence, no header) "
+                       "or a header starting with 'index'",
+                       first.size()));
     }
     layout.has_header = false;
     layout.label = 1;
@@ -315,9 +351,11 @@ TsvLayout tsv_layout(const TaskSpec& spec, const std::vector<std::string_view>& 
   if (!f.text_b.empty() && layout.text_b < 0) missing.push_back(f.text_b.front());
   if (!missing.empty()) {
     Names found(first.begin(), first.end());
-    fail(file, 1, fmt::format("header lacks column {} needed for {} (expected a header like "
-                              "{}; found {})", join(missing, ", "), spec.name, f.example_header,
-                              shown(join(found, "<TAB>"))));
+    fail(
+        file, 1,
+        fmt::format("header lacks column {} needed for {} (expected a header like "
+                    "{}; found {})",
+                    join(missing, ", "), spec.name, f.example_header, shown(join(found, "<TAB>"))));
   }
   layout.csv_quoted = find_column(first, {"idx"}) >= 0 && find_column(first, {"index"}) < 0;
   for (auto name : first) layout.names.emplace_back(name);
@@ -342,17 +380,19 @@ Dataset read_tsv(const TaskSpec& spec, const std::filesystem::path& file, std::s
       return;
     }
     if (!unquote_csv_field(field, out)) {
-      fail(file, no, fmt::format("malformed quoted field in column '{}': expected \"text\" with "
-                                 "inner quotes doubled (csv quoting of Hugging Face exports), "
-                                 "found {}", layout.names[column], shown(field)));
+      fail(file, no,
+           fmt::format("malformed quoted field in column '{}': expected \"text\" with "
+                       "inner quotes doubled (csv quoting of Hugging Face exports), "
+                       "found {}",
+                       layout.names[column], shown(field)));
     }
   };
 
   auto parse_row = [&](std::size_t no) {
     if (fields.size() != layout.num_columns) {
-      fail(file, no, fmt::format("wrong number of columns: expected {}, found {}{}",
-                                 layout.num_columns, fields.size(),
-                                 line.empty() ? " (empty line)" : ""));
+      fail(file, no,
+           fmt::format("wrong number of columns: expected {}, found {}{}", layout.num_columns,
+                       fields.size(), line.empty() ? " (empty line)" : ""));
     }
     Example ex;
     ex.line = no;
@@ -418,8 +458,10 @@ Dataset read_jsonl(const TaskSpec& spec, const std::filesystem::path& file, std:
       if (auto colon = detail.find(": "); colon != std::string_view::npos) {
         detail.remove_prefix(colon + 2);
       }
-      fail(file, no, fmt::format("malformed JSON at column {}: {} (expected one JSON object per "
-                                 "line)", e.byte, detail));
+      fail(file, no,
+           fmt::format("malformed JSON at column {}: {} (expected one JSON object per "
+                       "line)",
+                       e.byte, detail));
     }
     if (!obj.is_object()) {
       fail(file, no, fmt::format("expected a JSON object, found a JSON {}", obj.type_name()));
@@ -429,12 +471,14 @@ Dataset read_jsonl(const TaskSpec& spec, const std::filesystem::path& file, std:
     auto text = [&](const Names& names, std::string& out) {
       const nlohmann::json* v = find_key(obj, names);
       if (v == nullptr) {
-        fail(file, no, fmt::format("missing key {} needed for {} (expected one of: {})",
-                                   names.front(), spec.name, join(names, ", ")));
+        fail(file, no,
+             fmt::format("missing key {} needed for {} (expected one of: {})", names.front(),
+                         spec.name, join(names, ", ")));
       }
       if (!v->is_string()) {
-        fail(file, no, fmt::format("key '{}' must be a string, found a JSON {}", names.front(),
-                                   v->type_name()));
+        fail(file, no,
+             fmt::format("key '{}' must be a string, found a JSON {}", names.front(),
+                         v->type_name()));
       }
       out = v->get<std::string>();
     };
@@ -457,8 +501,9 @@ Dataset read_jsonl(const TaskSpec& spec, const std::filesystem::path& file, std:
       } else if (label->is_boolean()) {
         token = label->get<bool>() ? "1" : "0";
       } else {
-        fail(file, no, fmt::format("label must be a string or a number, found a JSON {}",
-                                   label->type_name()));
+        fail(
+            file, no,
+            fmt::format("label must be a string or a number, found a JSON {}", label->type_name()));
       }
       keep = set_label(spec, token, ex, file, no, column);
     }
@@ -497,9 +542,10 @@ Task parse_task(std::string_view name) {
   }
   Names choices;
   for (Task t : all_tasks()) choices.push_back(task_spec(t).name);
-  throw InvalidArgument(fmt::format("unknown GLUE task {} (expected one of: {}; case, '-' and '_' "
-                                    "are ignored, so 'SST-2' works)", shown(name),
-                                    join(choices, ", ")));
+  throw InvalidArgument(
+      fmt::format("unknown GLUE task {} (expected one of: {}; case, '-' and '_' "
+                  "are ignored, so 'SST-2' works)",
+                  shown(name), join(choices, ", ")));
 }
 
 const std::vector<Task>& all_tasks() {
@@ -537,8 +583,10 @@ std::vector<Example> read_text_lines(std::istream& in, const std::string& source
     }
     split_tabs(line, fields);
     if (fields.size() > 2) {
-      fail(source, no, fmt::format("expected text, or text_a<TAB>text_b, found {} tab-separated "
-                                   "fields", fields.size()));
+      fail(source, no,
+           fmt::format("expected text, or text_a<TAB>text_b, found {} tab-separated "
+                       "fields",
+                       fields.size()));
     }
     for (std::size_t i = 0; i < fields.size(); ++i) {
       if (fields[i].find_first_not_of(' ') == std::string_view::npos) {

@@ -55,11 +55,11 @@ const std::vector<Task>& all_tasks();
 
 struct Example {
   std::string text_a;
-  std::string text_b;     // empty for single-sentence tasks
-  float label = 0;        // class id, or similarity score for stsb
+  std::string text_b;  // empty for single-sentence tasks
+  float label = 0;     // class id, or similarity score for stsb
   bool has_label = false;
-  std::size_t line = 0;   // 1-based line of the source file
-  std::string id;         // the file's own row id (index / idx / pair ids) when it has one
+  std::size_t line = 0;  // 1-based line of the source file
+  std::string id;        // the file's own row id (index / idx / pair ids) when it has one
 };
 
 struct Dataset {

@@ -16,13 +16,14 @@ template <typename T>
 void check_sizes(std::span<const T> a, std::span<const T> b, std::string_view what,
                  std::size_t min_size) {
   if (a.size() != b.size()) {
-    throw InvalidArgument(fmt::format("{}: inputs differ in length: {} predictions vs {} gold "
-                                      "values (expected one prediction per example)",
-                                      what, a.size(), b.size()));
+    throw InvalidArgument(
+        fmt::format("{}: inputs differ in length: {} predictions vs {} gold "
+                    "values (expected one prediction per example)",
+                    what, a.size(), b.size()));
   }
   if (a.size() < min_size) {
-    throw InvalidArgument(fmt::format("{}: expected at least {} values, found {}", what, min_size,
-                                      a.size()));
+    throw InvalidArgument(
+        fmt::format("{}: expected at least {} values, found {}", what, min_size, a.size()));
   }
 }
 
@@ -152,14 +153,16 @@ MetricResult glue_metrics(data::Task task, std::span<const int> pred_labels,
                           std::span<const double> pred_scores, const data::Dataset& gold) {
   const data::TaskSpec& spec = data::task_spec(task);
   if (gold.task != task) {
-    throw InvalidArgument(fmt::format("glue_metrics: gold data {} was read for task {}, expected "
-                                      "{}", gold.source.string(),
-                                      data::task_spec(gold.task).name, spec.name));
+    throw InvalidArgument(
+        fmt::format("glue_metrics: gold data {} was read for task {}, expected "
+                    "{}",
+                    gold.source.string(), data::task_spec(gold.task).name, spec.name));
   }
   if (!gold.labeled()) {
-    throw InvalidArgument(fmt::format("glue_metrics: {} has no gold labels (a test split?); "
-                                      "expected a labeled dev or train file",
-                                      gold.source.string()));
+    throw InvalidArgument(
+        fmt::format("glue_metrics: {} has no gold labels (a test split?); "
+                    "expected a labeled dev or train file",
+                    gold.source.string()));
   }
   const std::size_t n = gold.examples.size();
   MetricResult r;
@@ -183,9 +186,10 @@ MetricResult glue_metrics(data::Task task, std::span<const int> pred_labels,
   }
   for (std::size_t i = 0; i < n; ++i) {
     if (pred_labels[i] < 0 || pred_labels[i] >= spec.num_labels) {
-      throw InvalidArgument(fmt::format("glue_metrics: prediction {} is class {}, expected a {} "
-                                        "class id in 0..{}", i, pred_labels[i], spec.name,
-                                        spec.num_labels - 1));
+      throw InvalidArgument(
+          fmt::format("glue_metrics: prediction {} is class {}, expected a {} "
+                      "class id in 0..{}",
+                      i, pred_labels[i], spec.name, spec.num_labels - 1));
     }
   }
   std::vector<int> g(n);

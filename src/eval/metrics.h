@@ -37,7 +37,7 @@ struct MetricResult {
   std::vector<std::pair<std::string, double>> values;  // in reporting order
   std::string main;                                    // one of the keys in `values`
   double main_value() const;
-  double at(const std::string& key) const;             // InvalidArgument for an unknown key
+  double at(const std::string& key) const;  // InvalidArgument for an unknown key
 };
 
 // The metrics GLUE reports for `task` against the labels of `gold`:

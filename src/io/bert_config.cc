@@ -1,11 +1,11 @@
 #include "io/bert_config.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "io/json_util.h"
 #include "io/mapped_file.h"

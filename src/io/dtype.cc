@@ -1,9 +1,9 @@
 #include "io/dtype.h"
 
+#include <fmt/format.h>
+
 #include <bit>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "octet/error.h"
 

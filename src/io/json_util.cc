@@ -1,10 +1,10 @@
 #include "io/json_util.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <set>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "octet/error.h"
 #include "text/utf8.h"

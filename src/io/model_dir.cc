@@ -1,10 +1,10 @@
 #include "io/model_dir.h"
 
-#include <system_error>
-#include <vector>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <system_error>
+#include <vector>
 
 #include "octet/error.h"
 

@@ -1,12 +1,12 @@
 #include "io/safetensors.h"
 
-#include <algorithm>
-#include <limits>
-#include <set>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "io/atomic_file.h"
 #include "io/json_util.h"

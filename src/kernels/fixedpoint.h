@@ -16,11 +16,11 @@
 // |v| <= 2^32; m < 2^31, so |v * m| < 2^63 fits int64.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
-
-#include <fmt/format.h>
 
 #include "octet/error.h"
 

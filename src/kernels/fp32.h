@@ -50,16 +50,15 @@ struct Fp32Kernels {
   UnaryF32Fn gelu_tanh = nullptr;
   UnaryF32Fn relu = nullptr;
 
-  void (*layer_norm)(const float* x, std::size_t ld_x, float* y, std::size_t ld_y,
-                     std::size_t rows, std::size_t cols, const float* gamma, const float* beta,
-                     float eps) = nullptr;
+  void (*layer_norm)(const float* x, std::size_t ld_x, float* y, std::size_t ld_y, std::size_t rows,
+                     std::size_t cols, const float* gamma, const float* beta, float eps) = nullptr;
 
-  void (*softmax)(float* x, std::size_t ld, std::size_t rows, std::size_t cols,
-                  std::size_t valid, float scale) = nullptr;
+  void (*softmax)(float* x, std::size_t ld, std::size_t rows, std::size_t cols, std::size_t valid,
+                  float scale) = nullptr;
 
   void (*attention_head)(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                         std::size_t t, std::size_t d, float scale, float* out,
-                         std::size_t ld_out, float* scratch) = nullptr;
+                         std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                         float* scratch) = nullptr;
 };
 
 // Per-ISA tables, filled by dispatch.cc (each defined in that ISA's kernel files).

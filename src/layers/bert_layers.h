@@ -32,9 +32,9 @@ struct LayerNorm {
 
 struct Embeddings {
   int64_t hidden = 0;
-  std::vector<float> word;         // [vocab, H]
-  std::vector<float> position;     // [max_positions, H]
-  std::vector<float> token_type;   // [type_vocab, H]
+  std::vector<float> word;        // [vocab, H]
+  std::vector<float> position;    // [max_positions, H]
+  std::vector<float> token_type;  // [type_vocab, H]
   LayerNorm norm;
   // ids / types: packed, already validated; positions restart at 0 at each offsets[b].
   void forward(std::span<const int32_t> ids, std::span<const int32_t> types,
@@ -57,8 +57,8 @@ struct EncoderLayer {
   ops::MatmulF32 qkv;       // [3H, H]: query, key, value rows stacked
   ops::MatmulF32 attn_out;  // [H, H]
   LayerNorm attn_norm;
-  ops::MatmulF32 ffn_in;    // [I, H]
-  ops::MatmulF32 ffn_out;   // [H, I]
+  ops::MatmulF32 ffn_in;   // [I, H]
+  ops::MatmulF32 ffn_out;  // [H, I]
   LayerNorm ffn_norm;
 
   void forward(float* x, std::span<const int64_t> offsets, const EncoderScratch& s,

@@ -54,7 +54,8 @@ class WeightLoader {
     std::vector<float> out(static_cast<std::size_t>(t.numel()));
     reader_.read_f32_into(t, out);
     // A NaN or Inf weight would silently poison every output: refuse it here, once.
-    const auto bad = std::find_if(out.begin(), out.end(), [](float v) { return !std::isfinite(v); });
+    const auto bad =
+        std::find_if(out.begin(), out.end(), [](float v) { return !std::isfinite(v); });
     if (bad != out.end()) {
       throw ModelFormatError(fmt::format(
           "{}: tensor '{}' holds a non-finite value ({}) at flat index {}; expected finite weights",

@@ -1,13 +1,12 @@
 // INT8 GEMM operator: argument checks, weight packing, work splitting over OpenMP threads.
 #include "ops/gemm_int8.h"
 
+#include <fmt/format.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "kernels/fixedpoint.h"
 #include "kernels/kernels.h"

@@ -6,10 +6,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "common/test_support.h"
 #include "common/tiny_bert.h"
@@ -74,7 +73,7 @@ TEST_F(Cli, UnknownFlagIsAUsageError) {
 
 TEST_F(Cli, PredictWritesOneJsonObjectPerLineInInputOrder) {
   CliRun r = run("predict --model " + q(model_) + " --input - --threads 1",
-              "a great movie\nthe acting was terrible .\nfun\tstory\n");
+                 "a great movie\nthe acting was terrible .\nfun\tstory\n");
   ASSERT_EQ(r.code, 0) << r.err;
   std::istringstream lines(r.out);
   std::string line;
@@ -126,8 +125,8 @@ TEST_F(Cli, PredictWritesOutputFileAtomically) {
   const std::string before = test::read_file(out);
   EXPECT_EQ(std::count(before.begin(), before.end(), '\n'), 2);
   // A failing run (bad input) leaves the earlier output untouched and no temporary file behind.
-  CliRun bad = run("predict --model " + q(model_) + " --input - --output " + q(out),
-                "good\n\xff\xfe bad\n");
+  CliRun bad =
+      run("predict --model " + q(model_) + " --input - --output " + q(out), "good\n\xff\xfe bad\n");
   EXPECT_EQ(bad.code, 3);
   EXPECT_EQ(test::read_file(out), before);
   for (const auto& e : std::filesystem::directory_iterator(tmp_.path())) {
@@ -196,7 +195,8 @@ TEST_F(Cli, EvalPrintsTableAndWritesJson) {
   test::write_file(data, "sentence\tlabel\na great movie\t1\nterrible acting\t0\nfun story\t1\n");
   auto json = tmp_ / "out" / "result.json";
   std::filesystem::create_directories(json.parent_path());
-  CliRun r = run("eval --model " + q(model_) + " --task sst2 --data " + q(data) + " --json " + q(json));
+  CliRun r =
+      run("eval --model " + q(model_) + " --task sst2 --data " + q(data) + " --json " + q(json));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("accuracy"));
   auto j = nlohmann::json::parse(test::read_file(json));
@@ -225,9 +225,10 @@ TEST_F(Cli, EvalUnknownTaskListsTheChoices) {
 
 TEST_F(Cli, EvalRegressionTaskOnAClassifierIsRefused) {
   auto data = tmp_ / "stsb.tsv";
-  test::write_file(data,
-                   "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
-                   "0\tmain-captions\tMSRvid\t2012test\t0000\tnone\tnone\ta movie\ta film\t5.000\n");
+  test::write_file(
+      data,
+      "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+      "0\tmain-captions\tMSRvid\t2012test\t0000\tnone\tnone\ta movie\ta film\t5.000\n");
   CliRun r = run("eval --model " + q(model_) + " --task stsb --data " + q(data));
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("regression"));

@@ -1,6 +1,7 @@
+#include "octet/cpu.h"
+
 #include <gtest/gtest.h>
 
-#include "octet/cpu.h"
 #include "octet/error.h"
 
 namespace octet {
@@ -28,7 +29,8 @@ TEST(Cpu, RunnableIsasStartWithRefAndAreOrdered) {
   auto isas = runnable_isas();
   ASSERT_FALSE(isas.empty());
   EXPECT_EQ(isas.front(), Isa::ref);
-  for (size_t i = 1; i < isas.size(); ++i) EXPECT_LT(static_cast<int>(isas[i - 1]), static_cast<int>(isas[i]));
+  for (size_t i = 1; i < isas.size(); ++i)
+    EXPECT_LT(static_cast<int>(isas[i - 1]), static_cast<int>(isas[i]));
 }
 
 TEST(Cpu, SetMaxIsaCapsAndRejectsWhatCannotRun) {

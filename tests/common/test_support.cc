@@ -18,8 +18,9 @@ std::filesystem::path data_dir() {
 std::filesystem::path require_data(const std::string& relative) {
   auto p = data_dir() / relative;
   if (!std::filesystem::exists(p)) {
-    std::string msg = "missing shared data: " + p.string() +
-                      " (set OCTET_DATA to the shared data directory; see ../shared/data/README.md)";
+    std::string msg =
+        "missing shared data: " + p.string() +
+        " (set OCTET_DATA to the shared data directory; see ../shared/data/README.md)";
     ADD_FAILURE() << msg;
     throw std::runtime_error(msg);
   }
@@ -34,8 +35,8 @@ std::filesystem::path golden_dir() {
     p = std::filesystem::path(OCTET_BINARY_DIR) / "golden";
   }
   if (!std::filesystem::exists(p / "DONE")) {
-    std::string msg = "missing golden fixtures in " + p.string() +
-                      ": run scripts/make_golden.sh " + p.string() +
+    std::string msg = "missing golden fixtures in " + p.string() + ": run scripts/make_golden.sh " +
+                      p.string() +
                       " (needs Debian's python3-torch), or run ctest, which does it first";
     ADD_FAILURE() << msg;
     throw std::runtime_error(msg);

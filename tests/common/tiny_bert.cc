@@ -1,10 +1,9 @@
 #include "common/tiny_bert.h"
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
 
@@ -12,10 +11,11 @@ namespace octet::test {
 
 int64_t write_tiny_vocab(const std::filesystem::path& vocab_txt) {
   static const char* kTokens[] = {
-      "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "!", "?", "'", "the", "a", "an",
-      "is", "was", "it", "this", "that", "movie", "film", "good", "great", "bad", "terrible",
-      "not", "and", "but", "very", "story", "acting", "fun", "boring", "i", "love", "hate",
-      "##s", "##ed", "##ing", "##ly", "un", "##believ", "##able"};
+      "[PAD]", "[UNK]", "[CLS]",  "[SEP]", "[MASK]",   ".",        ",",    "!",    "?",
+      "'",     "the",   "a",      "an",    "is",       "was",      "it",   "this", "that",
+      "movie", "film",  "good",   "great", "bad",      "terrible", "not",  "and",  "but",
+      "very",  "story", "acting", "fun",   "boring",   "i",        "love", "hate", "##s",
+      "##ed",  "##ing", "##ly",   "un",    "##believ", "##able"};
   std::ofstream out(vocab_txt, std::ios::binary);
   for (const char* t : kTokens) out << t << "\n";
   return static_cast<int64_t>(std::size(kTokens));

@@ -10,8 +10,8 @@ namespace octet::test {
 
 struct TinyBertOptions {
   int64_t hidden = 8, intermediate = 16, layers = 2, heads = 2, max_positions = 64;
-  int64_t num_labels = 2;     // 1 writes a regression head (problem_type "regression")
-  bool classifier = true;     // false: encoder + pooler only
+  int64_t num_labels = 2;  // 1 writes a regression head (problem_type "regression")
+  bool classifier = true;  // false: encoder + pooler only
   uint32_t seed = 5;
 };
 

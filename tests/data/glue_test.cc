@@ -79,16 +79,15 @@ TEST(TaskSpecTest, ParsesCanonicalAndGlueFolderSpellings) {
 
 TEST(TaskSpecTest, RejectsUnknownTaskListingTheChoices) {
   const std::string msg = error_of<InvalidArgument>([] { parse_task("qqp"); });
-  EXPECT_THAT(msg, AllOf(HasSubstr("'qqp'"), HasSubstr("sst2"), HasSubstr("mnli"),
-                         HasSubstr("stsb")));
+  EXPECT_THAT(msg,
+              AllOf(HasSubstr("'qqp'"), HasSubstr("sst2"), HasSubstr("mnli"), HasSubstr("stsb")));
 }
 
 TEST(TaskSpecTest, DescribesLabelsAndMetricsOfEveryTask) {
   EXPECT_EQ(all_tasks().size(), 7u);
   const auto& mnli = task_spec(Task::mnli);
   EXPECT_EQ(mnli.num_labels, 3);
-  EXPECT_EQ(mnli.label_names,
-            (std::vector<std::string>{"entailment", "neutral", "contradiction"}));
+  EXPECT_EQ(mnli.label_names, (std::vector<std::string>{"entailment", "neutral", "contradiction"}));
   EXPECT_TRUE(mnli.pair);
   const auto& stsb = task_spec(Task::stsb);
   EXPECT_TRUE(stsb.regression);
@@ -136,8 +135,9 @@ TEST(ReadGlueSharedTest, MrpcDevHas408PairsAndKeepsQuotesVerbatim) {
             "He said the foodservice pie business doesn't fit the company's long-term growth "
             "strategy.");
   // No quoting: the leading '"' (unbalanced in the original) stays part of the text.
-  EXPECT_EQ(first.text_b, "\"The foodservice pie business does not fit our long-term growth "
-                          "strategy.");
+  EXPECT_EQ(first.text_b,
+            "\"The foodservice pie business does not fit our long-term growth "
+            "strategy.");
   EXPECT_EQ(ds.examples[1].label, 0);
   EXPECT_EQ(count_label(ds, 1), 279u);
 }
@@ -253,7 +253,9 @@ TEST(ReadGlueLayoutTest, ReadsQnliGlueLayoutWithNamedLabels) {
   EXPECT_EQ(ds.examples[0].label, 0);
   EXPECT_EQ(ds.examples[1].label, 1);
   EXPECT_EQ(ds.examples[2].text_a, "How many \"official\" languages does the country have?");
-  EXPECT_EQ(ds.examples[4].text_a, "Who designed the cathedral's fa\xC3\xA7" "ade?");
+  EXPECT_EQ(ds.examples[4].text_a,
+            "Who designed the cathedral's fa\xC3\xA7"
+            "ade?");
   const auto test = read_glue(Task::qnli, fixture("QNLI/test.tsv"));
   EXPECT_EQ(test.examples.size(), 2u);
   EXPECT_FALSE(test.labeled());
@@ -360,8 +362,8 @@ TEST(ReadGlueErrorTest, RejectsBlankLineInsideTsv) {
 }
 
 TEST(ReadGlueErrorTest, RejectsUnknownLabelListingValidOnes) {
-  const std::string msg = data_error(Task::rte, "dev.tsv",
-                                     "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentails\n");
+  const std::string msg =
+      data_error(Task::rte, "dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentails\n");
   EXPECT_THAT(msg, AllOf(HasSubstr("dev.tsv:2"), HasSubstr("'entails'"),
                          HasSubstr("entailment, not_entailment"), HasSubstr("0..1")));
 }
@@ -382,8 +384,8 @@ TEST(ReadGlueErrorTest, RejectsScoreThatIsNotAFiniteNumber) {
     // Built with fmt: GCC 12 gives a -Wrestrict false positive on `"'" + std::string(...)`.
     const std::string msg =
         data_error(Task::stsb, "dev.tsv", fmt::format("{}0\ta\tb\t{}\n", header, bad));
-    EXPECT_THAT(msg, AllOf(HasSubstr("dev.tsv:2"), HasSubstr("0..5"),
-                           HasSubstr(fmt::format("'{}'", bad))))
+    EXPECT_THAT(
+        msg, AllOf(HasSubstr("dev.tsv:2"), HasSubstr("0..5"), HasSubstr(fmt::format("'{}'", bad))))
         << bad;
   }
 }
@@ -415,8 +417,8 @@ TEST(ReadGlueErrorTest, RejectsHeaderOnlyFile) {
 
 TEST(ReadGlueErrorTest, RejectsHeaderMissingNeededColumns) {
   // An RTE file handed to the SST-2 reader.
-  const std::string msg = data_error(Task::sst2, "dev.tsv",
-                                     "sentence1\tsentence2\tlabel\tidx\na\tb\t0\t0\n");
+  const std::string msg =
+      data_error(Task::sst2, "dev.tsv", "sentence1\tsentence2\tlabel\tidx\na\tb\t0\t0\n");
   EXPECT_THAT(msg, AllOf(HasSubstr("dev.tsv:1"), HasSubstr("lacks column sentence"),
                          HasSubstr("sentence<TAB>label"), HasSubstr("sentence1<TAB>sentence2")));
   // A headerless file: its first row is taken as the header and lacks the names.
@@ -468,9 +470,8 @@ TEST(ReadGlueErrorTest, RejectsBlankJsonLine) {
 }
 
 TEST(ReadGlueErrorTest, RejectsMissingFileWithIoError) {
-  const std::string msg = error_of<IoError>([] {
-    read_glue(Task::sst2, "/nonexistent/octet/dev.tsv");
-  });
+  const std::string msg =
+      error_of<IoError>([] { read_glue(Task::sst2, "/nonexistent/octet/dev.tsv"); });
   EXPECT_THAT(msg, HasSubstr("/nonexistent/octet/dev.tsv"));
   test::TempDir dir;
   EXPECT_THAT(error_of<IoError>([&] { read_glue(Task::sst2, dir.path()); }),
@@ -479,9 +480,9 @@ TEST(ReadGlueErrorTest, RejectsMissingFileWithIoError) {
 
 TEST(ReadGlueErrorTest, RejectsMalformedCsvQuotingInHuggingFaceExport) {
   const std::string header = "sentence1\tsentence2\tlabel\tidx\n";
-  EXPECT_THAT(data_error(Task::rte, "dev.tsv", header + "\"unclosed\tb\t0\t0\n"),
-              AllOf(HasSubstr("dev.tsv:2"), HasSubstr("malformed quoted field"),
-                    HasSubstr("'sentence1'")));
+  EXPECT_THAT(
+      data_error(Task::rte, "dev.tsv", header + "\"unclosed\tb\t0\t0\n"),
+      AllOf(HasSubstr("dev.tsv:2"), HasSubstr("malformed quoted field"), HasSubstr("'sentence1'")));
   EXPECT_THAT(data_error(Task::rte, "dev.tsv", header + "a\t\"x\" y \"z\"\t0\t0\n"),
               AllOf(HasSubstr("dev.tsv:2"), HasSubstr("'sentence2'")));
   // GLUE's own layout ("index") is never quoted: the same text is taken verbatim.
@@ -526,9 +527,15 @@ TEST(ReadGlueErrorTest, MutatedFilesParseOrRaiseDataError) {
       for (int e = 0; e < edits && !s.empty(); ++e) {
         const std::size_t pos = rng() % s.size();
         switch (rng() % 3) {
-          case 0: s[pos] = alphabet[rng() % alphabet.size()]; break;
-          case 1: s.erase(pos, 1 + rng() % 3); break;
-          default: s.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
+          case 0:
+            s[pos] = alphabet[rng() % alphabet.size()];
+            break;
+          case 1:
+            s.erase(pos, 1 + rng() % 3);
+            break;
+          default:
+            s.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+            break;
         }
       }
       // A new file each time: rewriting one file in place makes ext4 flush it on every write.
@@ -555,7 +562,9 @@ TEST(ReadGlueErrorTest, MutatedFilesParseOrRaiseDataError) {
 // ---- `octet predict` input ----
 
 TEST(ReadTextLinesTest, ReadsSingleTextsAndPairs) {
-  std::istringstream in("\xEF\xBB\xBF" "a fine film\r\nthe premise\tthe hypothesis\nlast line");
+  std::istringstream in(
+      "\xEF\xBB\xBF"
+      "a fine film\r\nthe premise\tthe hypothesis\nlast line");
   const auto ex = read_text_lines(in, "input.txt");
   ASSERT_EQ(ex.size(), 3u);
   EXPECT_EQ(ex[0].text_a, "a fine film");

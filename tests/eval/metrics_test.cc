@@ -112,8 +112,8 @@ TEST(SpearmanTest, UsesAverageRanksForTies) {
   EXPECT_NEAR(spearman(x, y), 29.0 / 38.0, kTol);
   EXPECT_NEAR(spearman(x, y), 0.76315789473684215, kTol);
   // Any strictly increasing transform has rank correlation 1.
-  const std::vector<double> a = {0.1, 3, -2, 7}, b = {std::exp(0.1), std::exp(3.0),
-                                                      std::exp(-2.0), std::exp(7.0)};
+  const std::vector<double> a = {0.1, 3, -2, 7},
+                            b = {std::exp(0.1), std::exp(3.0), std::exp(-2.0), std::exp(7.0)};
   EXPECT_NEAR(spearman(a, b), 1.0, kTol);
 }
 
@@ -269,8 +269,8 @@ TEST(GlueMetricsOnSharedDevTest, MatchesNumpyOnStsb) {
   const auto gold = data::read_glue(data::Task::stsb, test::require_data("glue/STS-B/dev.tsv"));
   std::vector<double> pred;
   for (const auto& ex : gold.examples) {
-    const double diff = std::abs(static_cast<double>(ex.text_a.size()) -
-                                 static_cast<double>(ex.text_b.size()));
+    const double diff =
+        std::abs(static_cast<double>(ex.text_a.size()) - static_cast<double>(ex.text_b.size()));
     pred.push_back(5.0 - std::min(5.0, diff / 10.0));
   }
   const auto r = glue_metrics(data::Task::stsb, {}, pred, gold);

@@ -1,14 +1,13 @@
 #include "io/atomic_file.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
 
 #include <filesystem>
 #include <stdexcept>
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "common/test_support.h"
 #include "io/mapped_file.h"

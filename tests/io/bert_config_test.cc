@@ -1,10 +1,10 @@
 #include "io/bert_config.h"
 
-#include <limits>
-#include <string>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <limits>
+#include <string>
 
 #include "common/test_support.h"
 #include "octet/error.h"

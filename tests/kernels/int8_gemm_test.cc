@@ -2,6 +2,7 @@
 // outputs; f32 within a tolerance), over a shape sweep, the BERT shapes and extreme inputs; the
 // reference against an independent int64 sum and hand-computed values; a guard that every ISA
 // this CPU supports and the cap allows really ran.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,8 +12,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "kernels/fixedpoint.h"
 #include "kernels/int8_test_util.h"

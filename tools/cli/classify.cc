@@ -8,13 +8,26 @@
 
 namespace octet::cli {
 
+void add_classify_flags(CLI::App* sub, ClassifyOptions& options) {
+  sub->add_option("--model", options.model,
+                  "Model directory (config.json, model.safetensors, vocab.txt)")
+      ->required();
+  sub->add_option("--max-seq-len", options.max_seq_len,
+                  "Maximum tokens per example, specials included [default: 128, or the model's "
+                  "max_position_embeddings if smaller]");
+  sub->add_option("--batch-size", options.batch_size, "Examples per batch")->capture_default_str();
+  sub->add_option("--threads", options.threads, "Threads (0 = all cores)")->capture_default_str();
+}
+
+namespace {
+
 void validate(ClassifyOptions& options, const BertModel& model) {
   const auto max_pos = static_cast<std::size_t>(model.config().max_position_embeddings);
   if (options.max_seq_len == 0) options.max_seq_len = std::min<std::size_t>(128, max_pos);
   if (options.max_seq_len < 3 || options.max_seq_len > max_pos) {
     throw InvalidArgument(fmt::format(
-        "--max-seq-len must be in [3, {}] (the model's max_position_embeddings), found {}",
-        max_pos, options.max_seq_len));
+        "--max-seq-len must be in [3, {}] (the model's max_position_embeddings), found {}", max_pos,
+        options.max_seq_len));
   }
   if (options.batch_size < 1 || options.batch_size > 65536) {
     throw InvalidArgument(
@@ -27,9 +40,19 @@ void validate(ClassifyOptions& options, const BertModel& model) {
   }
 }
 
-std::vector<float> classify(const BertModel& model, const text::WordPieceTokenizer& tokenizer,
-                            std::span<const data::Example> examples,
+}  // namespace
+
+Classifier load_classifier(ClassifyOptions& options) {
+  set_threads(options.threads);
+  BertModel model = BertModel::load(options.model, {.threads = options.threads});
+  validate(options, model);
+  return {std::move(model), text::WordPieceTokenizer::from_model_dir(options.model)};
+}
+
+std::vector<float> classify(const Classifier& classifier, std::span<const data::Example> examples,
                             const ClassifyOptions& options) {
+  const BertModel& model = classifier.model;
+  const text::WordPieceTokenizer& tokenizer = classifier.tokenizer;
   const auto num_labels = static_cast<std::size_t>(model.config().num_labels);
   std::vector<float> logits(examples.size() * num_labels);
   Progress progress("inference", examples.size());

@@ -1,8 +1,10 @@
 // Text in, model outputs out: the inference loop shared by `octet predict` and `octet eval`.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <cstddef>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "data/glue.h"
@@ -12,20 +14,30 @@
 namespace octet::cli {
 
 struct ClassifyOptions {
+  std::string model;  // model directory
   // 0: 128, or the model's max_position_embeddings if that is smaller.
   std::size_t max_seq_len = 0;
   std::size_t batch_size = 32;
-  bool show_progress = true;
+  int threads = 0;  // 0: all cores
 };
 
-// Resolves the default --max-seq-len and checks --max-seq-len and --batch-size against the
-// model; throws InvalidArgument naming the flag.
-void validate(ClassifyOptions& options, const BertModel& model);
+// Registers --model, --max-seq-len, --batch-size and --threads on a subcommand.
+void add_classify_flags(CLI::App* sub, ClassifyOptions& options);
+
+// A classifier ready to run: the model and its tokenizer.
+struct Classifier {
+  BertModel model;
+  text::WordPieceTokenizer tokenizer;
+};
+
+// Applies --threads, loads the model and tokenizer from options.model, resolves the default
+// --max-seq-len and checks the flags against the model (InvalidArgument naming the flag) and
+// that the model has a classification head.
+Classifier load_classifier(ClassifyOptions& options);
 
 // Tokenizes each example (a pair when text_b is non-empty), runs the model in batches and
 // returns the logits, [examples.size(), num_labels] row-major, in input order.
-std::vector<float> classify(const BertModel& model, const text::WordPieceTokenizer& tokenizer,
-                            std::span<const data::Example> examples,
+std::vector<float> classify(const Classifier& classifier, std::span<const data::Example> examples,
                             const ClassifyOptions& options);
 
 }  // namespace octet::cli

@@ -4,12 +4,11 @@
 // values), 3 bad model or input file (missing, malformed, non-UTF-8, wrong shapes).
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 namespace octet::cli {
 

@@ -1,12 +1,12 @@
 // `octet eval --model DIR --task T --data FILE [--json FILE]`: GLUE metrics of a model on a
 // labelled file, as a table and optionally as JSON
 // {"task", "examples", "metrics": {name: value}, "seconds", ...}.
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "classify.h"
@@ -21,48 +21,38 @@ namespace octet::cli {
 
 Runner register_eval(CLI::App& app) {
   struct Options {
-    std::string model, task, data, json;
-    int threads = 0;
+    std::string task, data, json;
     ClassifyOptions classify;
   };
   auto opts = std::make_shared<Options>();
   CLI::App* sub = app.add_subcommand("eval", "Evaluate a model on a labelled GLUE file");
-  sub->add_option("--model", opts->model, "Model directory")->required();
+  add_classify_flags(sub, opts->classify);
   sub->add_option("--task", opts->task, "sst2 | mrpc | cola | stsb | rte | qnli | mnli")
       ->required();
   sub->add_option("--data", opts->data, "Labelled data file (GLUE TSV or jsonl)")->required();
   sub->add_option("--json", opts->json, "Also write the results to this JSON file");
-  sub->add_option("--max-seq-len", opts->classify.max_seq_len,
-                  "Maximum tokens per example, specials included [default: 128, or the model's "
-                  "max_position_embeddings if smaller]");
-  sub->add_option("--batch-size", opts->classify.batch_size, "Examples per batch")
-      ->capture_default_str();
-  sub->add_option("--threads", opts->threads, "Threads (0 = all cores)")->capture_default_str();
   return [opts]() -> int {
-    set_threads(opts->threads);
     const data::Task task = data::parse_task(opts->task);
     const data::TaskSpec& spec = data::task_spec(task);
     data::Dataset dataset = data::read_glue(task, opts->data);
     if (!dataset.labeled()) {
-      throw DataError(fmt::format("{} has no labels (a test split?): eval needs labelled data",
-                                  opts->data));
+      throw DataError(
+          fmt::format("{} has no labels (a test split?): eval needs labelled data", opts->data));
     }
-    BertModel model = BertModel::load(opts->model, {.threads = opts->threads});
-    validate(opts->classify, model);
-    const io::BertConfig& cfg = model.config();
+    Classifier classifier = load_classifier(opts->classify);
+    const io::BertConfig& cfg = classifier.model.config();
     const bool model_regression = cfg.problem_type == io::ProblemType::regression;
     if (model_regression != spec.regression ||
         (!spec.regression && cfg.num_labels != spec.num_labels)) {
       throw InvalidArgument(fmt::format(
-          "model {} has a {} head with {} label(s), but task {} expects {}", opts->model,
+          "model {} has a {} head with {} label(s), but task {} expects {}", opts->classify.model,
           io::problem_type_name(cfg.problem_type), cfg.num_labels, spec.name,
           spec.regression ? std::string("a regression head (num_labels 1)")
                           : fmt::format("{} labels", spec.num_labels)));
     }
-    auto tokenizer = text::WordPieceTokenizer::from_model_dir(opts->model);
 
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<float> logits = classify(model, tokenizer, dataset.examples, opts->classify);
+    std::vector<float> logits = classify(classifier, dataset.examples, opts->classify);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -86,11 +76,12 @@ Runner register_eval(CLI::App& app) {
 
     std::string table;
     table += fmt::format("task       {}\n", spec.name);
-    table += fmt::format("model      {}\n", opts->model);
+    table += fmt::format("model      {}\n", opts->classify.model);
     table += fmt::format("data       {} ({} examples{})\n", opts->data, n,
                          dataset.skipped ? fmt::format(", {} skipped", dataset.skipped) : "");
     for (const auto& [name, value] : metrics.values) {
-      table += fmt::format("{:<10} {:.4f}{}\n", name, value, name == metrics.main ? "  (main)" : "");
+      table +=
+          fmt::format("{:<10} {:.4f}{}\n", name, value, name == metrics.main ? "  (main)" : "");
     }
     table += fmt::format("seconds    {:.2f} ({:.1f} examples/s, {})\n", seconds, n / seconds,
                          isa_name(active_isa()));
@@ -99,7 +90,7 @@ Runner register_eval(CLI::App& app) {
     if (!opts->json.empty()) {
       nlohmann::json j;
       j["task"] = spec.name;
-      j["model"] = opts->model;
+      j["model"] = opts->classify.model;
       j["data"] = opts->data;
       j["examples"] = n;
       j["skipped"] = dataset.skipped;

@@ -1,9 +1,9 @@
 // The `octet` command: predict, eval, inspect. See README.md for the contract.
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <exception>
 #include <new>
-
-#include <fmt/format.h>
 
 #include "cli.h"
 #include "octet/cpu.h"

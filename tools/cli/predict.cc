@@ -1,11 +1,11 @@
 // `octet predict --model DIR --input FILE|- [--output FILE|-]`: one JSON object per input line.
 //   classifiers: {"label": <index>, "logits": [...]}      regression: {"score": <float>}
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "classify.h"
 #include "cli.h"
@@ -40,25 +40,17 @@ void write_predictions(std::ostream& out, std::span<const float> logits, std::si
 
 Runner register_predict(CLI::App& app) {
   struct Options {
-    std::string model, input, output = "-";
-    int threads = 0;
+    std::string input, output = "-";
     ClassifyOptions classify;
   };
   auto opts = std::make_shared<Options>();
   CLI::App* sub = app.add_subcommand(
       "predict", "Classify text: one example per line, 'text' or 'text_a<TAB>text_b'");
-  sub->add_option("--model", opts->model, "Model directory")->required();
+  add_classify_flags(sub, opts->classify);
   sub->add_option("--input", opts->input, "Input file, or - for standard input")->required();
   sub->add_option("--output", opts->output, "Output file (JSON lines), or - for standard output")
       ->capture_default_str();
-  sub->add_option("--max-seq-len", opts->classify.max_seq_len,
-                  "Maximum tokens per example, specials included [default: 128, or the model's "
-                  "max_position_embeddings if smaller]");
-  sub->add_option("--batch-size", opts->classify.batch_size, "Examples per batch")
-      ->capture_default_str();
-  sub->add_option("--threads", opts->threads, "Threads (0 = all cores)")->capture_default_str();
   return [opts]() -> int {
-    set_threads(opts->threads);
     std::vector<data::Example> examples;
     if (opts->input == "-") {
       examples = data::read_text_lines(std::cin, "<stdin>");
@@ -67,12 +59,11 @@ Runner register_predict(CLI::App& app) {
       if (!in) throw IoError(fmt::format("cannot open --input file '{}'", opts->input));
       examples = data::read_text_lines(in, opts->input);
     }
-    BertModel model = BertModel::load(opts->model, {.threads = opts->threads});
-    validate(opts->classify, model);
-    auto tokenizer = text::WordPieceTokenizer::from_model_dir(opts->model);
-    std::vector<float> logits = classify(model, tokenizer, examples, opts->classify);
-    const auto num_labels = static_cast<std::size_t>(model.config().num_labels);
-    const bool regression = model.config().problem_type == io::ProblemType::regression;
+    Classifier classifier = load_classifier(opts->classify);
+    std::vector<float> logits = classify(classifier, examples, opts->classify);
+    const io::BertConfig& cfg = classifier.model.config();
+    const auto num_labels = static_cast<std::size_t>(cfg.num_labels);
+    const bool regression = cfg.problem_type == io::ProblemType::regression;
     if (opts->output == "-") {
       write_predictions(std::cout, logits, num_labels, regression);
       std::cout.flush();

@@ -1,9 +1,8 @@
+#include <fmt/format.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include <cstdio>
-
-#include <fmt/format.h>
-#include <omp.h>
 
 #include "cli.h"
 #include "octet/error.h"
@@ -45,10 +44,11 @@ void Progress::draw(bool final) {
   double eta = rate > 0 ? static_cast<double>(total_ - std::min(done_, total_)) / rate : 0;
   std::string bar(filled, '#');
   bar.resize(kWidth, '.');
-  std::fputs(fmt::format("\r{} [{}] {}/{} {:.0f}/s {}", label_, bar, done_, total_, rate,
-                         final ? fmt::format("{:.1f}s   \n", secs) : fmt::format("eta {:.0f}s   ", eta))
-                 .c_str(),
-             stderr);
+  std::fputs(
+      fmt::format("\r{} [{}] {}/{} {:.0f}/s {}", label_, bar, done_, total_, rate,
+                  final ? fmt::format("{:.1f}s   \n", secs) : fmt::format("eta {:.0f}s   ", eta))
+          .c_str(),
+      stderr);
   std::fflush(stderr);
 }
 

@@ -16,22 +16,22 @@ namespace octet::kernels::avx2 {
 namespace {
 
 template <int R>
-void scores_tile(const float* q, std::size_t ld_q, const float* kt, std::size_t tp,
-                 std::size_t d, float* s) {
+void scores_tile(const float* q, std::size_t ld_q, const float* kt, std::size_t tp, std::size_t d,
+                 float* s) {
   __m256 acc[R][2];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   for (std::size_t c = 0; c < d; ++c) {
     const __m256 k0 = _mm256_loadu_ps(kt + c * tp);
     const __m256 k1 = _mm256_loadu_ps(kt + c * tp + 8);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 b = _mm256_broadcast_ss(q + r * ld_q + c);
       acc[r][0] = _mm256_fmadd_ps(b, k0, acc[r][0]);
       acc[r][1] = _mm256_fmadd_ps(b, k1, acc[r][1]);
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     _mm256_storeu_ps(s + r * tp, acc[r][0]);
     _mm256_storeu_ps(s + r * tp + 8, acc[r][1]);
@@ -43,19 +43,19 @@ template <int R>
 void pv_tile(const float* p, std::size_t ldp, std::size_t t, const float* v, std::size_t ld_v,
              float* o, std::size_t ld_o, __m256i m0, __m256i m1) {
   __m256 acc[R][2];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   for (std::size_t j = 0; j < t; ++j) {
     const __m256 v0 = _mm256_maskload_ps(v + j * ld_v, m0);
     const __m256 v1 = _mm256_maskload_ps(v + j * ld_v + 8, m1);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 b = _mm256_broadcast_ss(p + r * ldp + j);
       acc[r][0] = _mm256_fmadd_ps(b, v0, acc[r][0]);
       acc[r][1] = _mm256_fmadd_ps(b, v1, acc[r][1]);
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     _mm256_maskstore_ps(o + r * ld_o, m0, acc[r][0]);
     _mm256_maskstore_ps(o + r * ld_o + 8, m1, acc[r][1]);
@@ -63,11 +63,11 @@ void pv_tile(const float* p, std::size_t ldp, std::size_t t, const float* v, std
 }
 
 template <int R>
-void row_block(const float* q, const float* v, std::size_t ld_qkv, std::size_t t,
-               std::size_t d, float scale, const float* kt, std::size_t tp, float* s, float* out,
+void row_block(const float* q, const float* v, std::size_t ld_qkv, std::size_t t, std::size_t d,
+               float scale, const float* kt, std::size_t tp, float* s, float* out,
                std::size_t ld_out) {
   for (std::size_t jb = 0; jb < tp; jb += 16) scores_tile<R>(q, ld_qkv, kt + jb, tp, d, s + jb);
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) softmax_row(s + r * tp, t, t, scale);
   for (std::size_t cb = 0; cb < d; cb += 16) {
     const std::size_t rem = d - cb;
@@ -79,8 +79,8 @@ void row_block(const float* q, const float* v, std::size_t ld_qkv, std::size_t t
 }  // namespace
 
 void attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                        std::size_t t, std::size_t d, float scale, float* out,
-                        std::size_t ld_out, float* scratch) {
+                        std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                        float* scratch) {
   const std::size_t tp = (t + 15) / 16 * 16;
   float* kt = scratch;
   float* s = scratch + d * tp;
@@ -102,10 +102,18 @@ void attention_head_f32(const float* q, const float* k, const float* v, std::siz
     const float* qi = q + i0 * ld_qkv;
     float* oi = out + i0 * ld_out;
     switch (t - i0 >= 4 ? 4 : t - i0) {
-      case 4: row_block<4>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out); break;
-      case 3: row_block<3>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out); break;
-      case 2: row_block<2>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out); break;
-      default: row_block<1>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out); break;
+      case 4:
+        row_block<4>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out);
+        break;
+      case 3:
+        row_block<3>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out);
+        break;
+      case 2:
+        row_block<2>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out);
+        break;
+      default:
+        row_block<1>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out);
+        break;
     }
   }
 }

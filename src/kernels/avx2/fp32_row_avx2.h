@@ -36,8 +36,8 @@ inline void softmax_row(float* x, std::size_t valid, std::size_t cols, float sca
   __m256 vmax = neg_inf;
   for (std::size_t j = 0; j < valid; j += 8) {
     const __m256i m = tail_mask(valid - j);
-    vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(x + j, m),
-                                                _mm256_castsi256_ps(m)));
+    vmax = _mm256_max_ps(
+        vmax, _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(x + j, m), _mm256_castsi256_ps(m)));
   }
   const __m256 mx = _mm256_set1_ps(reduce_max(vmax));
   const __m256 vscale = _mm256_set1_ps(scale);

@@ -11,8 +11,8 @@
 namespace octet::kernels::avx2 {
 
 void attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                        std::size_t t, std::size_t d, float scale, float* out,
-                        std::size_t ld_out, float* scratch);
+                        std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                        float* scratch);
 
 namespace {
 
@@ -26,9 +26,8 @@ void unary(const float* x, float* y, std::size_t n) {
   }
 }
 
-void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y,
-                    std::size_t rows, std::size_t cols, const float* gamma, const float* beta,
-                    float eps) {
+void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y, std::size_t rows,
+                    std::size_t cols, const float* gamma, const float* beta, float eps) {
   for (std::size_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ld_x;
     float* yr = y + r * ld_y;
@@ -49,9 +48,9 @@ void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y
     __m256 sq = _mm256_setzero_ps();
     for (c = 0; c < cols; c += 8) {
       const __m256i m = tail_mask(cols - c);
-      const __m256 dev = _mm256_and_ps(
-          _mm256_sub_ps(_mm256_sub_ps(_mm256_maskload_ps(xr + c, m), shift), mean),
-          _mm256_castsi256_ps(m));
+      const __m256 dev =
+          _mm256_and_ps(_mm256_sub_ps(_mm256_sub_ps(_mm256_maskload_ps(xr + c, m), shift), mean),
+                        _mm256_castsi256_ps(m));
       sq = _mm256_fmadd_ps(dev, dev, sq);
     }
     const float var = reduce_add(sq) / static_cast<float>(cols);
@@ -66,8 +65,8 @@ void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y
   }
 }
 
-void softmax_f32(float* x, std::size_t ld, std::size_t rows, std::size_t cols,
-                 std::size_t valid, float scale) {
+void softmax_f32(float* x, std::size_t ld, std::size_t rows, std::size_t cols, std::size_t valid,
+                 float scale) {
   for (std::size_t r = 0; r < rows; ++r) softmax_row(x + r * ld, valid, cols, scale);
 }
 

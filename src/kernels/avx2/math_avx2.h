@@ -31,14 +31,14 @@ inline __m256 propagate_nan_ps(__m256 y, __m256 x) {
 }
 
 inline __m256 exp_ps(__m256 x) {
-  const __m256 kMax = _mm256_set1_ps(88.72283935546875f);  // ln(FLT_MAX)
+  const __m256 kMax = _mm256_set1_ps(88.72283935546875f);   // ln(FLT_MAX)
   const __m256 kMin = _mm256_set1_ps(-87.33654022216797f);  // ln(FLT_MIN): below, denormal
   const __m256 kLog2e = _mm256_set1_ps(1.44269504088896341f);
   const __m256 kLn2Hi = _mm256_set1_ps(0.693359375f);  // 8 significant bits: n * kLn2Hi exact
   const __m256 kLn2Lo = _mm256_set1_ps(-2.12194440e-4f);
   const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, kMin), kMax);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, kLog2e),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 n =
+      _mm256_round_ps(_mm256_mul_ps(xc, kLog2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, kLn2Hi, xc);
   r = _mm256_fnmadd_ps(n, kLn2Lo, r);
   __m256 p = _mm256_set1_ps(1.9875691500e-4f);
@@ -82,8 +82,8 @@ inline __m256 erf_ps(__m256 x) {
 
 inline __m256 tanh_ps(__m256 x) {
   const __m256 kClamp = _mm256_set1_ps(7.90531110763549805f);
-  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_sub_ps(_mm256_setzero_ps(), kClamp)),
-                                  kClamp);
+  const __m256 xc =
+      _mm256_min_ps(_mm256_max_ps(x, _mm256_sub_ps(_mm256_setzero_ps(), kClamp)), kClamp);
   const __m256 x2 = _mm256_mul_ps(xc, xc);
   __m256 p = _mm256_set1_ps(-2.76076847742355e-16f);
   p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.00018790482477e-13f));
@@ -116,9 +116,9 @@ inline __m256 gelu_erf_ps(__m256 x) {
 // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): Hugging Face "gelu_new" / "gelu_pytorch_tanh".
 inline __m256 gelu_tanh_ps(__m256 x) {
   const __m256 x2 = _mm256_mul_ps(x, x);
-  const __m256 inner = _mm256_mul_ps(
-      _mm256_mul_ps(x, _mm256_set1_ps(0.79788456080286535588f)),
-      _mm256_fmadd_ps(x2, _mm256_set1_ps(0.044715f), _mm256_set1_ps(1.0f)));
+  const __m256 inner =
+      _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.79788456080286535588f)),
+                    _mm256_fmadd_ps(x2, _mm256_set1_ps(0.044715f), _mm256_set1_ps(1.0f)));
   const __m256 half_x = _mm256_mul_ps(x, _mm256_set1_ps(0.5f));
   return _mm256_fmadd_ps(half_x, tanh_ps(inner), half_x);
 }

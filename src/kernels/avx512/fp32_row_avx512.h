@@ -26,8 +26,8 @@ inline void softmax_row(float* x, std::size_t valid, std::size_t cols, float sca
   __m512 vsum = _mm512_setzero_ps();
   for (std::size_t j = 0; j < valid; j += 16) {
     const __mmask16 m = tail_mask(valid - j);
-    const __m512 e = exp_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), mx),
-                                          vscale));
+    const __m512 e =
+        exp_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), mx), vscale));
     _mm512_mask_storeu_ps(x + j, m, e);
     vsum = _mm512_mask_add_ps(vsum, m, vsum, e);
   }

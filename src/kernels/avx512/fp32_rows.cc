@@ -12,8 +12,8 @@
 namespace octet::kernels::avx512 {
 
 void attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                        std::size_t t, std::size_t d, float scale, float* out,
-                        std::size_t ld_out, float* scratch);
+                        std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                        float* scratch);
 
 namespace {
 
@@ -27,9 +27,8 @@ void unary(const float* x, float* y, std::size_t n) {
   }
 }
 
-void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y,
-                    std::size_t rows, std::size_t cols, const float* gamma, const float* beta,
-                    float eps) {
+void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y, std::size_t rows,
+                    std::size_t cols, const float* gamma, const float* beta, float eps) {
   for (std::size_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ld_x;
     float* yr = y + r * ld_y;
@@ -45,22 +44,22 @@ void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y
       const __mmask16 m = tail_mask(cols - c);
       acc0 = _mm512_add_ps(acc0, _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, xr + c), shift));
     }
-    const float mean_shifted = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) /
-                               static_cast<float>(cols);
+    const float mean_shifted =
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) / static_cast<float>(cols);
     const __m512 mean = _mm512_set1_ps(mean_shifted);
     __m512 sq = _mm512_setzero_ps();
     for (c = 0; c < cols; c += 16) {
       const __mmask16 m = tail_mask(cols - c);
-      const __m512 dev = _mm512_maskz_sub_ps(
-          m, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + c), shift), mean);
+      const __m512 dev =
+          _mm512_maskz_sub_ps(m, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + c), shift), mean);
       sq = _mm512_fmadd_ps(dev, dev, sq);
     }
     const float var = _mm512_reduce_add_ps(sq) / static_cast<float>(cols);
     const __m512 inv_std = _mm512_set1_ps(1.0f / std::sqrt(var + eps));
     for (c = 0; c < cols; c += 16) {
       const __mmask16 m = tail_mask(cols - c);
-      const __m512 dev = _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + c), shift),
-                                       mean);
+      const __m512 dev =
+          _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + c), shift), mean);
       const __m512 g = _mm512_maskz_loadu_ps(m, gamma + c);
       const __m512 b = _mm512_maskz_loadu_ps(m, beta + c);
       _mm512_mask_storeu_ps(yr + c, m, _mm512_fmadd_ps(_mm512_mul_ps(dev, inv_std), g, b));
@@ -68,8 +67,8 @@ void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y
   }
 }
 
-void softmax_f32(float* x, std::size_t ld, std::size_t rows, std::size_t cols,
-                 std::size_t valid, float scale) {
+void softmax_f32(float* x, std::size_t ld, std::size_t rows, std::size_t cols, std::size_t valid,
+                 float scale) {
   for (std::size_t r = 0; r < rows; ++r) softmax_row(x + r * ld, valid, cols, scale);
 }
 

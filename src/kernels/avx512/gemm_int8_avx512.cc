@@ -8,9 +8,8 @@
 // half the multiply width of vpdpbusd (32 instead of 64 MACs per instruction) plus a vpaddd.
 //   A rows are packed as int16 (a - za), za = 0 for s8: no column-sum correction needed.
 //   Packed B: 16-column panels, each [ceil(K/2) pairs][16 columns][2 k] int16, k padded with 0.
-#include "kernels/avx512/int8_avx512.h"
-
 #include "kernels/avx512/gemm_int8_avx512_impl.h"
+#include "kernels/avx512/int8_avx512.h"
 
 namespace octet::kernels::avx512 {
 namespace {

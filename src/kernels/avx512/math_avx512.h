@@ -24,7 +24,7 @@ inline __m512 propagate_nan_ps(__m512 y, __m512 x) {
 }
 
 inline __m512 exp_ps(__m512 x) {
-  const __m512 kMax = _mm512_set1_ps(88.72283935546875f);  // ln(FLT_MAX)
+  const __m512 kMax = _mm512_set1_ps(88.72283935546875f);   // ln(FLT_MAX)
   const __m512 kMin = _mm512_set1_ps(-87.33654022216797f);  // ln(FLT_MIN): below, denormal
   const __m512 kLog2e = _mm512_set1_ps(1.44269504088896341f);
   const __m512 kLn2Hi = _mm512_set1_ps(0.693359375f);  // 8 significant bits: n * kLn2Hi exact
@@ -49,8 +49,8 @@ inline __m512 exp_ps(__m512 x) {
   const __m512i bias = _mm512_set1_epi32(127);
   y = _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23)));
   y = _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23)));
-  y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, kMin, _CMP_GE_OQ) |
-                             _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y);
+  y = _mm512_maskz_mov_ps(
+      _mm512_cmp_ps_mask(x, kMin, _CMP_GE_OQ) | _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y);
   y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, kMax, _CMP_GT_OQ), y,
                            _mm512_set1_ps(__builtin_inff()));
   return propagate_nan_ps(y, x);
@@ -77,8 +77,8 @@ inline __m512 erf_ps(__m512 x) {
 
 inline __m512 tanh_ps(__m512 x) {
   const __m512 kClamp = _mm512_set1_ps(7.90531110763549805f);
-  const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_sub_ps(_mm512_setzero_ps(), kClamp)),
-                                  kClamp);
+  const __m512 xc =
+      _mm512_min_ps(_mm512_max_ps(x, _mm512_sub_ps(_mm512_setzero_ps(), kClamp)), kClamp);
   const __m512 x2 = _mm512_mul_ps(xc, xc);
   __m512 p = _mm512_set1_ps(-2.76076847742355e-16f);
   p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(2.00018790482477e-13f));
@@ -111,9 +111,9 @@ inline __m512 gelu_erf_ps(__m512 x) {
 // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): Hugging Face "gelu_new" / "gelu_pytorch_tanh".
 inline __m512 gelu_tanh_ps(__m512 x) {
   const __m512 x2 = _mm512_mul_ps(x, x);
-  const __m512 inner = _mm512_mul_ps(
-      _mm512_mul_ps(x, _mm512_set1_ps(0.79788456080286535588f)),
-      _mm512_fmadd_ps(x2, _mm512_set1_ps(0.044715f), _mm512_set1_ps(1.0f)));
+  const __m512 inner =
+      _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.79788456080286535588f)),
+                    _mm512_fmadd_ps(x2, _mm512_set1_ps(0.044715f), _mm512_set1_ps(1.0f)));
   const __m512 half_x = _mm512_mul_ps(x, _mm512_set1_ps(0.5f));
   return _mm512_fmadd_ps(half_x, tanh_ps(inner), half_x);
 }

@@ -3,10 +3,9 @@
 //
 // Bit-exact with the reference: x * inv_scale is one IEEE multiply, vrndscaleps with
 // round-to-nearest-even is std::nearbyint under FE_TONEAREST, and the clamp bounds are integers.
-#include "kernels/avx512/int8_avx512.h"
-
 #include <limits>
 
+#include "kernels/avx512/int8_avx512.h"
 #include "kernels/avx512/math_avx512.h"
 
 namespace octet::kernels::avx512 {

@@ -10,8 +10,8 @@
 namespace octet::kernels::ref {
 
 void attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                        std::size_t t, std::size_t d, float scale, float* out,
-                        std::size_t ld_out, float* scratch) {
+                        std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                        float* scratch) {
   float* s = scratch;
   for (std::size_t i = 0; i < t; ++i) {
     const float* qi = q + i * ld_qkv;

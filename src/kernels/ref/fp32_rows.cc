@@ -12,8 +12,8 @@ namespace octet::kernels::ref {
 
 // Defined in fp32_attention.cc.
 void attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                        std::size_t t, std::size_t d, float scale, float* out,
-                        std::size_t ld_out, float* scratch);
+                        std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                        float* scratch);
 
 namespace {
 
@@ -24,9 +24,8 @@ void unary(const float* x, float* y, std::size_t n) {
 
 // Two passes over the row, both on x - x[0]: the shift makes a constant row's mean exact (so
 // its output is exactly beta) and keeps the variance free of cancellation when |mean| >> std.
-void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y,
-                    std::size_t rows, std::size_t cols, const float* gamma, const float* beta,
-                    float eps) {
+void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y, std::size_t rows,
+                    std::size_t cols, const float* gamma, const float* beta, float eps) {
   for (std::size_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ld_x;
     float* yr = y + r * ld_y;
@@ -46,8 +45,8 @@ void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y
   }
 }
 
-void softmax_f32(float* x, std::size_t ld, std::size_t rows, std::size_t cols,
-                 std::size_t valid, float scale) {
+void softmax_f32(float* x, std::size_t ld, std::size_t rows, std::size_t cols, std::size_t valid,
+                 float scale) {
   for (std::size_t r = 0; r < rows; ++r) {
     float* xr = x + r * ld;
     float mx = -std::numeric_limits<float>::infinity();

@@ -14,7 +14,7 @@
 
 namespace octet::kernels::ref {
 
-inline constexpr float kSqrtHalf = 0.70710678118654752440f;      // 1 / sqrt(2)
+inline constexpr float kSqrtHalf = 0.70710678118654752440f;       // 1 / sqrt(2)
 inline constexpr float kSqrtTwoOverPi = 0.79788456080286535588f;  // sqrt(2 / pi)
 inline constexpr float kGeluTanhCubic = 0.044715f;
 
