@@ -7,7 +7,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  build-essential cmake ninja-build pkg-config git \
+  build-essential cmake ninja-build pkg-config git clang-format \
   libdnnl-dev ocl-icd-opencl-dev \
   nlohmann-json3-dev libcli11-dev libfmt-dev libutf8proc-dev zlib1g-dev \
   libgtest-dev libgmock-dev googletest libbenchmark-dev \

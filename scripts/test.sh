@@ -15,6 +15,13 @@ if [ ! -d "$OCTET_DATA/glue" ]; then
   exit 1
 fi
 
+echo "== Format check (clang-format, .clang-format) =="
+if command -v clang-format >/dev/null; then
+  git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
+else
+  echo "clang-format not installed: format check skipped (scripts/install_deps.sh installs it)"
+fi
+
 echo "== Release build =="
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DOCTET_WERROR=ON >/dev/null
 ninja -C build -j "$jobs"
