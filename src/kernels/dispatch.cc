@@ -4,11 +4,14 @@
 #include <mutex>
 
 #include "kernels/kernels.h"
+#include "kernels/ref/fp32_ref.h"
 #include "kernels/ref/int8_ref.h"
 #if defined(OCTET_HAVE_AVX2)
+#include "kernels/avx2/fp32_avx2.h"
 #include "kernels/avx2/int8_avx2.h"
 #endif
 #if defined(OCTET_HAVE_AVX512)
+#include "kernels/avx512/fp32_avx512.h"
 #include "kernels/avx512/int8_avx512.h"
 #endif
 #if defined(OCTET_HAVE_AVX512_VNNI)
@@ -24,7 +27,15 @@ void fill(KernelTable& t, Isa isa) {
   switch (isa) {
     case Isa::ref:
       // fp32 (ref)
-      ref::fill_fp32(t.fp32);
+      t.fp32.exp = ref::exp_f32;
+      t.fp32.erf = ref::erf_f32;
+      t.fp32.tanh = ref::tanh_f32;
+      t.fp32.gelu_erf = ref::gelu_erf_f32;
+      t.fp32.gelu_tanh = ref::gelu_tanh_f32;
+      t.fp32.relu = ref::relu_f32;
+      t.fp32.layer_norm = ref::layer_norm_f32;
+      t.fp32.softmax = ref::softmax_f32;
+      t.fp32.attention_head = ref::attention_head_f32;
       // int8 (ref)
       t.int8.gemm_packed_b_size = ref::gemm_packed_b_size;
       t.int8.gemm_pack_b = ref::gemm_pack_b;
@@ -42,7 +53,15 @@ void fill(KernelTable& t, Isa isa) {
     case Isa::avx2:
 #if defined(OCTET_HAVE_AVX2)
       // fp32 (avx2)
-      avx2::fill_fp32(t.fp32);
+      t.fp32.exp = avx2::exp_f32;
+      t.fp32.erf = avx2::erf_f32;
+      t.fp32.tanh = avx2::tanh_f32;
+      t.fp32.gelu_erf = avx2::gelu_erf_f32;
+      t.fp32.gelu_tanh = avx2::gelu_tanh_f32;
+      t.fp32.relu = avx2::relu_f32;
+      t.fp32.layer_norm = avx2::layer_norm_f32;
+      t.fp32.softmax = avx2::softmax_f32;
+      t.fp32.attention_head = avx2::attention_head_f32;
       // int8 (avx2)
       t.int8.gemm_packed_b_size = avx2::gemm_packed_b_size;
       t.int8.gemm_pack_b = avx2::gemm_pack_b;
@@ -60,7 +79,15 @@ void fill(KernelTable& t, Isa isa) {
     case Isa::avx512:
 #if defined(OCTET_HAVE_AVX512)
       // fp32 (avx512)
-      avx512::fill_fp32(t.fp32);
+      t.fp32.exp = avx512::exp_f32;
+      t.fp32.erf = avx512::erf_f32;
+      t.fp32.tanh = avx512::tanh_f32;
+      t.fp32.gelu_erf = avx512::gelu_erf_f32;
+      t.fp32.gelu_tanh = avx512::gelu_tanh_f32;
+      t.fp32.relu = avx512::relu_f32;
+      t.fp32.layer_norm = avx512::layer_norm_f32;
+      t.fp32.softmax = avx512::softmax_f32;
+      t.fp32.attention_head = avx512::attention_head_f32;
       // int8 (avx512)
       t.int8.gemm_packed_b_size = avx512::gemm_packed_b_size;
       t.int8.gemm_pack_b = avx512::gemm_pack_b;

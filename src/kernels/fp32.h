@@ -61,15 +61,4 @@ struct Fp32Kernels {
                          float* scratch) = nullptr;
 };
 
-// Per-ISA tables, filled by dispatch.cc (each defined in that ISA's kernel files).
-namespace ref {
-void fill_fp32(Fp32Kernels& k);
-}
-namespace avx2 {
-void fill_fp32(Fp32Kernels& k);
-}
-namespace avx512 {
-void fill_fp32(Fp32Kernels& k);
-}
-
 }  // namespace octet::kernels

@@ -8,6 +8,7 @@
 //   P V     per key j: 2 loads of a V row (the last one masked when d % 16 != 0), R broadcasts.
 #include <cstddef>
 
+#include "kernels/avx2/fp32_avx2.h"
 #include "kernels/avx2/fp32_row_avx2.h"
 #include "kernels/avx2/math_avx2.h"
 #include "kernels/fp32.h"

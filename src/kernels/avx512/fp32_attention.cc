@@ -12,6 +12,7 @@
 // from the reference (per-lane partial sums), hence a d- and t-dependent tolerance in tests.
 #include <cstddef>
 
+#include "kernels/avx512/fp32_avx512.h"
 #include "kernels/avx512/fp32_row_avx512.h"
 #include "kernels/avx512/math_avx512.h"
 #include "kernels/fp32.h"

@@ -5,15 +5,12 @@
 #include <cmath>
 #include <cstddef>
 
+#include "kernels/avx512/fp32_avx512.h"
 #include "kernels/avx512/fp32_row_avx512.h"
 #include "kernels/avx512/math_avx512.h"
 #include "kernels/fp32.h"
 
 namespace octet::kernels::avx512 {
-
-void attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                        std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
-                        float* scratch);
 
 namespace {
 
@@ -26,6 +23,8 @@ void unary(const float* x, float* y, std::size_t n) {
     _mm512_mask_storeu_ps(y + i, m, F(_mm512_maskz_loadu_ps(m, x + i)));
   }
 }
+
+}  // namespace
 
 void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y, std::size_t rows,
                     std::size_t cols, const float* gamma, const float* beta, float eps) {
@@ -72,18 +71,11 @@ void softmax_f32(float* x, std::size_t ld, std::size_t rows, std::size_t cols, s
   for (std::size_t r = 0; r < rows; ++r) softmax_row(x + r * ld, valid, cols, scale);
 }
 
-}  // namespace
-
-void fill_fp32(Fp32Kernels& k) {
-  k.exp = unary<exp_ps>;
-  k.erf = unary<erf_ps>;
-  k.tanh = unary<tanh_ps>;
-  k.gelu_erf = unary<gelu_erf_ps>;
-  k.gelu_tanh = unary<gelu_tanh_ps>;
-  k.relu = unary<relu_ps>;
-  k.layer_norm = layer_norm_f32;
-  k.softmax = softmax_f32;
-  k.attention_head = attention_head_f32;
-}
+void exp_f32(const float* x, float* y, std::size_t n) { unary<exp_ps>(x, y, n); }
+void erf_f32(const float* x, float* y, std::size_t n) { unary<erf_ps>(x, y, n); }
+void tanh_f32(const float* x, float* y, std::size_t n) { unary<tanh_ps>(x, y, n); }
+void gelu_erf_f32(const float* x, float* y, std::size_t n) { unary<gelu_erf_ps>(x, y, n); }
+void gelu_tanh_f32(const float* x, float* y, std::size_t n) { unary<gelu_tanh_ps>(x, y, n); }
+void relu_f32(const float* x, float* y, std::size_t n) { unary<relu_ps>(x, y, n); }
 
 }  // namespace octet::kernels::avx512

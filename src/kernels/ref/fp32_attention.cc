@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "kernels/fp32.h"
+#include "kernels/ref/fp32_ref.h"
 
 namespace octet::kernels::ref {
 

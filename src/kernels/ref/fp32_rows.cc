@@ -6,14 +6,10 @@
 #include <limits>
 
 #include "kernels/fp32.h"
+#include "kernels/ref/fp32_ref.h"
 #include "kernels/ref/math_ref.h"
 
 namespace octet::kernels::ref {
-
-// Defined in fp32_attention.cc.
-void attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                        std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
-                        float* scratch);
 
 namespace {
 
@@ -21,6 +17,8 @@ template <float (*F)(float)>
 void unary(const float* x, float* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = F(x[i]);
 }
+
+}  // namespace
 
 // Two passes over the row, both on x - x[0]: the shift makes a constant row's mean exact (so
 // its output is exactly beta) and keeps the variance free of cancellation when |mean| >> std.
@@ -62,18 +60,11 @@ void softmax_f32(float* x, std::size_t ld, std::size_t rows, std::size_t cols, s
   }
 }
 
-}  // namespace
-
-void fill_fp32(Fp32Kernels& k) {
-  k.exp = unary<exp_f32>;
-  k.erf = unary<erf_f32>;
-  k.tanh = unary<tanh_f32>;
-  k.gelu_erf = unary<gelu_erf_f32>;
-  k.gelu_tanh = unary<gelu_tanh_f32>;
-  k.relu = unary<relu_f32>;
-  k.layer_norm = layer_norm_f32;
-  k.softmax = softmax_f32;
-  k.attention_head = attention_head_f32;
-}
+void exp_f32(const float* x, float* y, std::size_t n) { unary<exp_f32>(x, y, n); }
+void erf_f32(const float* x, float* y, std::size_t n) { unary<erf_f32>(x, y, n); }
+void tanh_f32(const float* x, float* y, std::size_t n) { unary<tanh_f32>(x, y, n); }
+void gelu_erf_f32(const float* x, float* y, std::size_t n) { unary<gelu_erf_f32>(x, y, n); }
+void gelu_tanh_f32(const float* x, float* y, std::size_t n) { unary<gelu_tanh_f32>(x, y, n); }
+void relu_f32(const float* x, float* y, std::size_t n) { unary<relu_f32>(x, y, n); }
 
 }  // namespace octet::kernels::ref
