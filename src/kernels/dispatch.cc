@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "kernels/kernels.h"
+#include "kernels/pack_int16.h"
 #include "kernels/ref/fp32_ref.h"
 #include "kernels/ref/int8_ref.h"
 #if defined(OCTET_HAVE_AVX2)
@@ -63,8 +64,8 @@ void fill(KernelTable& t, Isa isa) {
       t.fp32.softmax = avx2::softmax_f32;
       t.fp32.attention_head = avx2::attention_head_f32;
       // int8 (avx2)
-      t.int8.gemm_packed_b_size = avx2::gemm_packed_b_size;
-      t.int8.gemm_pack_b = avx2::gemm_pack_b;
+      t.int8.gemm_packed_b_size = int16_layout::packed_b_size;  // shared with avx512
+      t.int8.gemm_pack_b = int16_layout::pack_b;
       t.int8.gemm_workspace_size = avx2::gemm_workspace_size;
       t.int8.gemm = avx2::gemm;
       t.int8.quantize_s8 = avx2::quantize_s8;
@@ -89,8 +90,8 @@ void fill(KernelTable& t, Isa isa) {
       t.fp32.softmax = avx512::softmax_f32;
       t.fp32.attention_head = avx512::attention_head_f32;
       // int8 (avx512)
-      t.int8.gemm_packed_b_size = avx512::gemm_packed_b_size;
-      t.int8.gemm_pack_b = avx512::gemm_pack_b;
+      t.int8.gemm_packed_b_size = int16_layout::packed_b_size;  // shared with avx2
+      t.int8.gemm_pack_b = int16_layout::pack_b;
       t.int8.gemm_workspace_size = avx512::gemm_workspace_size;
       t.int8.gemm = avx512::gemm;
       t.int8.quantize_s8 = avx512::quantize_s8;

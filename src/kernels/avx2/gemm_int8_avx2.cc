@@ -18,13 +18,14 @@
 
 #include "kernels/avx2/int8_avx2.h"
 #include "kernels/avx2/math_avx2.h"
+#include "kernels/pack_int16.h"
 
 namespace octet::kernels::avx2 {
 namespace {
 
 constexpr int kMr = 4;
 
-int pairs_of(int k) { return (k + 1) / 2; }
+int pairs_of(int k) { return (k + 1) / 2; }  // local: no inline code shared across ISA flags
 
 // Lanes < cols set (cols in [0, 8]).
 inline __m256i lane_mask(int cols) {
@@ -202,28 +203,6 @@ void pack_a_rows(const T* a, std::ptrdiff_t lda, int rows, int k, int32_t za, in
 }
 
 }  // namespace
-
-std::size_t gemm_packed_b_size(int n, int k) {
-  const std::size_t panels = static_cast<std::size_t>((n + 15) / 16);
-  return panels * static_cast<std::size_t>(pairs_of(k)) * 64;
-}
-
-void gemm_pack_b(const int8_t* b, std::ptrdiff_t ldb, int n, int k, void* packed) {
-  const int pairs = pairs_of(k);
-  const int panels = (n + 15) / 16;
-  int16_t* out = static_cast<int16_t*>(packed);
-  for (int pn = 0; pn < panels; ++pn) {
-    for (int g = 0; g < pairs; ++g) {
-      for (int c = 0; c < 16; ++c) {
-        const int j = 16 * pn + c;
-        for (int t = 0; t < 2; ++t) {
-          const int kk = 2 * g + t;
-          *out++ = (j < n && kk < k) ? int16_t{b[j * ldb + kk]} : int16_t{0};
-        }
-      }
-    }
-  }
-}
 
 std::size_t gemm_workspace_size(int rows, int k) {
   return static_cast<std::size_t>(rows) * static_cast<std::size_t>(pairs_of(k)) * 4;

@@ -10,6 +10,7 @@
 //   Packed B: 16-column panels, each [ceil(K/2) pairs][16 columns][2 k] int16, k padded with 0.
 #include "kernels/avx512/gemm_int8_avx512_impl.h"
 #include "kernels/avx512/int8_avx512.h"
+#include "kernels/pack_int16.h"
 
 namespace octet::kernels::avx512 {
 namespace {
@@ -20,7 +21,7 @@ struct DotInt16 {
   }
 };
 
-int pairs_of(int k) { return (k + 1) / 2; }
+int pairs_of(int k) { return (k + 1) / 2; }  // local: no inline code shared across ISA flags
 
 // Workspace: the packed int16 A rows (64-byte aligned size), then the K-blocking partial sums.
 std::size_t packed_a_bytes(int rows, int k) {
@@ -40,28 +41,6 @@ void pack_a_rows(const T* a, std::ptrdiff_t lda, int rows, int k, int32_t za, in
 }
 
 }  // namespace
-
-std::size_t gemm_packed_b_size(int n, int k) {
-  const std::size_t panels = static_cast<std::size_t>((n + 15) / 16);
-  return panels * static_cast<std::size_t>(pairs_of(k)) * 64;
-}
-
-void gemm_pack_b(const int8_t* b, std::ptrdiff_t ldb, int n, int k, void* packed) {
-  const int pairs = pairs_of(k);
-  const int panels = (n + 15) / 16;
-  int16_t* out = static_cast<int16_t*>(packed);
-  for (int pn = 0; pn < panels; ++pn) {
-    for (int g = 0; g < pairs; ++g) {
-      for (int c = 0; c < 16; ++c) {
-        const int j = 16 * pn + c;
-        for (int t = 0; t < 2; ++t) {
-          const int kk = 2 * g + t;
-          *out++ = (j < n && kk < k) ? int16_t{b[j * ldb + kk]} : int16_t{0};
-        }
-      }
-    }
-  }
-}
 
 std::size_t gemm_workspace_size(int rows, int k) {
   return packed_a_bytes(rows, k) + avx512_gemm::partial_bytes(rows);

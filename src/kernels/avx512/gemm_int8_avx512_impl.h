@@ -327,10 +327,9 @@ void gemm_blocks(const GemmParams& p, int m0, int m1, int n0, int n1, const uint
       const int tiles = (rows + mr_max - 1) / mr_max;
       // Only when the sweep has enough tiles to spread the block over: a burst of hundreds of
       // prefetches in front of one tile (M <= 64) occupies the fill buffers and costs up to 40%.
-      const int lines_per_tile =
-          (next_lines + tiles - 1) / tiles <= kMaxPrefetchLinesPerTile
-              ? (next_lines + tiles - 1) / tiles
-              : 0;
+      const int lines_per_tile = (next_lines + tiles - 1) / tiles <= kMaxPrefetchLinesPerTile
+                                     ? (next_lines + tiles - 1) / tiles
+                                     : 0;
       for (int i = m0, tile_index = 0; i < m1; i += mr_max, ++tile_index) {
         const int mr = m1 - i < mr_max ? m1 - i : mr_max;
         const int l0 = tile_index * lines_per_tile;

@@ -7,8 +7,6 @@
 
 namespace octet::kernels::avx512 {
 
-std::size_t gemm_packed_b_size(int n, int k);
-void gemm_pack_b(const int8_t* b, std::ptrdiff_t ldb, int n, int k, void* packed);
 std::size_t gemm_workspace_size(int rows, int k);
 void gemm(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace);
 

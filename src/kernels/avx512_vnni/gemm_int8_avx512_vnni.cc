@@ -7,9 +7,8 @@
 //   s8 activations are packed with +128 (x ^ 0x80 maps [-128, 127] onto [0, 255]) and the
 //   epilogue removes 128 * colsum[j] (QUANT_SPEC D.7): exact, no saturation anywhere.
 // Packed B: 16-column panels, each [ceil(K/4) groups][16 columns][4 k] int8, k padded with 0.
-#include "kernels/avx512_vnni/int8_avx512_vnni.h"
-
 #include "kernels/avx512/gemm_int8_avx512_impl.h"
+#include "kernels/avx512_vnni/int8_avx512_vnni.h"
 
 namespace octet::kernels::avx512_vnni {
 namespace {
