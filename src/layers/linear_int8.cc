@@ -1,0 +1,88 @@
+#include "layers/linear_int8.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "octet/error.h"
+
+namespace octet::layers {
+namespace {
+
+// The same rounding as the activation kernels (kernels::quantize_s8): multiply by 127 / a, round
+// half to even (the default FP environment), clamp to the restricted range.
+int8_t quantize_one(float w, float inv_scale) {
+  const float r = std::nearbyint(w * inv_scale);
+  return static_cast<int8_t>(std::clamp(r, -127.0f, 127.0f));
+}
+
+}  // namespace
+
+SymmetricInt8 quantize_symmetric_int8(std::span<const float> w, int64_t rows, int64_t cols,
+                                      bool per_row) {
+  if (rows < 1 || cols < 1 || static_cast<int64_t>(w.size()) != rows * cols) {
+    throw InvalidArgument(fmt::format(
+        "quantize_symmetric_int8: {} values for a {} x {} matrix; expected rows, cols >= 1 and "
+        "rows * cols values",
+        w.size(), rows, cols));
+  }
+  SymmetricInt8 out;
+  out.q.resize(w.size());
+  const int64_t groups = per_row ? rows : 1;
+  const int64_t group_size = per_row ? cols : rows * cols;
+  out.scales.resize(static_cast<std::size_t>(groups));
+  for (int64_t g = 0; g < groups; ++g) {
+    const float* src = w.data() + g * group_size;
+    float amax = 0.0f;
+    for (int64_t i = 0; i < group_size; ++i) {
+      if (!std::isfinite(src[i])) {
+        throw InvalidArgument(fmt::format(
+            "quantize_symmetric_int8: value {} at row {}, column {} is not finite", src[i],
+            (g * group_size + i) / cols, (g * group_size + i) % cols));
+      }
+      amax = std::max(amax, std::fabs(src[i]));
+    }
+    const float inv_scale = amax > 0.0f ? 127.0f / amax : 1.0f;
+    out.scales[g] = amax > 0.0f ? amax / 127.0f : 1.0f;
+    int8_t* dst = out.q.data() + g * group_size;
+    for (int64_t i = 0; i < group_size; ++i) dst[i] = quantize_one(src[i], inv_scale);
+  }
+  return out;
+}
+
+LinearInt8::LinearInt8(std::span<const float> w, int64_t n, int64_t k,
+                       std::span<const float> bias, bool per_channel, Isa isa)
+    : per_channel_(per_channel) {
+  constexpr int64_t kMax = std::numeric_limits<int>::max();
+  if (n < 1 || k < 1 || n > kMax || k > kMax) {
+    throw InvalidArgument(
+        fmt::format("LinearInt8: weight shape [{}, {}]; expected positive sizes below 2^31", n, k));
+  }
+  if (!bias.empty() && static_cast<int64_t>(bias.size()) != n) {
+    throw InvalidArgument(
+        fmt::format("LinearInt8: {} bias values for n = {} outputs; expected n or none",
+                    bias.size(), n));
+  }
+  const SymmetricInt8 q = quantize_symmetric_int8(w, n, k, per_channel);
+  weights_ = ops::PackedWeightsInt8::pack(q.q.data(), static_cast<int>(n), static_cast<int>(k), k,
+                                          q.scales, isa);
+  bias_.assign(bias.begin(), bias.end());
+}
+
+void LinearInt8::forward(const float* x, int64_t m, std::ptrdiff_t ldx, float* y,
+                         std::ptrdiff_t ldy, int8_t* q_scratch, const LinearInt8Epilogue& epilogue,
+                         int threads) const {
+  if (m < 0 || m > std::numeric_limits<int>::max()) {
+    throw InvalidArgument(fmt::format("LinearInt8::forward: m = {} rows; expected [0, 2^31)", m));
+  }
+  if (m == 0) return;
+  const ops::ActivationsInt8 a =
+      ops::quantize_activations_s8(x, static_cast<int>(m), weights_.k(), ldx, q_scratch, k());
+  const ops::DequantizeEpilogue e{bias_.empty() ? nullptr : bias_.data(), epilogue.activation,
+                                  epilogue.residual, epilogue.ldr};
+  ops::gemm_int8_f32(a, weights_, e, y, ldy, threads);
+}
+
+}  // namespace octet::layers

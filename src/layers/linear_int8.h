@@ -1,0 +1,90 @@
+// INT8 Linear layer (Q8BERT dynamic quantization, "DQ" in QUANT_SPEC.md A.7): y = x W^T + b with
+// int8 weights quantized once at construction and int8 activations quantized per call.
+//
+//   layers::LinearInt8 fc(w, /*n=*/768, /*k=*/3072, bias);        // per output channel
+//   std::vector<int8_t> q(layers::LinearInt8::scratch_bytes(m, 3072));
+//   fc.forward(x, m, /*ldx=*/3072, y, /*ldy=*/768, q.data(),
+//              {.residual = y, .ldr = 768});                       // y += x W^T + b, in place
+//
+// Arithmetic (symmetric, zero point 0, codes in [-127, 127], ties to even):
+//   weights      s_w = max|W_j| / 127 per output channel j (per_channel) or max|W| / 127 for the
+//                whole matrix; W_q = clamp(nearbyint(W / s_w), -127, 127). An all-zero row or
+//                matrix gets s_w = 1 (its codes are 0 anyway).
+//   activations  s_x = max|x| / 127 over the m x k input of this call (ops::quantize_activations_s8)
+//   output       y[i][j] = act(float(sum_k x_q[i][k] W_q[j][k]) * (s_x s_w[j]) + b[j])
+//                          (+ residual[i][j])
+//   The int32 accumulation is exact; dequantization, the FP32 bias, the activation and the
+//   residual add are one fused GEMM epilogue (no separate dequantize pass). Unlike Q8BERT's
+//   reference code the bias stays FP32 instead of being rounded to int32 at scale s_x s_w (a
+//   difference below one accumulator unit).
+// Shapes: W [n, k] row-major FP32 (PyTorch Linear layout), b [n] (may be empty), x [m, k] with row
+// stride ldx >= k, y [m, n] with row stride ldy >= n. `residual` may alias y with ldr == ldy (each
+// element is read before it is written), which is how BERT adds its residual connections.
+//
+// Errors: the constructor throws InvalidArgument for empty or mismatched shapes and non-finite
+// weights; forward() throws InvalidArgument for bad strides or a NaN / Inf in x (naming the row).
+// Ownership and threading: the layer owns its packed weights (for the ISA active at
+// construction) and is immutable afterwards; forward() is const and reentrant as long as each
+// concurrent call has its own scratch. It splits the GEMM over `threads` OpenMP threads
+// (0: omp_get_max_threads()). It never allocates.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kernels/int8.h"
+#include "octet/cpu.h"
+#include "ops/gemm_int8.h"
+
+namespace octet::layers {
+
+// Symmetric int8 weights with their scales (1 per row, or 1 for the whole matrix). The single
+// place where Octet's dynamic-quantization baseline turns FP32 weights into int8; calibrated
+// schemes live in src/quant/.
+struct SymmetricInt8 {
+  std::vector<int8_t> q;      // rows x cols
+  std::vector<float> scales;  // rows entries (per row) or 1 entry (per tensor)
+};
+
+// q = clamp(nearbyint(w * 127 / a), -127, 127) with a = max |w| over each row (per_row) or over the
+// whole matrix; scale = a / 127 (1 when a == 0). Throws InvalidArgument for non-finite values or
+// w.size() != rows * cols.
+SymmetricInt8 quantize_symmetric_int8(std::span<const float> w, int64_t rows, int64_t cols,
+                                      bool per_row);
+
+struct LinearInt8Epilogue {
+  kernels::Activation activation = kernels::Activation::none;  // none, relu, gelu (erf form)
+  const float* residual = nullptr;  // m x n, row stride ldr, added after the activation
+  std::ptrdiff_t ldr = 0;
+};
+
+class LinearInt8 {
+ public:
+  LinearInt8() = default;
+  // w: n x k FP32 (row-major, PyTorch layout); bias: n values or empty.
+  LinearInt8(std::span<const float> w, int64_t n, int64_t k, std::span<const float> bias,
+             bool per_channel = true, Isa isa = active_isa());
+
+  int64_t n() const { return weights_.n(); }
+  int64_t k() const { return weights_.k(); }
+  bool per_channel() const { return per_channel_; }
+  const ops::PackedWeightsInt8& weights() const { return weights_; }
+
+  // Bytes of int8 scratch forward() needs for m rows (the quantized activations).
+  static std::size_t scratch_bytes(int64_t m, int64_t k) {
+    return static_cast<std::size_t>(m) * static_cast<std::size_t>(k);
+  }
+
+  // y = act(x W^T + b) (+ residual); q_scratch holds scratch_bytes(m, k()) bytes.
+  void forward(const float* x, int64_t m, std::ptrdiff_t ldx, float* y, std::ptrdiff_t ldy,
+               int8_t* q_scratch, const LinearInt8Epilogue& epilogue = {}, int threads = 0) const;
+
+ private:
+  ops::PackedWeightsInt8 weights_;
+  std::vector<float> bias_;
+  bool per_channel_ = true;
+};
+
+}  // namespace octet::layers
