@@ -1,5 +1,5 @@
 // octet::BertModel: a BERT-family encoder (Hugging Face layout) loaded from a model directory
-// and run in FP32 on the CPU.
+// and run on the CPU in FP32 or in INT8 (Q8BERT dynamic quantization).
 //
 //   octet::BertModel model = octet::BertModel::load("models/sst2", {.threads = 4});
 //   std::vector<octet::BertSequence> batch = {{ids_a, types_a}, {ids_b, {}}};  // any lengths
@@ -12,6 +12,17 @@
 // is checked against config.json. Extra tensors (MLM head, position_ids) are ignored. Without
 // pooler.dense the pooled vector and logits are unavailable; without classifier.* the logits are.
 //
+// Precision (BertLoadOptions::precision):
+//   fp32          every operation in FP32.
+//   int8_dynamic  Q8BERT's post-training "DQ" baseline: every Linear (fused QKV, attention
+//                 output, FFN in and out, pooler, classifier) runs as an INT8 GEMM with weights
+//                 quantized once at load (symmetric, [-127, 127], per output channel, or per
+//                 tensor with per_channel = false) and activations quantized per call with a
+//                 dynamic per-tensor scale max|x| / 127; the int32 result is dequantized with
+//                 the FP32 bias (and GELU / residual) in the GEMM epilogue. The word and position
+//                 embedding tables are int8 weight-only (one scale each); the token-type table,
+//                 softmax, attention, LayerNorm, GELU and tanh stay FP32. Weights are packed
+//                 for the ISA active at load (octet::set_max_isa before load() to choose).
 // Inputs: a batch of already tokenized sequences of any lengths in [1, max_position_embeddings];
 // token_type_ids may be empty (all zeros) or have the same length as input_ids. Sequences are
 // never padded to a common length: the valid tokens of all sequences are packed for the dense
@@ -47,11 +58,16 @@ namespace io {
 struct BertConfig;
 }
 
+enum class Precision { fp32, int8_dynamic };
+
 struct BertLoadOptions {
   // OpenMP threads used by forward(); 0 keeps the OpenMP default (OMP_NUM_THREADS or all cores).
   int threads = 0;
   // Load the pooler and classifier if present; false gives an encoder-only model.
   bool load_head = true;
+  Precision precision = Precision::fp32;
+  // int8_dynamic: one weight scale per output channel (true) or per matrix (false, as Q8BERT).
+  bool per_channel = true;
 };
 
 // What forward() computes; combine with |.
@@ -100,6 +116,7 @@ class BertModel {
   bool has_pooler() const;
   bool has_classifier() const;
   int threads() const;
+  Precision precision() const;
 
   BertOutputs forward(std::span<const BertSequence> batch, BertOutputKind what) const;
 

@@ -8,6 +8,10 @@
 //       x    = LayerNorm(x + ctx Wo^T + bo)                  residual fused as a GEMM sum post-op
 //       mid  = act(x W1^T + b1)               (tokens, I)
 //       x    = LayerNorm(x + mid W2^T + b2)
+// INT8 (Q8BERT dynamic quantization, used when `int8` is set): the four Linears run through
+// layers::LinearInt8 (int8 weights, dynamic per-tensor int8 activations, bias / GELU / residual
+// fused into the dequantizing epilogue); the word and position tables are int8 weight-only with
+// one scale each. Softmax, LayerNorm, attention and GELU-tanh stay FP32.
 // Layers own their weights (immutable after construction) and take caller-owned scratch, so a
 // layer may be shared by concurrent forward passes that use distinct scratch.
 #pragma once
@@ -19,6 +23,7 @@
 
 #include "common/aligned_buffer.h"
 #include "io/bert_config.h"
+#include "layers/linear_int8.h"
 #include "ops/matmul_f32.h"
 
 namespace octet::layers {
@@ -35,6 +40,10 @@ struct Embeddings {
   std::vector<float> word;        // [vocab, H]
   std::vector<float> position;    // [max_positions, H]
   std::vector<float> token_type;  // [type_vocab, H]
+  // Weight-only int8 (when word_q is not empty; word and position are then empty): a row is
+  // word_q[id] * word_scale, position_q[p] * position_scale. The type table stays FP32 (Q8BERT).
+  std::vector<int8_t> word_q, position_q;
+  float word_scale = 1.0f, position_scale = 1.0f;
   LayerNorm norm;
   // ids / types: packed, already validated; positions restart at 0 at each offsets[b].
   void forward(std::span<const int32_t> ids, std::span<const int32_t> types,
@@ -49,6 +58,7 @@ struct EncoderScratch {
   float* attention = nullptr;  // threads x attention_per_thread
   std::size_t attention_per_thread = 0;
   AlignedBuffer<std::byte>* gemm = nullptr;  // oneDNN scratchpad (ops::MatmulF32::run)
+  int8_t* q8 = nullptr;  // INT8 layers only: tokens x max(H, I) quantized activations
 };
 
 struct EncoderLayer {
@@ -60,9 +70,16 @@ struct EncoderLayer {
   ops::MatmulF32 ffn_in;   // [I, H]
   ops::MatmulF32 ffn_out;  // [H, I]
   LayerNorm ffn_norm;
+  // INT8: these replace qkv, attn_out, ffn_in and ffn_out (which are then left empty).
+  bool int8 = false;
+  LinearInt8 qkv_q, attn_out_q, ffn_in_q, ffn_out_q;
 
   void forward(float* x, std::span<const int64_t> offsets, const EncoderScratch& s,
                int threads) const;
+
+ private:
+  void forward_int8(float* x, std::span<const int64_t> offsets, const EncoderScratch& s,
+                    int threads) const;
 };
 
 }  // namespace octet::layers

@@ -83,6 +83,15 @@ class WeightLoader {
     return ops::MatmulF32(w, n, k, b);
   }
 
+  layers::LinearInt8 linear_int8(const std::string& base, int64_t n, int64_t k,
+                                 const std::string& what_n, const std::string& what_k,
+                                 bool per_channel, bool prefixed = true) {
+    const std::vector<float> w =
+        load(base + ".weight", {n, k}, "[" + what_n + ", " + what_k + "]", prefixed);
+    const std::vector<float> b = load(base + ".bias", {n}, "[" + what_n + "]", prefixed);
+    return layers::LinearInt8(w, n, k, b, per_channel);
+  }
+
   int64_t parameters() const { return parameters_; }
 
  private:
@@ -94,9 +103,11 @@ class WeightLoader {
 }  // namespace
 
 BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsReader& reader,
-                              bool load_head) {
+                              bool load_head, Precision precision, bool per_channel) {
   BertEncoder enc;
   enc.config = c;
+  enc.precision = precision;
+  const bool int8 = precision == Precision::int8_dynamic;
   const std::string word = "embeddings.word_embeddings.weight";
   if (reader.find("bert." + word) != nullptr) {
     enc.prefix = "bert.";
@@ -117,6 +128,19 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
   enc.embeddings.token_type = w.load("embeddings.token_type_embeddings.weight",
                                      {c.type_vocab_size, h}, "[type_vocab_size, hidden_size]");
   enc.embeddings.norm = w.layer_norm("embeddings.LayerNorm", h, eps);
+  if (int8) {
+    // Weight-only, one scale per table (Q8BERT's QuantizedEmbedding).
+    layers::SymmetricInt8 q = layers::quantize_symmetric_int8(enc.embeddings.word, c.vocab_size, h,
+                                                              /*per_row=*/false);
+    enc.embeddings.word_q = std::move(q.q);
+    enc.embeddings.word_scale = q.scales[0];
+    q = layers::quantize_symmetric_int8(enc.embeddings.position, c.max_position_embeddings, h,
+                                        /*per_row=*/false);
+    enc.embeddings.position_q = std::move(q.q);
+    enc.embeddings.position_scale = q.scales[0];
+    enc.embeddings.word = {};
+    enc.embeddings.position = {};
+  }
 
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = fmt::format("encoder.layer.{}.", i);
@@ -137,17 +161,34 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
       wqkv.insert(wqkv.end(), wt.begin(), wt.end());
       bqkv.insert(bqkv.end(), bs.begin(), bs.end());
     }
-    L.qkv = ops::MatmulF32(wqkv, 3 * h, h, bqkv);
-    L.attn_out = w.linear(p + "attention.output.dense", h, h, "hidden_size", "hidden_size");
+    if (int8) {
+      // Per channel, stacking Q, K and V changes nothing; per tensor, the three share one scale.
+      L.int8 = true;
+      L.qkv_q = layers::LinearInt8(wqkv, 3 * h, h, bqkv, per_channel);
+      L.attn_out_q = w.linear_int8(p + "attention.output.dense", h, h, "hidden_size",
+                                   "hidden_size", per_channel);
+      L.ffn_in_q = w.linear_int8(p + "intermediate.dense", inter, h, "intermediate_size",
+                                 "hidden_size", per_channel);
+      L.ffn_out_q = w.linear_int8(p + "output.dense", h, inter, "hidden_size",
+                                  "intermediate_size", per_channel);
+    } else {
+      L.qkv = ops::MatmulF32(wqkv, 3 * h, h, bqkv);
+      L.attn_out = w.linear(p + "attention.output.dense", h, h, "hidden_size", "hidden_size");
+      L.ffn_in = w.linear(p + "intermediate.dense", inter, h, "intermediate_size", "hidden_size");
+      L.ffn_out = w.linear(p + "output.dense", h, inter, "hidden_size", "intermediate_size");
+    }
     L.attn_norm = w.layer_norm(p + "attention.output.LayerNorm", h, eps);
-    L.ffn_in = w.linear(p + "intermediate.dense", inter, h, "intermediate_size", "hidden_size");
-    L.ffn_out = w.linear(p + "output.dense", h, inter, "hidden_size", "intermediate_size");
     L.ffn_norm = w.layer_norm(p + "output.LayerNorm", h, eps);
   }
 
   if (load_head) {
     if (w.find("pooler.dense.weight") != nullptr) {
-      enc.pooler = w.linear("pooler.dense", h, h, "hidden_size", "hidden_size");
+      if (int8) {
+        enc.pooler_q =
+            w.linear_int8("pooler.dense", h, h, "hidden_size", "hidden_size", per_channel);
+      } else {
+        enc.pooler = w.linear("pooler.dense", h, h, "hidden_size", "hidden_size");
+      }
       enc.has_pooler = true;
     }
     if (reader.find("classifier.weight") != nullptr) {
@@ -157,8 +198,13 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
                         "weight'; the classifier reads the pooled vector",
                         reader.path().string(), enc.prefix));
       }
-      enc.classifier = w.linear("classifier", c.num_labels, h, "num_labels", "hidden_size",
-                                /*prefixed=*/false);
+      if (int8) {
+        enc.classifier_q = w.linear_int8("classifier", c.num_labels, h, "num_labels",
+                                         "hidden_size", per_channel, /*prefixed=*/false);
+      } else {
+        enc.classifier = w.linear("classifier", c.num_labels, h, "num_labels", "hidden_size",
+                                  /*prefixed=*/false);
+      }
       enc.has_classifier = true;
     }
   }
@@ -177,24 +223,28 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
 
   // Arena layout, each piece rounded to 16 floats (64 bytes):
   //   hidden [tokens, H] | qkv [tokens, 3H] | ctx [tokens, H] | mid [tokens, I] |
-  //   attention scratch [threads, per_thread] | head [B, H] x 2
+  //   attention scratch [threads, per_thread] | head [B, H] x 2 |
+  //   INT8 only: quantized activations [tokens, max(H, I)] int8
   auto round16 = [](int64_t n) { return static_cast<std::size_t>((n + 15) / 16 * 16); };
+  const bool int8 = precision == Precision::int8_dynamic;
   const std::size_t per_thread = ops::attention_scratch_per_thread(max_len, config.head_dim());
   const std::size_t sizes[] = {
       round16(tokens * h),     round16(tokens * 3 * h),           round16(tokens * h),
       round16(tokens * inter), per_thread * std::max(1, threads), round16(batch * h),
-      round16(batch * h)};
+      round16(batch * h),
+      int8 ? round16((tokens * std::max(h, inter) + 3) / 4) : 0};
   std::size_t total = 0;
   for (std::size_t s : sizes) total += s;
   ws.arena.ensure(total);
   float* p = ws.arena.data();
-  float* ptrs[7];
-  for (int i = 0; i < 7; ++i) {
+  float* ptrs[8];
+  for (int i = 0; i < 8; ++i) {
     ptrs[i] = p;
     p += sizes[i];
   }
   float* hidden = ptrs[0];
-  layers::EncoderScratch s{ptrs[1], ptrs[2], ptrs[3], ptrs[4], per_thread, &ws.gemm_scratch};
+  int8_t* q8 = int8 ? reinterpret_cast<int8_t*>(ptrs[7]) : nullptr;
+  layers::EncoderScratch s{ptrs[1], ptrs[2], ptrs[3], ptrs[4], per_thread, &ws.gemm_scratch, q8};
   float* cls = ptrs[5];
   float* pooled = ptrs[6];
 
@@ -226,13 +276,22 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
     for (int64_t b = 0; b < batch; ++b) {
       std::memcpy(cls + b * h, hidden + offsets[b] * h, sizeof(float) * h);
     }
-    pooler.run(cls, batch, pooled, /*accumulate=*/false, ws.gemm_scratch);
+    if (int8) {
+      pooler_q.forward(cls, batch, h, pooled, h, q8, {}, threads);
+    } else {
+      pooler.run(cls, batch, pooled, /*accumulate=*/false, ws.gemm_scratch);
+    }
     ops::tanh_inplace(pooled, batch * h, threads);
     if (has(what, BertOutputKind::pooled)) out.pooled.assign(pooled, pooled + batch * h);
     if (has(what, BertOutputKind::logits)) {
       OCTET_CHECK(has_classifier);
       out.logits.resize(batch * config.num_labels);
-      classifier.run(pooled, batch, out.logits.data(), /*accumulate=*/false, ws.gemm_scratch);
+      if (int8) {
+        classifier_q.forward(pooled, batch, h, out.logits.data(), config.num_labels, q8, {},
+                             threads);
+      } else {
+        classifier.run(pooled, batch, out.logits.data(), /*accumulate=*/false, ws.gemm_scratch);
+      }
     }
   }
 }

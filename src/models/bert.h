@@ -1,4 +1,4 @@
-// The BERT encoder in FP32: weights loaded from a Hugging Face safetensors file and checked
+// The BERT encoder in FP32 or INT8 (Q8BERT dynamic quantization, see octet/model.h): weights loaded from a Hugging Face safetensors file and checked
 // against config.json, and the forward pass over a packed batch (layers/bert_layers.h).
 // The public entry point is octet::BertModel (include/octet/model.h), which validates inputs
 // and owns the workspaces; this header is its implementation, also used by tests.
@@ -26,6 +26,7 @@
 #include "io/bert_config.h"
 #include "io/safetensors.h"
 #include "layers/bert_layers.h"
+#include "layers/linear_int8.h"
 #include "octet/model.h"
 #include "ops/matmul_f32.h"
 
@@ -48,6 +49,9 @@ struct BertEncoder {
   ops::MatmulF32 pooler;  // [H, H], tanh
   bool has_classifier = false;
   ops::MatmulF32 classifier;  // [num_labels, H]
+  // int8_dynamic: the head runs through these instead (pooler, classifier left empty).
+  Precision precision = Precision::fp32;
+  layers::LinearInt8 pooler_q, classifier_q;
   int64_t parameter_count = 0;
 
   // ids / types packed and validated (types may not be empty here); offsets: B + 1 entries.
@@ -59,6 +63,7 @@ struct BertEncoder {
 // Throws ModelFormatError naming the file, the tensor, expected and found (shape, dtype), or
 // the missing tensor.
 BertEncoder load_bert_encoder(const io::BertConfig& config, const io::SafetensorsReader& weights,
-                              bool load_head);
+                              bool load_head, Precision precision = Precision::fp32,
+                              bool per_channel = true);
 
 }  // namespace octet::models

@@ -39,7 +39,12 @@ BertModel BertModel::load(const std::filesystem::path& dir, const BertLoadOption
   const io::BertConfig config = io::load_bert_config(files.config);
   const io::SafetensorsReader reader(files.weights);
   auto impl = std::make_unique<Impl>();
-  impl->encoder = models::load_bert_encoder(config, reader, options.load_head);
+  if (options.precision != Precision::fp32 && options.precision != Precision::int8_dynamic) {
+    throw InvalidArgument(fmt::format("BertLoadOptions.precision = {}: expected fp32 or int8_dynamic",
+                                      static_cast<int>(options.precision)));
+  }
+  impl->encoder = models::load_bert_encoder(config, reader, options.load_head, options.precision,
+                                            options.per_channel);
   impl->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   return BertModel(std::move(impl));
 }
@@ -49,6 +54,7 @@ int64_t BertModel::parameter_count() const { return impl_->encoder.parameter_cou
 bool BertModel::has_pooler() const { return impl_->encoder.has_pooler; }
 bool BertModel::has_classifier() const { return impl_->encoder.has_classifier; }
 int BertModel::threads() const { return impl_->threads; }
+Precision BertModel::precision() const { return impl_->encoder.precision; }
 
 BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what) const {
   const models::BertEncoder& enc = impl_->encoder;
