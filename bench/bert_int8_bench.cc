@@ -113,8 +113,8 @@ std::vector<float> random_floats(std::size_t n, float stddev) {
 }
 
 void set_dense_counters(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
-  state.counters["GOP/s"] = benchmark::Counter(2.0 * m * n * k * 1e-9,
-                                               benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GOP/s"] =
+      benchmark::Counter(2.0 * m * n * k * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_DenseInt8(benchmark::State& state) {
@@ -184,8 +184,8 @@ void BM_SharedFp32Attention(benchmark::State& state) {
   const std::size_t per_thread = octet::ops::attention_scratch_per_thread(t, d);
   std::vector<float> scratch(per_thread);
   for (auto _ : state) {
-    octet::ops::self_attention(qkv.data(), 3 * h, offsets, heads, d, ctx.data(), h,
-                               scratch.data(), per_thread, 1);
+    octet::ops::self_attention(qkv.data(), 3 * h, offsets, heads, d, ctx.data(), h, scratch.data(),
+                               per_thread, 1);
     benchmark::ClobberMemory();
   }
 }

@@ -23,6 +23,8 @@
 //                 embedding tables are int8 weight-only (one scale each); the token-type table,
 //                 softmax, attention, LayerNorm, GELU and tanh stay FP32. Weights are packed
 //                 for the ISA active at load (octet::set_max_isa before load() to choose).
+//                 The activation scale is taken over the whole packed batch, so a sequence's
+//                 INT8 outputs vary (within quantization noise) with the rest of its batch.
 // Inputs: a batch of already tokenized sequences of any lengths in [1, max_position_embeddings];
 // token_type_ids may be empty (all zeros) or have the same length as input_ids. Sequences are
 // never padded to a common length: the valid tokens of all sequences are packed for the dense

@@ -60,8 +60,8 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
   ffn_norm.forward(x, tokens, threads);
 }
 
-void EncoderLayer::forward_int8(float* x, std::span<const int64_t> offsets,
-                                const EncoderScratch& s, int threads) const {
+void EncoderLayer::forward_int8(float* x, std::span<const int64_t> offsets, const EncoderScratch& s,
+                                int threads) const {
   const int64_t tokens = offsets.back();
   OCTET_CHECK(s.q8 != nullptr);
   // The erf GELU and ReLU are fused into the FFN-in epilogue; the tanh GELU has no fused form.
@@ -75,7 +75,8 @@ void EncoderLayer::forward_int8(float* x, std::span<const int64_t> offsets,
                      threads);
   attn_norm.forward(x, tokens, threads);
   ffn_in_q.forward(x, tokens, hidden, s.mid, intermediate, s.q8, {.activation = fused}, threads);
-  if (fused == kernels::Activation::none) ops::activation(act, s.mid, tokens * intermediate, threads);
+  if (fused == kernels::Activation::none)
+    ops::activation(act, s.mid, tokens * intermediate, threads);
   ffn_out_q.forward(s.mid, tokens, intermediate, x, hidden, s.q8, {.residual = x, .ldr = hidden},
                     threads);
   ffn_norm.forward(x, tokens, threads);

@@ -38,9 +38,9 @@ SymmetricInt8 quantize_symmetric_int8(std::span<const float> w, int64_t rows, in
     float amax = 0.0f;
     for (int64_t i = 0; i < group_size; ++i) {
       if (!std::isfinite(src[i])) {
-        throw InvalidArgument(fmt::format(
-            "quantize_symmetric_int8: value {} at row {}, column {} is not finite", src[i],
-            (g * group_size + i) / cols, (g * group_size + i) % cols));
+        throw InvalidArgument(
+            fmt::format("quantize_symmetric_int8: value {} at row {}, column {} is not finite",
+                        src[i], (g * group_size + i) / cols, (g * group_size + i) % cols));
       }
       amax = std::max(amax, std::fabs(src[i]));
     }
@@ -52,8 +52,8 @@ SymmetricInt8 quantize_symmetric_int8(std::span<const float> w, int64_t rows, in
   return out;
 }
 
-LinearInt8::LinearInt8(std::span<const float> w, int64_t n, int64_t k,
-                       std::span<const float> bias, bool per_channel, Isa isa)
+LinearInt8::LinearInt8(std::span<const float> w, int64_t n, int64_t k, std::span<const float> bias,
+                       bool per_channel, Isa isa)
     : per_channel_(per_channel) {
   constexpr int64_t kMax = std::numeric_limits<int>::max();
   if (n < 1 || k < 1 || n > kMax || k > kMax) {
@@ -61,9 +61,8 @@ LinearInt8::LinearInt8(std::span<const float> w, int64_t n, int64_t k,
         fmt::format("LinearInt8: weight shape [{}, {}]; expected positive sizes below 2^31", n, k));
   }
   if (!bias.empty() && static_cast<int64_t>(bias.size()) != n) {
-    throw InvalidArgument(
-        fmt::format("LinearInt8: {} bias values for n = {} outputs; expected n or none",
-                    bias.size(), n));
+    throw InvalidArgument(fmt::format(
+        "LinearInt8: {} bias values for n = {} outputs; expected n or none", bias.size(), n));
   }
   const SymmetricInt8 q = quantize_symmetric_int8(w, n, k, per_channel);
   weights_ = ops::PackedWeightsInt8::pack(q.q.data(), static_cast<int>(n), static_cast<int>(k), k,

@@ -8,9 +8,9 @@
 //
 // Arithmetic (symmetric, zero point 0, codes in [-127, 127], ties to even):
 //   weights      s_w = max|W_j| / 127 per output channel j (per_channel) or max|W| / 127 for the
-//                whole matrix; W_q = clamp(nearbyint(W / s_w), -127, 127). An all-zero row or
+//                whole matrix; W_q = clamp(nearbyint(W * (1 / s_w)), -127, 127). An all-zero row or
 //                matrix gets s_w = 1 (its codes are 0 anyway).
-//   activations  s_x = max|x| / 127 over the m x k input of this call (ops::quantize_activations_s8)
+//   activations  s_x = max|x| / 127 over the m x k input of this call (quantize_activations_s8)
 //   output       y[i][j] = act(float(sum_k x_q[i][k] W_q[j][k]) * (s_x s_w[j]) + b[j])
 //                          (+ residual[i][j])
 //   The int32 accumulation is exact; dequantization, the FP32 bias, the activation and the

@@ -165,12 +165,12 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
       // Per channel, stacking Q, K and V changes nothing; per tensor, the three share one scale.
       L.int8 = true;
       L.qkv_q = layers::LinearInt8(wqkv, 3 * h, h, bqkv, per_channel);
-      L.attn_out_q = w.linear_int8(p + "attention.output.dense", h, h, "hidden_size",
-                                   "hidden_size", per_channel);
+      L.attn_out_q = w.linear_int8(p + "attention.output.dense", h, h, "hidden_size", "hidden_size",
+                                   per_channel);
       L.ffn_in_q = w.linear_int8(p + "intermediate.dense", inter, h, "intermediate_size",
                                  "hidden_size", per_channel);
-      L.ffn_out_q = w.linear_int8(p + "output.dense", h, inter, "hidden_size",
-                                  "intermediate_size", per_channel);
+      L.ffn_out_q = w.linear_int8(p + "output.dense", h, inter, "hidden_size", "intermediate_size",
+                                  per_channel);
     } else {
       L.qkv = ops::MatmulF32(wqkv, 3 * h, h, bqkv);
       L.attn_out = w.linear(p + "attention.output.dense", h, h, "hidden_size", "hidden_size");
@@ -199,8 +199,8 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
                         reader.path().string(), enc.prefix));
       }
       if (int8) {
-        enc.classifier_q = w.linear_int8("classifier", c.num_labels, h, "num_labels",
-                                         "hidden_size", per_channel, /*prefixed=*/false);
+        enc.classifier_q = w.linear_int8("classifier", c.num_labels, h, "num_labels", "hidden_size",
+                                         per_channel, /*prefixed=*/false);
       } else {
         enc.classifier = w.linear("classifier", c.num_labels, h, "num_labels", "hidden_size",
                                   /*prefixed=*/false);
@@ -228,11 +228,14 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
   auto round16 = [](int64_t n) { return static_cast<std::size_t>((n + 15) / 16 * 16); };
   const bool int8 = precision == Precision::int8_dynamic;
   const std::size_t per_thread = ops::attention_scratch_per_thread(max_len, config.head_dim());
-  const std::size_t sizes[] = {
-      round16(tokens * h),     round16(tokens * 3 * h),           round16(tokens * h),
-      round16(tokens * inter), per_thread * std::max(1, threads), round16(batch * h),
-      round16(batch * h),
-      int8 ? round16((tokens * std::max(h, inter) + 3) / 4) : 0};
+  const std::size_t sizes[] = {round16(tokens * h),
+                               round16(tokens * 3 * h),
+                               round16(tokens * h),
+                               round16(tokens * inter),
+                               per_thread * std::max(1, threads),
+                               round16(batch * h),
+                               round16(batch * h),
+                               int8 ? round16((tokens * std::max(h, inter) + 3) / 4) : 0};
   std::size_t total = 0;
   for (std::size_t s : sizes) total += s;
   ws.arena.ensure(total);

@@ -1,7 +1,8 @@
-// The BERT encoder in FP32 or INT8 (Q8BERT dynamic quantization, see octet/model.h): weights loaded from a Hugging Face safetensors file and checked
-// against config.json, and the forward pass over a packed batch (layers/bert_layers.h).
-// The public entry point is octet::BertModel (include/octet/model.h), which validates inputs
-// and owns the workspaces; this header is its implementation, also used by tests.
+// The BERT encoder in FP32 or INT8 (Q8BERT dynamic quantization, see octet/model.h): weights loaded
+// from a Hugging Face safetensors file and checked against config.json, and the forward pass over a
+// packed batch (layers/bert_layers.h). The public entry point is octet::BertModel
+// (include/octet/model.h), which validates inputs and owns the workspaces; this header is its
+// implementation, also used by tests.
 //
 //   io::SafetensorsReader st(files.weights);
 //   models::BertEncoder enc = models::load_bert_encoder(config, st, /*load_head=*/true);

@@ -40,8 +40,9 @@ BertModel BertModel::load(const std::filesystem::path& dir, const BertLoadOption
   const io::SafetensorsReader reader(files.weights);
   auto impl = std::make_unique<Impl>();
   if (options.precision != Precision::fp32 && options.precision != Precision::int8_dynamic) {
-    throw InvalidArgument(fmt::format("BertLoadOptions.precision = {}: expected fp32 or int8_dynamic",
-                                      static_cast<int>(options.precision)));
+    throw InvalidArgument(
+        fmt::format("BertLoadOptions.precision = {}: expected fp32 or int8_dynamic",
+                    static_cast<int>(options.precision)));
   }
   impl->encoder = models::load_bert_encoder(config, reader, options.load_head, options.precision,
                                             options.per_channel);

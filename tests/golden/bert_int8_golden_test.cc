@@ -5,8 +5,9 @@
 // What is required (the post-training-quantization issue's "done when"): on the BERT-base-shaped
 // model (random N(0, 0.02) weights, BERT's init), cosine similarity >= 0.99 between INT8 and FP32
 // for the logits (all sequences together) and for the last hidden states of every sequence. The
-// tiny variants (N(0, 0.1) weights, H = 128) are held to the same bound. Prediction agreement (argmax of the logits) is printed, not required: with
-// four sequences per fixture and near-tied random-model logits it is not a meaningful rate.
+// tiny variants (N(0, 0.1) weights, H = 128) are held to the same bound. Prediction agreement
+// (argmax of the logits) is printed, not required: with four sequences per fixture and near-tied
+// random-model logits it is not a meaningful rate.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -85,8 +86,8 @@ void check_int8(const std::string& name, double min_cosine, bool per_channel = t
         agree += labels == 1 || std::max_element(got, got + labels) - got ==
                                     std::max_element(want, want + labels) - want;
       }
-      std::printf("  logits       cosine vs FP32 %.6f (min %.2f), predictions agree %d/%zu\n",
-                  cos, min_cosine, agree, batch.size());
+      std::printf("  logits       cosine vs FP32 %.6f (min %.2f), predictions agree %d/%zu\n", cos,
+                  min_cosine, agree, batch.size());
       EXPECT_GE(cos, min_cosine) << "logits";
     }
     std::size_t row = 0;

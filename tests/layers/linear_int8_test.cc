@@ -168,8 +168,8 @@ TEST(LinearInt8, MatchesQuantizeMatmulDequantizeReferenceOnEveryIsa) {
         const LinearInt8 fc(w, s.n, s.k, bias, per_channel, isa);
         EXPECT_EQ(fc.weights().isa(), isa);
         std::vector<int8_t> q(LinearInt8::scratch_bytes(s.m, s.k));
-        for (kernels::Activation act : {kernels::Activation::none, kernels::Activation::gelu,
-                                        kernels::Activation::relu}) {
+        for (kernels::Activation act :
+             {kernels::Activation::none, kernels::Activation::gelu, kernels::Activation::relu}) {
           SCOPED_TRACE(std::string(isa_name(isa)) + " m=" + std::to_string(s.m) +
                        " n=" + std::to_string(s.n) + " k=" + std::to_string(s.k) +
                        (per_channel ? " per-channel" : " per-tensor") +
@@ -213,8 +213,8 @@ TEST(LinearInt8, HonoursInputAndOutputStrides) {
   std::vector<int8_t> q(LinearInt8::scratch_bytes(m, k));
   std::vector<float> y(m * ldy, -3.0f);
   fc.forward(x_strided.data(), m, ldx, y.data(), ldy, q.data());
-  const std::vector<double> want = reference(x, m, k, w, n, {}, true, kernels::Activation::none,
-                                             nullptr);
+  const std::vector<double> want =
+      reference(x, m, k, w, n, {}, true, kernels::Activation::none, nullptr);
   std::vector<float> packed(m * n);
   for (int64_t i = 0; i < m; ++i) {
     std::copy_n(&y[i * ldy], n, &packed[i * n]);

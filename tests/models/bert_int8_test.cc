@@ -31,8 +31,12 @@ double cosine(const std::vector<float>& a, const std::vector<float>& b) {
 class BertInt8 : public ::testing::Test {
  protected:
   void SetUp() override {
-    test::write_tiny_bert(tmp_.path(), {.hidden = 64, .intermediate = 256, .layers = 2,
-                                        .heads = 4, .max_positions = 64, .num_labels = 3});
+    test::write_tiny_bert(tmp_.path(), {.hidden = 64,
+                                        .intermediate = 256,
+                                        .layers = 2,
+                                        .heads = 4,
+                                        .max_positions = 64,
+                                        .num_labels = 3});
     // Ragged lengths, ids inside the tiny vocabulary.
     for (int len : {1, 7, 30}) {
       std::vector<int32_t> ids(len), types(len);
