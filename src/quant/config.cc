@@ -13,11 +13,18 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<Site, kNumSites> kSites = {
-    Site::query,        Site::key,    Site::value,           Site::attention_output,
-    Site::intermediate, Site::output, Site::pooler,          Site::classifier,
-    Site::word_embeddings, Site::position_embeddings, Site::attention_scores,
-    Site::attention_context};
+constexpr std::array<Site, kNumSites> kSites = {Site::query,
+                                                Site::key,
+                                                Site::value,
+                                                Site::attention_output,
+                                                Site::intermediate,
+                                                Site::output,
+                                                Site::pooler,
+                                                Site::classifier,
+                                                Site::word_embeddings,
+                                                Site::position_embeddings,
+                                                Site::attention_scores,
+                                                Site::attention_context};
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
@@ -102,9 +109,9 @@ CalibratorSpec parse_calibrator(const json& j, const Reporter& r) {
     const std::string& k = it.key();
     const std::string key = "calibrator." + k;
     const auto only_for = [&](CalibratorKind want) {
-      if (c.kind != want && !(k == "bins" && (c.kind == CalibratorKind::percentile ||
-                                              c.kind == CalibratorKind::kl ||
-                                              c.kind == CalibratorKind::mse))) {
+      if (c.kind != want &&
+          !(k == "bins" && (c.kind == CalibratorKind::percentile || c.kind == CalibratorKind::kl ||
+                            c.kind == CalibratorKind::mse))) {
         r.fail(key, fmt::format("does not apply to calibrator kind \"{}\"", to_string(c.kind)));
       }
     };
@@ -126,8 +133,7 @@ CalibratorSpec parse_calibrator(const json& j, const Reporter& r) {
       c.kl_form = r.choice(*it, key, kKlForms);
     } else if (k == "bins") {
       only_for(CalibratorKind::percentile);
-      if (!it->is_number_integer() || it->get<int64_t>() < 128 ||
-          it->get<int64_t>() > (1 << 20)) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 128 || it->get<int64_t>() > (1 << 20)) {
         r.fail(key, fmt::format("is {}: expected an integer in [128, 1048576]", it->dump()));
       }
       c.bins = it->get<int>();
@@ -142,18 +148,30 @@ CalibratorSpec parse_calibrator(const json& j, const Reporter& r) {
 
 std::string_view to_string(Site s) {
   switch (s) {
-    case Site::query: return "query";
-    case Site::key: return "key";
-    case Site::value: return "value";
-    case Site::attention_output: return "attention_output";
-    case Site::intermediate: return "intermediate";
-    case Site::output: return "output";
-    case Site::pooler: return "pooler";
-    case Site::classifier: return "classifier";
-    case Site::word_embeddings: return "word_embeddings";
-    case Site::position_embeddings: return "position_embeddings";
-    case Site::attention_scores: return "attention_scores";
-    case Site::attention_context: return "attention_context";
+    case Site::query:
+      return "query";
+    case Site::key:
+      return "key";
+    case Site::value:
+      return "value";
+    case Site::attention_output:
+      return "attention_output";
+    case Site::intermediate:
+      return "intermediate";
+    case Site::output:
+      return "output";
+    case Site::pooler:
+      return "pooler";
+    case Site::classifier:
+      return "classifier";
+    case Site::word_embeddings:
+      return "word_embeddings";
+    case Site::position_embeddings:
+      return "position_embeddings";
+    case Site::attention_scores:
+      return "attention_scores";
+    case Site::attention_context:
+      return "attention_context";
   }
   return "?";
 }
@@ -255,9 +273,10 @@ QuantizationConfig parse_quantization_config(const json& j, std::string_view whe
                                        [&](Site x) { return to_string(x) == s.key(); });
         const std::string key = "quantize." + s.key();
         if (site == kSites.end()) {
-          r.fail(key, "is unknown: expected one of query, key, value, attention_output, "
-                      "intermediate, output, pooler, classifier, word_embeddings, "
-                      "position_embeddings, attention_scores, attention_context");
+          r.fail(key,
+                 "is unknown: expected one of query, key, value, attention_output, "
+                 "intermediate, output, pooler, classifier, word_embeddings, "
+                 "position_embeddings, attention_scores, attention_context");
         }
         c.sites[static_cast<int>(*site)] = r.boolean(*s, key);
       }
@@ -271,8 +290,9 @@ QuantizationConfig parse_quantization_config(const json& j, std::string_view whe
         c.keep_fp32.push_back(v[i].get<std::string>());
       }
     } else {
-      r.fail(k, "is unknown: expected activations, scheme, weights, calibrator, threshold_mode, "
-                "quantize or keep_fp32");
+      r.fail(k,
+             "is unknown: expected activations, scheme, weights, calibrator, threshold_mode, "
+             "quantize or keep_fp32");
     }
   }
   if (c.scheme == Scheme::symmetric && c.threshold_mode == ThresholdMode::independent) {
@@ -286,7 +306,9 @@ QuantizationConfig parse_quantization_config(const json& j, std::string_view whe
 json to_json(const QuantizationConfig& c) {
   json cal = {{"kind", name_of(c.calibrator.kind, kKinds)}};
   switch (c.calibrator.kind) {
-    case CalibratorKind::ema: cal["decay"] = c.calibrator.decay; break;
+    case CalibratorKind::ema:
+      cal["decay"] = c.calibrator.decay;
+      break;
     case CalibratorKind::percentile:
       cal["percentile"] = c.calibrator.percentile;
       cal["bins"] = c.calibrator.bins;
@@ -295,8 +317,11 @@ json to_json(const QuantizationConfig& c) {
       cal["kl_form"] = name_of(c.calibrator.kl_form, kKlForms);
       cal["bins"] = c.calibrator.bins;
       break;
-    case CalibratorKind::mse: cal["bins"] = c.calibrator.bins; break;
-    case CalibratorKind::max: break;
+    case CalibratorKind::mse:
+      cal["bins"] = c.calibrator.bins;
+      break;
+    case CalibratorKind::max:
+      break;
   }
   json sites = json::object();
   for (Site s : kSites) sites[std::string(to_string(s))] = c.enabled(s);

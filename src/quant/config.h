@@ -60,7 +60,7 @@ struct QuantizationConfig {
   CalibratorSpec calibrator;  // default: max
   ThresholdMode threshold_mode = ThresholdMode::symmetric;
   // Indexed by Site: every Linear and the word + position embeddings on, the matmuls off.
-  bool sites[kNumSites] = {true, true, true, true, true, true,
+  bool sites[kNumSites] = {true, true, true, true, true,  true,
                            true, true, true, true, false, false};
   std::vector<std::string> keep_fp32;  // glob patterns over parameter prefixes
 

@@ -16,8 +16,8 @@ namespace {
 using nlohmann::json;
 
 constexpr double kKlEpsilon = 1e-4;
-constexpr int kAbsLevels = 128;      // TensorRT: magnitudes 0..127
-constexpr int kSignedLevels = 255;   // MXNet: codes -127..127
+constexpr int kAbsLevels = 128;     // TensorRT: magnitudes 0..127
+constexpr int kSignedLevels = 255;  // MXNet: codes -127..127
 constexpr int kMseLevelsPerSide = 127;
 constexpr int kMaxBins = 1 << 20;
 
@@ -209,8 +209,8 @@ class EmaObserver final : public Observer {
   }
 
   json to_json() const override {
-    return {{"kind", "ema"}, {"decay", spec_.decay}, {"count", count_}, {"batches", batches_},
-            {"abs_max", abs_max_}, {"min", min_}, {"max", max_}};
+    return {{"kind", "ema"},       {"decay", spec_.decay}, {"count", count_}, {"batches", batches_},
+            {"abs_max", abs_max_}, {"min", min_},          {"max", max_}};
   }
 
   void merge(const Observer&) override {
@@ -225,8 +225,8 @@ class EmaObserver final : public Observer {
     count_ = get_count(j, where);
     const double b = get_number(j, "batches", where);
     if (b < 0 || b != std::floor(b)) {
-      throw ModelFormatError(fmt::format("{}: key \"batches\" is {}: expected an integer >= 0",
-                                         where, b));
+      throw ModelFormatError(
+          fmt::format("{}: key \"batches\" is {}: expected an integer >= 0", where, b));
     }
     batches_ = static_cast<int64_t>(b);
     abs_max_ = get_number(j, "abs_max", where);
@@ -331,22 +331,23 @@ class HistogramObserver final : public Observer {
   void merge(const Observer& other) override;
 
   void load(const json& j, std::string_view where) {
-    check_keys(j, {"kind", "bins", "count", "min", "max", "range", "positive", "negative",
-                   "percentile", "kl_form"},
+    check_keys(j,
+               {"kind", "bins", "count", "min", "max", "range", "positive", "negative",
+                "percentile", "kl_form"},
                where);
     count_ = get_count(j, where);
     min_ = static_cast<float>(get_number(j, "min", where));
     max_ = static_cast<float>(get_number(j, "max", where));
     range_ = get_number(j, "range", where);
     if (range_ < 0.0 || min_ > max_) {
-      throw ModelFormatError(fmt::format("{}: inconsistent range {} / [{}, {}]", where, range_,
-                                         min_, max_));
+      throw ModelFormatError(
+          fmt::format("{}: inconsistent range {} / [{}, {}]", where, range_, min_, max_));
     }
     for (const char* key : {"positive", "negative"}) {
       const json& a = require(j, key, where);
       if (!a.is_array() || a.size() != static_cast<std::size_t>(spec_.bins)) {
-        throw ModelFormatError(fmt::format("{}: key \"{}\" must be an array of {} counts", where,
-                                           key, spec_.bins));
+        throw ModelFormatError(
+            fmt::format("{}: key \"{}\" must be an array of {} counts", where, key, spec_.bins));
       }
       std::vector<double>& dst = key[0] == 'p' ? pos_ : neg_;
       for (std::size_t i = 0; i < a.size(); ++i) {
@@ -467,11 +468,16 @@ void HistogramObserver::merge(const Observer& other) {
 
 std::string_view to_string(CalibratorKind k) {
   switch (k) {
-    case CalibratorKind::max: return "max";
-    case CalibratorKind::ema: return "ema";
-    case CalibratorKind::percentile: return "percentile";
-    case CalibratorKind::kl: return "kl";
-    case CalibratorKind::mse: return "mse";
+    case CalibratorKind::max:
+      return "max";
+    case CalibratorKind::ema:
+      return "ema";
+    case CalibratorKind::percentile:
+      return "percentile";
+    case CalibratorKind::kl:
+      return "kl";
+    case CalibratorKind::mse:
+      return "mse";
   }
   return "?";
 }
@@ -480,9 +486,12 @@ std::string_view to_string(KlForm f) { return f == KlForm::abs ? "abs" : "signed
 
 std::string_view to_string(ThresholdMode m) {
   switch (m) {
-    case ThresholdMode::symmetric: return "symmetric";
-    case ThresholdMode::independent: return "independent";
-    case ThresholdMode::conjugate: return "conjugate";
+    case ThresholdMode::symmetric:
+      return "symmetric";
+    case ThresholdMode::independent:
+      return "independent";
+    case ThresholdMode::conjugate:
+      return "conjugate";
   }
   return "?";
 }
@@ -493,12 +502,12 @@ void validate(const CalibratorSpec& spec) {
         fmt::format("calibrator: decay {} out of range: expected (0, 1)", spec.decay));
   }
   if (!(spec.percentile > 50.0 && spec.percentile <= 100.0)) {
-    throw InvalidArgument(fmt::format(
-        "calibrator: percentile {} out of range: expected (50, 100]", spec.percentile));
+    throw InvalidArgument(
+        fmt::format("calibrator: percentile {} out of range: expected (50, 100]", spec.percentile));
   }
   if (spec.bins < 128 || spec.bins > kMaxBins) {
-    throw InvalidArgument(fmt::format("calibrator: bins {} out of range: expected [128, {}]",
-                                      spec.bins, kMaxBins));
+    throw InvalidArgument(
+        fmt::format("calibrator: bins {} out of range: expected [128, {}]", spec.bins, kMaxBins));
   }
 }
 
@@ -512,9 +521,12 @@ void Observer::check_observed() const {
 std::unique_ptr<Observer> make_observer(const CalibratorSpec& spec) {
   validate(spec);
   switch (spec.kind) {
-    case CalibratorKind::max: return std::make_unique<MaxObserver>(spec);
-    case CalibratorKind::ema: return std::make_unique<EmaObserver>(spec);
-    default: return std::make_unique<HistogramObserver>(spec);
+    case CalibratorKind::max:
+      return std::make_unique<MaxObserver>(spec);
+    case CalibratorKind::ema:
+      return std::make_unique<EmaObserver>(spec);
+    default:
+      return std::make_unique<HistogramObserver>(spec);
   }
 }
 
@@ -536,8 +548,8 @@ std::unique_ptr<Observer> observer_from_json(const json& j, std::string_view whe
                                   : CalibratorKind::mse;
     const json& bins = require(j, "bins", where);
     if (!bins.is_number_integer()) {
-      throw ModelFormatError(fmt::format("{}: key \"bins\" is {}: expected an integer", where,
-                                         bins.dump()));
+      throw ModelFormatError(
+          fmt::format("{}: key \"bins\" is {}: expected an integer", where, bins.dump()));
     }
     spec.bins = bins.get<int>();
     if (spec.kind == CalibratorKind::percentile) {

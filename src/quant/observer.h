@@ -16,7 +16,8 @@
 //               0.95, B.2; both update before the range is read).
 //   percentile  histogram (below); symmetric: the p-th percentile of |x|; independent: the
 //               (100 - p) / 2 and 100 - (100 - p) / 2 percentiles of signed x (ORT, C.9). Linear
-//               interpolation inside the bin that crosses the target mass (counts uniform in a bin).
+//               interpolation inside the bin that crosses the target mass (counts uniform in a
+//               bin).
 //   kl          histogram; minimises KL(P || Q) over candidate clip points (C.4). Form `abs`
 //               (TensorRT): |x| histogram of `bins` bins, P clipped to i bins (outlier mass added
 //               to bin i - 1) quantised to 128 levels, i = 128 .. bins. Form `signed` (MXNet):
@@ -64,10 +65,10 @@ std::string_view to_string(ThresholdMode m);
 
 struct CalibratorSpec {
   CalibratorKind kind = CalibratorKind::max;
-  double decay = 0.9999;        // ema
-  double percentile = 99.99;    // percentile, in (0, 100]
+  double decay = 0.9999;         // ema
+  double percentile = 99.99;     // percentile, in (0, 100]
   KlForm kl_form = KlForm::abs;  // kl
-  int bins = 2048;              // histogram bins per side (percentile, kl, mse); >= 128
+  int bins = 2048;               // histogram bins per side (percentile, kl, mse); >= 128
 };
 
 // Throws InvalidArgument naming the field for decay outside (0, 1), percentile outside (50, 100],
@@ -116,8 +117,7 @@ double kl_threshold_abs(std::span<const double> hist, double bin_width, int leve
 
 // Signed-form KL search on a signed histogram of 2 * half bins over [-half * w, half * w]:
 // centred slices of 2i bins, i = ceil(levels / 2) .. half, quantised to `levels`.
-double kl_threshold_signed(std::span<const double> signed_hist, double bin_width,
-                           int levels = 255);
+double kl_threshold_signed(std::span<const double> signed_hist, double bin_width, int levels = 255);
 
 // MSE search: the threshold among bin edges minimising sum_j hist[j] * (c_j - fq(c_j))^2 with
 // c_j the bin centre and fq a symmetric `levels_per_side`-level fake quantiser.

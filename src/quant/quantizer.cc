@@ -15,16 +15,15 @@ namespace {
 
 void check_same_size(std::size_t in, std::size_t out, std::string_view what) {
   if (in != out) {
-    throw InvalidArgument(fmt::format("{}: output has {} elements: expected {} (the input size)",
-                                      what, out, in));
+    throw InvalidArgument(
+        fmt::format("{}: output has {} elements: expected {} (the input size)", what, out, in));
   }
 }
 
 void check_inv_scale(float inv_scale, std::string_view what) {
   if (!(inv_scale > 0.0f) || !std::isfinite(inv_scale)) {
-    throw InvalidArgument(
-        fmt::format("{}: inv_scale {} is invalid: expected a positive finite value", what,
-                    inv_scale));
+    throw InvalidArgument(fmt::format(
+        "{}: inv_scale {} is invalid: expected a positive finite value", what, inv_scale));
   }
 }
 
@@ -90,8 +89,8 @@ void fake_quantize_symmetric(std::span<const float> x, float inv_scale, std::spa
 
 float ibert_scale(float min, float max) {
   if (!std::isfinite(min) || !std::isfinite(max)) {
-    throw InvalidArgument(fmt::format(
-        "ibert_scale: range [{}, {}] is invalid: expected finite bounds", min, max));
+    throw InvalidArgument(
+        fmt::format("ibert_scale: range [{}, {}] is invalid: expected finite bounds", min, max));
   }
   const float range = std::max(std::max(std::fabs(min), std::fabs(max)), kIbertRangeFloor);
   return range / static_cast<float>(kSymmetricMax);
@@ -110,8 +109,8 @@ void quantize_ibert(std::span<const float> x, float scale, std::span<int8_t> q,
 AsymmetricParams asymmetric_params(float min, float max) {
   if (!std::isfinite(min) || !std::isfinite(max) || min > max) {
     throw InvalidArgument(fmt::format(
-        "asymmetric_params: range [{}, {}] is invalid: expected finite bounds with min <= max",
-        min, max));
+        "asymmetric_params: range [{}, {}] is invalid: expected finite bounds with min <= max", min,
+        max));
   }
   const float lo = std::min(min, 0.0f);
   const float hi = std::max(max, 0.0f);
@@ -123,8 +122,8 @@ AsymmetricParams asymmetric_params(float min, float max) {
   return p;
 }
 
-void quantize_asymmetric(std::span<const float> x, const AsymmetricParams& p,
-                         std::span<uint8_t> q, std::string_view what) {
+void quantize_asymmetric(std::span<const float> x, const AsymmetricParams& p, std::span<uint8_t> q,
+                         std::string_view what) {
   check_same_size(x.size(), q.size(), what);
   check_inv_scale(p.inv_scale, what);
   if (p.zero_point < 0 || p.zero_point > 255) {
@@ -151,8 +150,7 @@ void fake_quantize_asymmetric(std::span<const float> x, const AsymmetricParams& 
   check_inv_scale(p.inv_scale, what);
   check_finite(x, what);
   for (std::size_t i = 0; i < x.size(); ++i) {
-    const int32_t c = std::clamp(clamp_round(x[i] * p.inv_scale, -512, 512) + p.zero_point, 0,
-                                 255);
+    const int32_t c = std::clamp(clamp_round(x[i] * p.inv_scale, -512, 512) + p.zero_point, 0, 255);
     out[i] = static_cast<float>(c - p.zero_point) * p.scale;
   }
 }
@@ -160,8 +158,8 @@ void fake_quantize_asymmetric(std::span<const float> x, const AsymmetricParams& 
 QuantizedWeights quantize_weights(std::span<const float> w, int n, int k, WeightGranularity g,
                                   std::string_view what) {
   if (n <= 0 || k <= 0 || static_cast<uint64_t>(n) * static_cast<uint64_t>(k) != w.size()) {
-    throw InvalidArgument(fmt::format("{}: shape {} x {} does not match {} elements", what, n, k,
-                                      w.size()));
+    throw InvalidArgument(
+        fmt::format("{}: shape {} x {} does not match {} elements", what, n, k, w.size()));
   }
   check_finite(w, what);
   QuantizedWeights out;
@@ -197,8 +195,8 @@ std::vector<int32_t> quantize_bias(std::span<const float> b, float inv_scale_x,
     const float s_b = inv_scale_x * inv_scale_w[inv_scale_w.size() == 1 ? 0 : c];
     // float32 product (A.4), then round and clamp in double: the float may exceed int32.
     const double r = std::nearbyint(static_cast<double>(b[c] * s_b));
-    out[c] = static_cast<int32_t>(std::clamp(r, -static_cast<double>(kBiasMax),
-                                             static_cast<double>(kBiasMax)));
+    out[c] = static_cast<int32_t>(
+        std::clamp(r, -static_cast<double>(kBiasMax), static_cast<double>(kBiasMax)));
   }
   return out;
 }

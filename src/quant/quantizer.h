@@ -34,8 +34,8 @@
 
 namespace octet::quant {
 
-inline constexpr int kSymmetricMax = 127;         // Q8BERT restricted range [-127, 127]
-inline constexpr int kIbertMin = -127;            // I-BERT SymmetricQuantFunction [-127, 126]
+inline constexpr int kSymmetricMax = 127;  // Q8BERT restricted range [-127, 127]
+inline constexpr int kIbertMin = -127;     // I-BERT SymmetricQuantFunction [-127, 126]
 inline constexpr int kIbertMax = 126;
 inline constexpr float kIbertRangeFloor = 1e-8f;  // I-BERT floors max(|min|, |max|) here
 inline constexpr int32_t kBiasMax = 2147483647;   // int32 bias range [-(2^31 - 1), 2^31 - 1]
@@ -93,8 +93,8 @@ struct AsymmetricParams {
 AsymmetricParams asymmetric_params(float min, float max);
 
 // q[i] = clamp(nearbyint(x[i] * inv_scale) + zero_point, 0, 255).
-void quantize_asymmetric(std::span<const float> x, const AsymmetricParams& p,
-                         std::span<uint8_t> q, std::string_view what = "tensor");
+void quantize_asymmetric(std::span<const float> x, const AsymmetricParams& p, std::span<uint8_t> q,
+                         std::string_view what = "tensor");
 
 // out[i] = (q[i] - zero_point) * scale.
 void dequantize_asymmetric(std::span<const uint8_t> q, const AsymmetricParams& p,

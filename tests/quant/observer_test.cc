@@ -200,9 +200,9 @@ TEST(HistogramObserver, GrowsRangeByDoublingAndKeepsCounts) {
   EXPECT_EQ(pos[31], 1.0);  // bin 127 -> 63 -> 31
   EXPECT_EQ(neg[31], 1.0);
   EXPECT_EQ(pos[96], 1.0);  // 3 * 32
-  EXPECT_EQ(std::accumulate(pos.begin(), pos.end(), 0.0) +
-                std::accumulate(neg.begin(), neg.end(), 0.0),
-            3.0);
+  EXPECT_EQ(
+      std::accumulate(pos.begin(), pos.end(), 0.0) + std::accumulate(neg.begin(), neg.end(), 0.0),
+      3.0);
 }
 
 TEST(HistogramObserver, AllZeroTensorGivesZeroRange) {

@@ -196,8 +196,7 @@ TEST(WeightQuantizer, RejectsShapeMismatchAndNonFiniteWeights) {
     quantize_weights(bad, 1, 2, WeightGranularity::per_channel, "bert.pooler.dense.weight");
     FAIL();
   } catch (const InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find("bert.pooler.dense.weight: element 1"),
-              std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("bert.pooler.dense.weight: element 1"), std::string::npos)
         << e.what();
   }
 }
