@@ -126,10 +126,13 @@ int64_t get_count(const json& j, std::string_view where) {
   return v.get<int64_t>();
 }
 
-void check_keys(const json& j, std::initializer_list<const char*> allowed, std::string_view where) {
+// `extra`: one more allowed key (the parameter of a histogram calibrator kind), or null.
+void check_keys(const json& j, std::initializer_list<const char*> allowed, std::string_view where,
+                const char* extra = nullptr) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (std::none_of(allowed.begin(), allowed.end(),
-                     [&](const char* k) { return it.key() == k; })) {
+                     [&](const char* k) { return it.key() == k; }) &&
+        !(extra != nullptr && it.key() == extra)) {
       throw ModelFormatError(fmt::format("{}: unknown key \"{}\"", where, it.key()));
     }
   }
@@ -331,10 +334,10 @@ class HistogramObserver final : public Observer {
   void merge(const Observer& other) override;
 
   void load(const json& j, std::string_view where) {
-    check_keys(j,
-               {"kind", "bins", "count", "min", "max", "range", "positive", "negative",
-                "percentile", "kl_form"},
-               where);
+    check_keys(j, {"kind", "bins", "count", "min", "max", "range", "positive", "negative"}, where,
+               spec_.kind == CalibratorKind::percentile ? "percentile"
+               : spec_.kind == CalibratorKind::kl       ? "kl_form"
+                                                        : nullptr);
     count_ = get_count(j, where);
     min_ = static_cast<float>(get_number(j, "min", where));
     max_ = static_cast<float>(get_number(j, "max", where));

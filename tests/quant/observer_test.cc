@@ -357,6 +357,9 @@ TEST(ObserverJson, RejectsMalformedStatisticsNamingTheKey) {
   j["kl_form"] = "both";
   expect_error(j, "\"kl_form\"");
   j = good;
+  j["percentile"] = 99.0;  // a parameter of another calibrator kind
+  expect_error(j, "unknown key \"percentile\"");
+  j = good;
   j["bins"] = 16;
   expect_error(j, "bins");
   expect_error(json::array(), "expected an object");
