@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Octet's main job: build the `octet` tool, describe the default model, evaluate it on SST-2 dev
-# and classify a few sentences.
+# in FP32 and in dynamic INT8 (Q8BERT's post-training baseline), and classify a few sentences.
 #   scripts/run_main.sh              (after scripts/install_deps.sh)
 # Environment: OCTET_DATA (default ../shared/data), OCTET_MODEL (default models/octet-bert-mini-sst2),
 #              THREADS (default: all cores).
@@ -34,10 +34,12 @@ fi
 
 echo "== octet inspect =="
 build/octet inspect --model "$model"
-echo "== octet eval (SST-2 dev) =="
 mkdir -p build/results
-build/octet eval --model "$model" --task sst2 --data "$OCTET_DATA/glue/SST-2/dev.tsv" \
-  --threads "$threads" --json build/results/sst2_dev.json
+for precision in fp32 int8-dynamic; do
+  echo "== octet eval (SST-2 dev, $precision) =="
+  build/octet eval --model "$model" --task sst2 --data "$OCTET_DATA/glue/SST-2/dev.tsv" \
+    --precision "$precision" --threads "$threads" --json "build/results/sst2_dev_$precision.json"
+done
 echo "== octet predict =="
 printf 'a gripping, beautifully acted film.\nthe plot is thin and the jokes fall flat.\n' |
   build/octet predict --model "$model" --input - --threads "$threads"

@@ -168,6 +168,28 @@ TEST_F(Cli, NegativeThreadsIsAUsageError) {
   EXPECT_THAT(r.err, HasSubstr("--threads"));
 }
 
+TEST_F(Cli, Int8DynamicPrecisionPredictsLikeFp32OnClearCases) {
+  const std::string input = "a great movie\nthe acting was terrible .\nfun\tstory\n";
+  CliRun fp32 = run("predict --model " + q(model_) + " --input -", input);
+  CliRun int8 = run("predict --model " + q(model_) + " --input - --precision int8-dynamic", input);
+  ASSERT_EQ(fp32.code, 0) << fp32.err;
+  ASSERT_EQ(int8.code, 0) << int8.err;
+  EXPECT_EQ(std::count(int8.out.begin(), int8.out.end(), '\n'), 3);
+  CliRun per_tensor = run(
+      "predict --model " + q(model_) + " --input - --precision int8-dynamic --per-tensor", input);
+  EXPECT_EQ(per_tensor.code, 0) << per_tensor.err;
+}
+
+TEST_F(Cli, UnknownPrecisionIsAUsageErrorBeforeAnyFileIsRead) {
+  CliRun r = run("eval --model " + q(model_) + " --task sst2 --data missing.tsv --precision int4");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--precision"));
+  EXPECT_THAT(r.err, HasSubstr("int4"));
+  CliRun pt = run("predict --model " + q(model_) + " --input - --per-tensor", "good\n");
+  EXPECT_EQ(pt.code, 2);
+  EXPECT_THAT(pt.err, HasSubstr("--per-tensor"));
+}
+
 TEST_F(Cli, MissingModelDirectoryIsABadModel) {
   CliRun r = run("predict --model " + q(tmp_ / "nope") + " --input -", "good\n");
   EXPECT_EQ(r.code, 3);

@@ -12,6 +12,11 @@ void add_classify_flags(CLI::App* sub, ClassifyOptions& options) {
   sub->add_option("--model", options.model,
                   "Model directory (config.json, model.safetensors, vocab.txt)")
       ->required();
+  sub->add_option("--precision", options.precision,
+                  "fp32, or int8-dynamic (int8 weights, activations quantized on the fly)")
+      ->capture_default_str();
+  sub->add_flag("--per-tensor", options.per_tensor,
+                "With int8-dynamic: one weight scale per matrix instead of per output channel");
   sub->add_option("--max-seq-len", options.max_seq_len,
                   "Maximum tokens per example, specials included [default: 128, or the model's "
                   "max_position_embeddings if smaller]");
@@ -21,6 +26,12 @@ void add_classify_flags(CLI::App* sub, ClassifyOptions& options) {
 
 namespace {
 
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "int8-dynamic" || name == "int8_dynamic") return Precision::int8_dynamic;
+  throw InvalidArgument(fmt::format("--precision must be fp32 or int8-dynamic, found '{}'", name));
+}
+
 void validate(ClassifyOptions& options, const BertModel& model) {
   const auto max_pos = static_cast<std::size_t>(model.config().max_position_embeddings);
   if (options.max_seq_len == 0) options.max_seq_len = std::min<std::size_t>(128, max_pos);
@@ -28,10 +39,6 @@ void validate(ClassifyOptions& options, const BertModel& model) {
     throw InvalidArgument(fmt::format(
         "--max-seq-len must be in [3, {}] (the model's max_position_embeddings), found {}", max_pos,
         options.max_seq_len));
-  }
-  if (options.batch_size < 1 || options.batch_size > 65536) {
-    throw InvalidArgument(
-        fmt::format("--batch-size must be in [1, 65536], found {}", options.batch_size));
   }
   if (!model.has_classifier()) {
     throw InvalidArgument(fmt::format(
@@ -42,9 +49,24 @@ void validate(ClassifyOptions& options, const BertModel& model) {
 
 }  // namespace
 
-Classifier load_classifier(ClassifyOptions& options) {
+void check_flags(const ClassifyOptions& options) {
+  const Precision precision = parse_precision(options.precision);
+  if (options.per_tensor && precision == Precision::fp32) {
+    throw InvalidArgument("--per-tensor applies to --precision int8-dynamic only");
+  }
+  if (options.batch_size < 1 || options.batch_size > 65536) {
+    throw InvalidArgument(
+        fmt::format("--batch-size must be in [1, 65536], found {}", options.batch_size));
+  }
   set_threads(options.threads);
-  BertModel model = BertModel::load(options.model, {.threads = options.threads});
+}
+
+Classifier load_classifier(ClassifyOptions& options) {
+  check_flags(options);
+  const Precision precision = parse_precision(options.precision);
+  BertModel model = BertModel::load(
+      options.model,
+      {.threads = options.threads, .precision = precision, .per_channel = !options.per_tensor});
   validate(options, model);
   return {std::move(model), text::WordPieceTokenizer::from_model_dir(options.model)};
 }

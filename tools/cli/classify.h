@@ -19,10 +19,18 @@ struct ClassifyOptions {
   std::size_t max_seq_len = 0;
   std::size_t batch_size = 32;
   int threads = 0;  // 0: all cores
+  // "fp32", or "int8-dynamic" (Q8BERT's post-training baseline: int8 weights, per-channel by
+  // default, activations quantized per tensor on the fly).
+  std::string precision = "fp32";
+  bool per_tensor = false;  // int8 weights with one scale per matrix instead of per channel
 };
 
-// Registers --model, --max-seq-len, --batch-size and --threads on a subcommand.
+// Registers --model, --precision, --per-tensor, --max-seq-len, --batch-size and --threads.
 void add_classify_flags(CLI::App* sub, ClassifyOptions& options);
+
+// Checks the flags that need no model (--precision, --per-tensor, --batch-size, --threads), so
+// that usage errors are reported before any file is read. Throws InvalidArgument.
+void check_flags(const ClassifyOptions& options);
 
 // A classifier ready to run: the model and its tokenizer.
 struct Classifier {

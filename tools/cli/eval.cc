@@ -32,6 +32,7 @@ Runner register_eval(CLI::App& app) {
   sub->add_option("--data", opts->data, "Labelled data file (GLUE TSV or jsonl)")->required();
   sub->add_option("--json", opts->json, "Also write the results to this JSON file");
   return [opts]() -> int {
+    check_flags(opts->classify);
     const data::Task task = data::parse_task(opts->task);
     const data::TaskSpec& spec = data::task_spec(task);
     data::Dataset dataset = data::read_glue(task, opts->data);

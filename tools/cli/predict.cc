@@ -51,6 +51,7 @@ Runner register_predict(CLI::App& app) {
   sub->add_option("--output", opts->output, "Output file (JSON lines), or - for standard output")
       ->capture_default_str();
   return [opts]() -> int {
+    check_flags(opts->classify);
     std::vector<data::Example> examples;
     if (opts->input == "-") {
       examples = data::read_text_lines(std::cin, "<stdin>");
