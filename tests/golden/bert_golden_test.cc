@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/test_support.h"
+#include "golden/golden_fixture.h"
 #include "io/bert_config.h"
 #include "octet/cpu.h"
 #include "octet/model.h"
@@ -26,27 +27,8 @@
 namespace octet {
 namespace {
 
-struct Golden {
-  std::filesystem::path dir;
-  nlohmann::json meta;
-  std::vector<std::vector<int32_t>> ids, types;
-  std::vector<float> read(const std::string& output) const {
-    const std::string bytes = test::read_file(dir / meta["outputs"][output].get<std::string>());
-    std::vector<float> v(bytes.size() / sizeof(float));
-    std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
-    return v;
-  }
-  bool has(const std::string& output) const { return meta["outputs"].contains(output); }
-};
-
-Golden load_golden(const std::string& name) {
-  Golden g;
-  g.dir = test::golden_dir() / name;
-  g.meta = nlohmann::json::parse(test::read_file(g.dir / "golden.json"));
-  g.ids = g.meta["input_ids"].get<std::vector<std::vector<int32_t>>>();
-  g.types = g.meta["token_type_ids"].get<std::vector<std::vector<int32_t>>>();
-  return g;
-}
+using test::Golden;
+using test::load_golden;
 
 void print_head(const char* what, const float* got, const float* want, std::size_t n) {
   std::printf("  %-12s octet", what);

@@ -20,32 +20,15 @@
 #include <vector>
 
 #include "common/test_support.h"
+#include "golden/golden_fixture.h"
 #include "octet/cpu.h"
 #include "octet/model.h"
 
 namespace octet {
 namespace {
 
-struct Golden {
-  std::filesystem::path dir;
-  nlohmann::json meta;
-  std::vector<std::vector<int32_t>> ids, types;
-  std::vector<float> read(const std::string& output) const {
-    const std::string bytes = test::read_file(dir / meta["outputs"][output].get<std::string>());
-    std::vector<float> v(bytes.size() / sizeof(float));
-    std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
-    return v;
-  }
-};
-
-Golden load_golden(const std::string& name) {
-  Golden g;
-  g.dir = test::golden_dir() / name;
-  g.meta = nlohmann::json::parse(test::read_file(g.dir / "golden.json"));
-  g.ids = g.meta["input_ids"].get<std::vector<std::vector<int32_t>>>();
-  g.types = g.meta["token_type_ids"].get<std::vector<std::vector<int32_t>>>();
-  return g;
-}
+using test::Golden;
+using test::load_golden;
 
 double cosine(const float* a, const float* b, std::size_t n) {
   double ab = 0.0, aa = 0.0, bb = 0.0;
