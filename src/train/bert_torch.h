@@ -1,0 +1,191 @@
+// BERT as libtorch modules, for training, with Hugging Face's parameter names and numerics.
+//
+//   octet::io::BertConfig config = ...;                 // e.g. io::load_bert_config(path)
+//   octet::train::BertForSequenceClassification model(config);
+//   auto out = model->forward(input_ids, token_type_ids, attention_mask);   // [B, T] int64 each
+//   torch::Tensor loss = torch::cross_entropy(out.logits, labels);
+//   octet::train::save_pretrained(model, config, "vocab.txt", "out/sst2", SaveDType::F32);
+//   octet::train::PretrainedBert p = octet::train::load_pretrained("out/sst2");
+//
+// Module tree and parameter names are those of transformers' BertForSequenceClassification
+// (bert.embeddings.word_embeddings.weight, bert.encoder.layer.{i}.attention.self.query.weight,
+// ..., bert.pooler.dense.weight, classifier.weight), so that a saved directory loads in
+// octet::BertModel and in Hugging Face unchanged, and Hugging Face checkpoints load here.
+// Numerics follow Hugging Face: post-LayerNorm encoder layers, GELU in the activation the config
+// names (erf form for "gelu"), softmax attention with an additive mask of the float minimum on
+// padded keys, tanh pooler over token 0; dropout after embeddings, on attention probabilities,
+// after each dense output and before the classifier (rates from the config's
+// hidden_dropout_prob / attention_probs_dropout_prob / classifier_dropout, HF defaults 0.1).
+// Shapes: input_ids, token_type_ids (may be undefined: all zeros) and attention_mask (may be
+// undefined: all ones; 1 = real token, 0 = padding) are [B, T] integer tensors; outputs are
+// float [B, T, H] (last_hidden), [B, H] (pooled), [B, num_labels] (logits).
+// Modules follow libtorch's rules: not thread-safe for concurrent training; eval() disables
+// dropout.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "io/bert_config.h"
+
+namespace octet::train {
+
+// Dropout rates of a BertConfig (raw fields, Hugging Face defaults when absent).
+struct BertDropout {
+  double hidden = 0.1;
+  double attention = 0.1;
+  double classifier = 0.1;
+  static BertDropout from_config(const io::BertConfig& c);
+};
+
+class BertEmbeddingsImpl : public torch::nn::Module {
+ public:
+  BertEmbeddingsImpl(const io::BertConfig& c, const BertDropout& d);
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids);
+
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr},
+      token_type_embeddings{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};  // HF's spelling, part of the parameter names
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(BertEmbeddings);
+
+// attention.self: separate query / key / value projections and scaled dot-product attention.
+class BertSelfAttentionImpl : public torch::nn::Module {
+ public:
+  BertSelfAttentionImpl(const io::BertConfig& c, const BertDropout& d);
+  // hidden [B, T, H]; additive_mask [B, 1, 1, T] (0 or the float minimum).
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask);
+
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+  int64_t heads = 0, head_dim = 0;
+};
+TORCH_MODULE(BertSelfAttention);
+
+// attention.output and output: dense -> dropout -> LayerNorm(x + residual).
+class BertDenseResidualImpl : public torch::nn::Module {
+ public:
+  BertDenseResidualImpl(int64_t in, const io::BertConfig& c, const BertDropout& d);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
+
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(BertDenseResidual);
+
+class BertAttentionImpl : public torch::nn::Module {
+ public:
+  BertAttentionImpl(const io::BertConfig& c, const BertDropout& d);
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask);
+
+  BertSelfAttention self{nullptr};
+  BertDenseResidual output{nullptr};
+};
+TORCH_MODULE(BertAttention);
+
+// intermediate: dense -> activation.
+class BertIntermediateImpl : public torch::nn::Module {
+ public:
+  explicit BertIntermediateImpl(const io::BertConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Linear dense{nullptr};
+  io::Activation activation = io::Activation::gelu;
+};
+TORCH_MODULE(BertIntermediate);
+
+class BertLayerImpl : public torch::nn::Module {
+ public:
+  BertLayerImpl(const io::BertConfig& c, const BertDropout& d);
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask);
+
+  BertAttention attention{nullptr};
+  BertIntermediate intermediate{nullptr};
+  BertDenseResidual output{nullptr};
+};
+TORCH_MODULE(BertLayer);
+
+class BertEncoderImpl : public torch::nn::Module {
+ public:
+  BertEncoderImpl(const io::BertConfig& c, const BertDropout& d);
+  torch::Tensor forward(torch::Tensor hidden, const torch::Tensor& additive_mask);
+
+  torch::nn::ModuleList layer{nullptr};  // of BertLayer
+};
+TORCH_MODULE(BertEncoder);
+
+class BertPoolerImpl : public torch::nn::Module {
+ public:
+  explicit BertPoolerImpl(const io::BertConfig& c);
+  torch::Tensor forward(const torch::Tensor& last_hidden);  // tanh(dense(last_hidden[:, 0]))
+
+  torch::nn::Linear dense{nullptr};
+};
+TORCH_MODULE(BertPooler);
+
+struct BertTorchOutputs {
+  torch::Tensor last_hidden;  // [B, T, H]; rows of padded positions are meaningless
+  torch::Tensor pooled;       // [B, H]
+  torch::Tensor logits;       // [B, num_labels] (classification) or [B, 1] (regression)
+};
+
+// The bare encoder with pooler ("bert." in the full model's names).
+class BertTorchModelImpl : public torch::nn::Module {
+ public:
+  BertTorchModelImpl(const io::BertConfig& c, const BertDropout& d);
+  // Returns last_hidden and pooled (logits undefined).
+  BertTorchOutputs forward(const torch::Tensor& input_ids, torch::Tensor token_type_ids,
+                           torch::Tensor attention_mask);
+
+  BertEmbeddings embeddings{nullptr};
+  BertEncoder encoder{nullptr};
+  BertPooler pooler{nullptr};
+};
+TORCH_MODULE(BertTorchModel);
+
+// BERT with the sequence classification / regression head: classifier(dropout(pooled)).
+// Weights start with Hugging Face's initialisation: N(0, initializer_range) for Linear and
+// Embedding weights (the padding row zeroed), zero biases, LayerNorm weight 1 and bias 0.
+class BertForSequenceClassificationImpl : public torch::nn::Module {
+ public:
+  explicit BertForSequenceClassificationImpl(const io::BertConfig& c);
+  BertForSequenceClassificationImpl(const io::BertConfig& c, const BertDropout& d);
+  BertTorchOutputs forward(const torch::Tensor& input_ids, torch::Tensor token_type_ids = {},
+                           torch::Tensor attention_mask = {});
+
+  BertTorchModel bert{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+  torch::nn::Linear classifier{nullptr};
+};
+TORCH_MODULE(BertForSequenceClassification);
+
+enum class SaveDType { F32, F16 };
+
+// Writes a Hugging Face model directory `out_dir` (created if needed): config.json
+// (io::to_json(config)), model.safetensors (every parameter, in `dtype`, written atomically) and
+// a copy of `vocab_path` as vocab.txt (skipped if vocab_path is empty). IoError on failure.
+void save_pretrained(BertForSequenceClassification& model, const io::BertConfig& config,
+                     const std::filesystem::path& vocab_path, const std::filesystem::path& out_dir,
+                     SaveDType dtype = SaveDType::F32);
+
+struct PretrainedBert {
+  io::BertConfig config;
+  BertForSequenceClassification model{nullptr};
+  // Parameters the checkpoint lacked and that kept their fresh initialisation (e.g. the
+  // classifier of a pretrained encoder), by full name.
+  std::vector<std::string> newly_initialized;
+};
+
+// Reads <dir>/config.json and <dir>/model.safetensors of any Hugging Face BERT directory (F32,
+// F16, BF16 or F64 weights, names with or without the "bert." prefix; extra tensors such as the
+// MLM head are ignored). Every embeddings / encoder parameter must be present with the shape the
+// config implies; the pooler and classifier may be absent (then freshly initialised and listed
+// in newly_initialized). ModelFormatError / IoError name the file, tensor, expected and found.
+PretrainedBert load_pretrained(const std::filesystem::path& dir);
+
+}  // namespace octet::train
