@@ -31,7 +31,7 @@ nn::LayerNorm layer_norm(const io::BertConfig& c) {
 void init_weights(nn::Module& root, const io::BertConfig& c) {
   const double std = raw_number(c, "initializer_range", 0.02);
   torch::NoGradGuard no_grad;
-  for (auto& m : root.modules(/*include_self=*/true)) {
+  for (auto& m : root.modules(/*include_self=*/false)) {
     if (auto* lin = m->as<nn::Linear>()) {
       lin->weight.normal_(0.0, std);
       if (lin->bias.defined()) lin->bias.zero_();
