@@ -60,8 +60,8 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const io::BertConfig& c, const BertDropou
   word_embeddings = register_module(
       "word_embeddings",
       nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)));
-  position_embeddings = register_module(
-      "position_embeddings", nn::Embedding(c.max_position_embeddings, c.hidden_size));
+  position_embeddings = register_module("position_embeddings",
+                                        nn::Embedding(c.max_position_embeddings, c.hidden_size));
   token_type_embeddings =
       register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden_size));
   LayerNorm = register_module("LayerNorm", layer_norm(c));
@@ -177,14 +177,15 @@ BertTorchOutputs BertTorchModelImpl::forward(const torch::Tensor& input_ids,
                                              torch::Tensor token_type_ids,
                                              torch::Tensor attention_mask) {
   if (input_ids.dim() != 2)
-    throw InvalidArgument(fmt::format("BertTorchModel: input_ids must be [B, T], found {} dims",
-                                      input_ids.dim()));
+    throw InvalidArgument(
+        fmt::format("BertTorchModel: input_ids must be [B, T], found {} dims", input_ids.dim()));
   if (!token_type_ids.defined()) token_type_ids = torch::zeros_like(input_ids);
   if (!attention_mask.defined()) attention_mask = torch::ones_like(input_ids);
   for (const auto* t : {&token_type_ids, &attention_mask})
     if (t->sizes() != input_ids.sizes())
-      throw InvalidArgument("BertTorchModel: token_type_ids and attention_mask must have the "
-                            "shape of input_ids");
+      throw InvalidArgument(
+          "BertTorchModel: token_type_ids and attention_mask must have the "
+          "shape of input_ids");
   // HF's get_extended_attention_mask: (1 - mask) * finfo.min, broadcast over heads and queries.
   torch::Tensor additive =
       (1.0 - attention_mask.to(torch::kFloat)).mul(std::numeric_limits<float>::lowest());
@@ -220,8 +221,8 @@ void save_pretrained(BertForSequenceClassification& model, const io::BertConfig&
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
   if (ec)
-    throw IoError(fmt::format("save_pretrained: cannot create {}: {}", out_dir.string(),
-                              ec.message()));
+    throw IoError(
+        fmt::format("save_pretrained: cannot create {}: {}", out_dir.string(), ec.message()));
 
   // Contiguous CPU copies that outlive the write.
   std::vector<torch::Tensor> keep;
@@ -274,17 +275,18 @@ PretrainedBert load_pretrained(const std::filesystem::path& dir) {
         p.newly_initialized.push_back(name);
         continue;
       }
-      throw ModelFormatError(fmt::format("{}: tensor {} is missing (nor found without the "
-                                         "\"bert.\" prefix)",
-                                         weights.string(), name));
+      throw ModelFormatError(
+          fmt::format("{}: tensor {} is missing (nor found without the "
+                      "\"bert.\" prefix)",
+                      weights.string(), name));
     }
     torch::Tensor& dst = param.value();
     const std::vector<int64_t> expected(dst.sizes().begin(), dst.sizes().end());
     if (info->shape != expected)
-      throw ModelFormatError(fmt::format("{}: tensor {}: expected shape [{}] from config.json, "
-                                         "found {}",
-                                         weights.string(), info->name,
-                                         fmt::join(expected, ", "), info->describe()));
+      throw ModelFormatError(
+          fmt::format("{}: tensor {}: expected shape [{}] from config.json, "
+                      "found {}",
+                      weights.string(), info->name, fmt::join(expected, ", "), info->describe()));
     std::vector<float> values = reader.read_f32(*info);
     dst.copy_(torch::from_blob(values.data(), dst.sizes(), torch::kFloat));
   }

@@ -19,17 +19,11 @@ namespace octet::train {
 namespace {
 
 io::BertConfig small_config(int64_t num_labels = 3) {
-  nlohmann::json j = {{"model_type", "bert"},
-                      {"vocab_size", 100},
-                      {"hidden_size", 64},
-                      {"num_hidden_layers", 2},
-                      {"num_attention_heads", 4},
-                      {"intermediate_size", 128},
-                      {"max_position_embeddings", 32},
-                      {"type_vocab_size", 2},
-                      {"layer_norm_eps", 1e-12},
-                      {"hidden_act", "gelu"},
-                      {"num_labels", num_labels}};
+  nlohmann::json j = {
+      {"model_type", "bert"},          {"vocab_size", 100},        {"hidden_size", 64},
+      {"num_hidden_layers", 2},        {"num_attention_heads", 4}, {"intermediate_size", 128},
+      {"max_position_embeddings", 32}, {"type_vocab_size", 2},     {"layer_norm_eps", 1e-12},
+      {"hidden_act", "gelu"},          {"num_labels", num_labels}};
   return io::parse_bert_config(j, "small_config");
 }
 
@@ -159,9 +153,10 @@ TEST(BertTorchTest, PaddingDoesNotChangeLibtorchOutputs) {
   torch::NoGradGuard no_grad;
   torch::Tensor ids = torch::randint(1, c.vocab_size, {1, 5}, torch::kLong);
   BertTorchOutputs alone = model->forward(ids);
-  torch::Tensor padded = torch::cat({ids, torch::randint(1, c.vocab_size, {1, 4}, torch::kLong)}, 1);
-  torch::Tensor mask = torch::cat({torch::ones({1, 5}, torch::kLong),
-                                   torch::zeros({1, 4}, torch::kLong)}, 1);
+  torch::Tensor padded =
+      torch::cat({ids, torch::randint(1, c.vocab_size, {1, 4}, torch::kLong)}, 1);
+  torch::Tensor mask =
+      torch::cat({torch::ones({1, 5}, torch::kLong), torch::zeros({1, 4}, torch::kLong)}, 1);
   BertTorchOutputs with_pad = model->forward(padded, {}, mask);
   EXPECT_TRUE(torch::allclose(alone.logits, with_pad.logits, 1e-5, 1e-5));
   EXPECT_TRUE(torch::allclose(alone.last_hidden, with_pad.last_hidden.slice(1, 0, 5), 1e-5, 1e-5));
@@ -204,10 +199,9 @@ TEST(BertTorchTest, LoadsEncoderCheckpointWithoutPrefixOrHead) {
     if (!p.key().starts_with("bert.")) continue;
     torch::Tensor t = p.value().detach().contiguous();
     keep.push_back(t);
-    views.push_back(io::TensorView{p.key().substr(5), io::DType::F32,
-                                   std::vector<int64_t>(t.sizes().begin(), t.sizes().end()),
-                                   std::span<const std::byte>(
-                                       static_cast<const std::byte*>(t.data_ptr()), t.nbytes())});
+    views.push_back(io::TensorView{
+        p.key().substr(5), io::DType::F32, std::vector<int64_t>(t.sizes().begin(), t.sizes().end()),
+        std::span<const std::byte>(static_cast<const std::byte*>(t.data_ptr()), t.nbytes())});
   }
   std::filesystem::create_directories(tmp / "enc");
   io::write_safetensors(tmp / "enc" / "model.safetensors", views);
