@@ -36,6 +36,7 @@
 #include "ops/fp32_ops.h"
 #include "ops/gemm_int8.h"
 #include "ops/matmul_f32.h"
+#include "random_batch.h"
 
 namespace {
 
@@ -76,14 +77,8 @@ void BM_BertForward(benchmark::State& state) {
   }
   const int64_t batch = state.range(1), seq = state.range(2);
   const octet::io::BertConfig& c = model->config();
-  std::mt19937 rng(42);
-  std::uniform_int_distribution<int32_t> id(5, static_cast<int32_t>(c.vocab_size - 1));
-  std::vector<std::vector<int32_t>> ids(batch, std::vector<int32_t>(seq));
-  std::vector<octet::BertSequence> seqs;
-  for (auto& s : ids) {
-    for (auto& x : s) x = id(rng);
-    seqs.push_back({s, {}});
-  }
+  const octet::bench::RandomBatch input = octet::bench::random_batch(c.vocab_size, batch, seq);
+  const std::vector<octet::BertSequence>& seqs = input.sequences;
   const auto what =
       model->has_classifier() ? octet::BertOutputKind::logits : octet::BertOutputKind::mean_pooled;
   benchmark::DoNotOptimize(model->forward(seqs, what));  // warm-up (workspace, primitives)
