@@ -7,6 +7,7 @@
 #include "kernels/pack_int16.h"
 #include "kernels/ref/fp32_ref.h"
 #include "kernels/ref/int8_ref.h"
+#include "kernels/ref/integer_ref.h"
 #if defined(OCTET_HAVE_AVX2)
 #include "kernels/avx2/fp32_avx2.h"
 #include "kernels/avx2/int8_avx2.h"
@@ -14,6 +15,7 @@
 #if defined(OCTET_HAVE_AVX512)
 #include "kernels/avx512/fp32_avx512.h"
 #include "kernels/avx512/int8_avx512.h"
+#include "kernels/avx512/integer_avx512.h"
 #endif
 #if defined(OCTET_HAVE_AVX512_VNNI)
 #include "kernels/avx512_vnni/int8_avx512_vnni.h"
@@ -50,6 +52,13 @@ void fill(KernelTable& t, Isa isa) {
       t.int8.dequantize_u8 = ref::dequantize_u8;
       t.int8.gather_rows_s8 = ref::gather_rows_s8;
       t.int8.requantize = ref::requantize;
+      // integer (ref)
+      t.integer.igelu = ref::igelu;
+      t.integer.iexp = ref::iexp;
+      t.integer.isoftmax = ref::isoftmax;
+      t.integer.ilayernorm = ref::ilayernorm;
+      t.integer.requantize_wide = ref::requantize_wide;
+      t.integer.residual_add = ref::residual_add;
       break;
     case Isa::avx2:
 #if defined(OCTET_HAVE_AVX2)
@@ -101,6 +110,13 @@ void fill(KernelTable& t, Isa isa) {
       t.int8.dequantize_s8 = avx512::dequantize_s8;
       t.int8.dequantize_u8 = avx512::dequantize_u8;
       t.int8.requantize = avx512::requantize;
+      // integer (avx512)
+      t.integer.igelu = avx512::igelu;
+      t.integer.iexp = avx512::iexp;
+      t.integer.isoftmax = avx512::isoftmax;
+      t.integer.ilayernorm = avx512::ilayernorm;
+      t.integer.requantize_wide = avx512::requantize_wide;
+      t.integer.residual_add = avx512::residual_add;
 #endif
       break;
     case Isa::avx512_vnni:

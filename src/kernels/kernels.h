@@ -18,6 +18,7 @@
 
 #include "kernels/fp32.h"
 #include "kernels/int8.h"
+#include "kernels/integer.h"
 #include "octet/cpu.h"
 
 namespace octet::kernels {
@@ -27,6 +28,7 @@ struct KernelTable {
 
   Fp32Kernels fp32;  // FP32 row kernels: softmax, LayerNorm, GELU, ... (kernels/fp32.h)
   Int8Kernels int8;  // INT8 GEMM, quantize, dequantize, gather, requantize (kernels/int8.h)
+  IntegerKernels integer;  // I-BERT integer-only GELU, exp, softmax, LayerNorm (kernels/integer.h)
 };
 
 // The table for active_isa(). Cheap: returns a reference to a table built once per ISA.
