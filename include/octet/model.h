@@ -25,6 +25,14 @@
 //                 for the ISA active at load (octet::set_max_isa before load() to choose).
 //                 The activation scale is taken over the whole packed batch, so a sequence's
 //                 INT8 outputs vary (within quantization noise) with the rest of its batch.
+//   int8_static   reported by precision() for a quantized model directory (config.json holds a
+//                 `quantization_config`, written by `octet quantize`; docs/quantization.md):
+//                 int8 weights, int32 biases and calibrated activation scales are read from the
+//                 file, s8 (symmetric) or u8 (asymmetric, zero point) activations are quantized
+//                 with those fixed scales; layers listed in keep_fp32 run in FP32. A quantized
+//                 directory whose config says "activations": "dynamic" reports int8_dynamic. A
+//                 quantized directory always loads as stored: options.precision must be fp32 and
+//                 per_channel true (the defaults), else InvalidArgument.
 // Inputs: a batch of already tokenized sequences of any lengths in [1, max_position_embeddings];
 // token_type_ids may be empty (all zeros) or have the same length as input_ids. Sequences are
 // never padded to a common length: the valid tokens of all sequences are packed for the dense
@@ -48,10 +56,13 @@
 // copyable.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <vector>
 
 namespace octet {
@@ -60,7 +71,29 @@ namespace io {
 struct BertConfig;
 }
 
-enum class Precision { fp32, int8_dynamic };
+namespace models {
+struct BertEncoder;
+}
+class BertModel;
+namespace models {
+BertModel make_model(BertEncoder encoder, int threads);
+}
+
+enum class Precision { fp32, int8_dynamic, int8_static };
+
+// Where forward() shows an activation to an ActivationTap.
+enum class TapPoint { input, output };
+// Called synchronously, in graph order, during forward() at the input and the output of each
+// quantizable layer, named by Hugging Face parameter prefix: "bert.encoder.layer.<i>.attention.
+// self.query" (input: the layer's input, shared by query, key and value, reported once under
+// "query"; output: each projection), "...attention.output.dense" (output: x + dense(ctx), the
+// residual sum before LayerNorm), "...intermediate.dense" (output after the activation),
+// "...output.dense" (output: residual sum before LayerNorm), "bert.pooler.dense" (output after
+// tanh), "classifier" (output: logits) and "bert.embeddings" (output only, after LayerNorm).
+// data: rows x cols FP32, row stride ld, valid only during the call; rows = the batch's packed
+// tokens (or the batch size for the head). Used by calibration and the per-layer comparison.
+using ActivationTap = std::function<void(std::string_view name, TapPoint point, const float* data,
+                                         int64_t rows, int64_t cols, std::ptrdiff_t ld)>;
 
 struct BertLoadOptions {
   // OpenMP threads used by forward(); 0 keeps the OpenMP default (OMP_NUM_THREADS or all cores).
@@ -121,9 +154,13 @@ class BertModel {
   Precision precision() const;
 
   BertOutputs forward(std::span<const BertSequence> batch, BertOutputKind what) const;
+  // The same, calling `tap` at every quantizable layer (see ActivationTap).
+  BertOutputs forward(std::span<const BertSequence> batch, BertOutputKind what,
+                      const ActivationTap& tap) const;
 
  private:
   struct Impl;
+  friend BertModel models::make_model(models::BertEncoder encoder, int threads);
   explicit BertModel(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

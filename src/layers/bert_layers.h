@@ -8,10 +8,11 @@
 //       x    = LayerNorm(x + ctx Wo^T + bo)                  residual fused as a GEMM sum post-op
 //       mid  = act(x W1^T + b1)               (tokens, I)
 //       x    = LayerNorm(x + mid W2^T + b2)
-// INT8 (Q8BERT dynamic quantization, used when `int8` is set): the four Linears run through
-// layers::LinearInt8 (int8 weights, dynamic per-tensor int8 activations, bias / GELU / residual
-// fused into the dequantizing epilogue); the word and position tables are int8 weight-only with
-// one scale each. Softmax, LayerNorm, attention and GELU-tanh stay FP32.
+// INT8 (Q8BERT dynamic quantization, or static calibrated scales from a quantized model
+// directory): each of the four Linears that has an INT8 version runs through layers::LinearInt8
+// (int8 weights, int8 / uint8 activations, bias / GELU / residual fused into the dequantizing
+// epilogue); the word and position tables may be int8 weight-only with one scale each. Softmax,
+// LayerNorm, attention and GELU-tanh stay FP32.
 // Layers own their weights (immutable after construction) and take caller-owned scratch, so a
 // layer may be shared by concurrent forward passes that use distinct scratch.
 #pragma once
@@ -19,11 +20,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "common/aligned_buffer.h"
 #include "io/bert_config.h"
 #include "layers/linear_int8.h"
+#include "octet/model.h"
 #include "ops/matmul_f32.h"
 
 namespace octet::layers {
@@ -58,7 +61,8 @@ struct EncoderScratch {
   float* attention = nullptr;  // threads x attention_per_thread
   std::size_t attention_per_thread = 0;
   AlignedBuffer<std::byte>* gemm = nullptr;  // oneDNN scratchpad (ops::MatmulF32::run)
-  int8_t* q8 = nullptr;  // INT8 layers only: tokens x max(H, I) quantized activations
+  int8_t* q8 = nullptr;                // INT8 layers only: tokens x max(H, I) quantized activations
+  const ActivationTap* tap = nullptr;  // calibration / per-layer comparison (octet/model.h)
 };
 
 struct EncoderLayer {
@@ -70,16 +74,14 @@ struct EncoderLayer {
   ops::MatmulF32 ffn_in;   // [I, H]
   ops::MatmulF32 ffn_out;  // [H, I]
   LayerNorm ffn_norm;
-  // INT8: these replace qkv, attn_out, ffn_in and ffn_out (which are then left empty).
-  bool int8 = false;
+  // INT8: each of these, when set (n() > 0), replaces its FP32 twin (then left empty), so a
+  // quantized model can keep any of the four GEMMs in FP32 (keep_fp32).
+  bool int8 = false;  // at least one INT8 GEMM
   LinearInt8 qkv_q, attn_out_q, ffn_in_q, ffn_out_q;
+  std::string name;  // "bert.encoder.layer.<i>." (tap names)
 
   void forward(float* x, std::span<const int64_t> offsets, const EncoderScratch& s,
                int threads) const;
-
- private:
-  void forward_int8(float* x, std::span<const int64_t> offsets, const EncoderScratch& s,
-                    int threads) const;
 };
 
 }  // namespace octet::layers

@@ -70,6 +70,39 @@ LinearInt8::LinearInt8(std::span<const float> w, int64_t n, int64_t k, std::span
   bias_.assign(bias.begin(), bias.end());
 }
 
+LinearInt8 LinearInt8::from_quantized(std::span<const int8_t> wq, int64_t n, int64_t k,
+                                      std::span<const float> w_scales, std::span<const float> bias,
+                                      const ActivationQuant& act, Isa isa) {
+  constexpr int64_t kMax = std::numeric_limits<int>::max();
+  if (n < 1 || k < 1 || n > kMax || k > kMax || static_cast<int64_t>(wq.size()) != n * k) {
+    throw InvalidArgument(fmt::format(
+        "LinearInt8::from_quantized: {} weight codes for shape [{}, {}]; expected n * k > 0",
+        wq.size(), n, k));
+  }
+  if (!bias.empty() && static_cast<int64_t>(bias.size()) != n) {
+    throw InvalidArgument(fmt::format(
+        "LinearInt8::from_quantized: {} bias values for n = {} outputs; expected n or none",
+        bias.size(), n));
+  }
+  if (!act.dynamic) {
+    const bool s8 = act.dtype == kernels::ActDtype::s8;
+    if (!(std::isfinite(act.scale) && act.scale > 0.0f) ||
+        (s8 ? act.zero_point != 0 : (act.zero_point < 0 || act.zero_point > 255))) {
+      throw InvalidArgument(fmt::format(
+          "LinearInt8::from_quantized: activation scale {} / zero point {} ({}): expected a "
+          "finite scale > 0 and a zero point {}",
+          act.scale, act.zero_point, s8 ? "s8" : "u8", s8 ? "of 0" : "in [0, 255]"));
+    }
+  }
+  LinearInt8 out;
+  out.per_channel_ = w_scales.size() != 1;
+  out.weights_ = ops::PackedWeightsInt8::pack(wq.data(), static_cast<int>(n), static_cast<int>(k),
+                                              k, w_scales, isa);
+  out.bias_.assign(bias.begin(), bias.end());
+  out.act_ = act;
+  return out;
+}
+
 void LinearInt8::forward(const float* x, int64_t m, std::ptrdiff_t ldx, float* y,
                          std::ptrdiff_t ldy, int8_t* q_scratch, const LinearInt8Epilogue& epilogue,
                          int threads) const {
@@ -78,7 +111,11 @@ void LinearInt8::forward(const float* x, int64_t m, std::ptrdiff_t ldx, float* y
   }
   if (m == 0) return;
   const ops::ActivationsInt8 a =
-      ops::quantize_activations_s8(x, static_cast<int>(m), weights_.k(), ldx, q_scratch, k());
+      act_.dynamic
+          ? ops::quantize_activations_s8(x, static_cast<int>(m), weights_.k(), ldx, q_scratch, k())
+          : ops::quantize_activations_static(x, static_cast<int>(m), weights_.k(), ldx, act_.dtype,
+                                             1.0f / act_.scale, act_.scale, act_.zero_point,
+                                             q_scratch, k(), threads);
   const ops::DequantizeEpilogue e{bias_.empty() ? nullptr : bias_.data(), epilogue.activation,
                                   epilogue.residual, epilogue.ldr};
   ops::gemm_int8_f32(a, weights_, e, y, ldy, threads);

@@ -54,6 +54,16 @@ struct SymmetricInt8 {
 SymmetricInt8 quantize_symmetric_int8(std::span<const float> w, int64_t rows, int64_t cols,
                                       bool per_row);
 
+// How a LinearInt8 quantizes its input. Dynamic: scale max|x| / 127 per call (Q8BERT DQ).
+// Static: a calibrated scale (and, for u8, zero point) fixed at load, no range pass per call;
+// s8 symmetric (zero point 0, [-127, 127]) or u8 asymmetric ([0, 255], Bhandare et al.).
+struct ActivationQuant {
+  bool dynamic = true;
+  kernels::ActDtype dtype = kernels::ActDtype::s8;
+  float scale = 1.0f;      // dequantization step; inv_scale = 1 / scale
+  int32_t zero_point = 0;  // u8 only
+};
+
 struct LinearInt8Epilogue {
   kernels::Activation activation = kernels::Activation::none;  // none, relu, gelu (erf form)
   const float* residual = nullptr;  // m x n, row stride ldr, added after the activation
@@ -67,7 +77,15 @@ class LinearInt8 {
   LinearInt8(std::span<const float> w, int64_t n, int64_t k, std::span<const float> bias,
              bool per_channel = true, Isa isa = active_isa());
 
+  // Already quantized weights (n x k int8, row-major) with 1 or n scales, as a quantized model
+  // directory stores them; `act` chooses dynamic or static activations. Throws InvalidArgument for
+  // bad shapes, scales (non-positive, non-finite) or activation parameters.
+  static LinearInt8 from_quantized(std::span<const int8_t> wq, int64_t n, int64_t k,
+                                   std::span<const float> w_scales, std::span<const float> bias,
+                                   const ActivationQuant& act, Isa isa = active_isa());
+
   int64_t n() const { return weights_.n(); }
+  const ActivationQuant& activation_quant() const { return act_; }
   int64_t k() const { return weights_.k(); }
   bool per_channel() const { return per_channel_; }
   const ops::PackedWeightsInt8& weights() const { return weights_; }
@@ -77,7 +95,8 @@ class LinearInt8 {
     return static_cast<std::size_t>(m) * static_cast<std::size_t>(k);
   }
 
-  // y = act(x W^T + b) (+ residual); q_scratch holds scratch_bytes(m, k()) bytes.
+  // y = act(x W^T + b) (+ residual); q_scratch holds scratch_bytes(m, k()) bytes (int8 or uint8
+  // codes). Static layers quantize with their fixed scale, splitting rows over `threads`.
   void forward(const float* x, int64_t m, std::ptrdiff_t ldx, float* y, std::ptrdiff_t ldy,
                int8_t* q_scratch, const LinearInt8Epilogue& epilogue = {}, int threads = 0) const;
 
@@ -85,6 +104,7 @@ class LinearInt8 {
   ops::PackedWeightsInt8 weights_;
   std::vector<float> bias_;
   bool per_channel_ = true;
+  ActivationQuant act_;
 };
 
 }  // namespace octet::layers

@@ -108,6 +108,7 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
   enc.config = c;
   enc.precision = precision;
   const bool int8 = precision == Precision::int8_dynamic;
+  enc.uses_int8 = int8;
   const std::string word = "embeddings.word_embeddings.weight";
   if (reader.find("bert." + word) != nullptr) {
     enc.prefix = "bert.";
@@ -145,6 +146,7 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = fmt::format("encoder.layer.{}.", i);
     layers::EncoderLayer& L = enc.layers.emplace_back();
+    L.name = enc.prefix.empty() ? "bert." + p : enc.prefix + p;
     L.hidden = h;
     L.heads = c.num_attention_heads;
     L.head_dim = c.head_dim();
@@ -214,7 +216,7 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
 
 void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t> types,
                           std::span<const int64_t> offsets, BertOutputKind what, BertWorkspace& ws,
-                          int threads, BertOutputs& out) const {
+                          int threads, BertOutputs& out, const ActivationTap* tap) const {
   const int64_t batch = static_cast<int64_t>(offsets.size()) - 1;
   const int64_t tokens = offsets.back();
   const int64_t h = config.hidden_size, inter = config.intermediate_size;
@@ -226,7 +228,7 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
   //   attention scratch [threads, per_thread] | head [B, H] x 2 |
   //   INT8 only: quantized activations [tokens, max(H, I)] int8
   auto round16 = [](int64_t n) { return static_cast<std::size_t>((n + 15) / 16 * 16); };
-  const bool int8 = precision == Precision::int8_dynamic;
+  const bool int8 = uses_int8;
   const std::size_t per_thread = ops::attention_scratch_per_thread(max_len, config.head_dim());
   const std::size_t sizes[] = {round16(tokens * h),
                                round16(tokens * 3 * h),
@@ -247,11 +249,13 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
   }
   float* hidden = ptrs[0];
   int8_t* q8 = int8 ? reinterpret_cast<int8_t*>(ptrs[7]) : nullptr;
-  layers::EncoderScratch s{ptrs[1], ptrs[2], ptrs[3], ptrs[4], per_thread, &ws.gemm_scratch, q8};
+  layers::EncoderScratch s{ptrs[1],    ptrs[2],          ptrs[3], ptrs[4],
+                           per_thread, &ws.gemm_scratch, q8,      tap};
   float* cls = ptrs[5];
   float* pooled = ptrs[6];
 
   embeddings.forward(ids, types, offsets, hidden, threads);
+  if (tap != nullptr) (*tap)("bert.embeddings", TapPoint::output, hidden, tokens, h, h);
   for (const layers::EncoderLayer& layer : layers) layer.forward(hidden, offsets, s, threads);
 
   out.batch = batch;
@@ -279,21 +283,28 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
     for (int64_t b = 0; b < batch; ++b) {
       std::memcpy(cls + b * h, hidden + offsets[b] * h, sizeof(float) * h);
     }
-    if (int8) {
+    if (tap != nullptr) (*tap)("bert.pooler.dense", TapPoint::input, cls, batch, h, h);
+    if (pooler_q.n() > 0) {
       pooler_q.forward(cls, batch, h, pooled, h, q8, {}, threads);
     } else {
       pooler.run(cls, batch, pooled, /*accumulate=*/false, ws.gemm_scratch);
     }
     ops::tanh_inplace(pooled, batch * h, threads);
+    if (tap != nullptr) (*tap)("bert.pooler.dense", TapPoint::output, pooled, batch, h, h);
     if (has(what, BertOutputKind::pooled)) out.pooled.assign(pooled, pooled + batch * h);
     if (has(what, BertOutputKind::logits)) {
       OCTET_CHECK(has_classifier);
       out.logits.resize(batch * config.num_labels);
-      if (int8) {
+      if (tap != nullptr) (*tap)("classifier", TapPoint::input, pooled, batch, h, h);
+      if (classifier_q.n() > 0) {
         classifier_q.forward(pooled, batch, h, out.logits.data(), config.num_labels, q8, {},
                              threads);
       } else {
         classifier.run(pooled, batch, out.logits.data(), /*accumulate=*/false, ws.gemm_scratch);
+      }
+      if (tap != nullptr) {
+        (*tap)("classifier", TapPoint::output, out.logits.data(), batch, config.num_labels,
+               config.num_labels);
       }
     }
   }

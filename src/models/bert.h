@@ -19,8 +19,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/aligned_buffer.h"
@@ -50,15 +52,19 @@ struct BertEncoder {
   ops::MatmulF32 pooler;  // [H, H], tanh
   bool has_classifier = false;
   ops::MatmulF32 classifier;  // [num_labels, H]
-  // int8_dynamic: the head runs through these instead (pooler, classifier left empty).
+  // INT8: the head runs through these when set (n() > 0; pooler / classifier left empty).
   Precision precision = Precision::fp32;
+  bool uses_int8 = false;  // any LinearInt8 in the graph (sizes the int8 activation scratch)
   layers::LinearInt8 pooler_q, classifier_q;
   int64_t parameter_count = 0;
+  // Quantized directories: the parsed quantization_config (null for FP32 directories).
+  nlohmann::json quantization_config;
 
   // ids / types packed and validated (types may not be empty here); offsets: B + 1 entries.
+  // tap: optional (octet/model.h ActivationTap).
   void forward(std::span<const int32_t> ids, std::span<const int32_t> types,
                std::span<const int64_t> offsets, BertOutputKind what, BertWorkspace& ws,
-               int threads, BertOutputs& out) const;
+               int threads, BertOutputs& out, const ActivationTap* tap = nullptr) const;
 };
 
 // Throws ModelFormatError naming the file, the tensor, expected and found (shape, dtype), or
@@ -66,5 +72,58 @@ struct BertEncoder {
 BertEncoder load_bert_encoder(const io::BertConfig& config, const io::SafetensorsReader& weights,
                               bool load_head, Precision precision = Precision::fp32,
                               bool per_channel = true);
+
+// Tensors of a quantized model, from a safetensors file or from memory (quant::quantize_bert
+// builds them before writing, so a model can be run before it is saved, with the same loader).
+class TensorSource {
+ public:
+  virtual ~TensorSource() = default;
+  virtual const io::TensorInfo* find(std::string_view name) const = 0;
+  virtual std::span<const std::byte> bytes(const io::TensorInfo& t) const = 0;
+  virtual std::string where() const = 0;  // the file, for messages
+};
+
+class SafetensorsSource : public TensorSource {
+ public:
+  explicit SafetensorsSource(const io::SafetensorsReader& r) : r_(r) {}
+  const io::TensorInfo* find(std::string_view name) const override { return r_.find(name); }
+  std::span<const std::byte> bytes(const io::TensorInfo& t) const override { return r_.bytes(t); }
+  std::string where() const override { return r_.path().string(); }
+
+ private:
+  const io::SafetensorsReader& r_;
+};
+
+// Owned tensors in memory (what `octet quantize` writes).
+class MemoryTensors : public TensorSource {
+ public:
+  explicit MemoryTensors(std::string where = "quantized model (in memory)")
+      : where_(std::move(where)) {}
+  template <typename T>
+  void add(std::string name, std::vector<int64_t> shape, std::span<const T> values) {
+    add_bytes(std::move(name), io::dtype_of<T>(), std::move(shape), std::as_bytes(values));
+  }
+  void add_bytes(std::string name, io::DType dtype, std::vector<int64_t> shape,
+                 std::span<const std::byte> data);
+  const io::TensorInfo* find(std::string_view name) const override;
+  std::span<const std::byte> bytes(const io::TensorInfo& t) const override;
+  std::string where() const override { return where_; }
+  // Views for io::write_safetensors (valid while this object lives and is not modified).
+  std::vector<io::TensorView> views() const;
+  const std::vector<io::TensorInfo>& tensors() const { return infos_; }
+
+ private:
+  std::string where_;
+  std::vector<io::TensorInfo> infos_;
+  std::vector<std::vector<std::byte>> data_;
+};
+
+// Builds the encoder of a quantized model directory: `qconfig` is config.json's
+// quantization_config (parsed strictly), tensors as docs/model_format.md "Quantized models"
+// describes. Throws ModelFormatError naming the source, the tensor, expected and found (missing
+// scale, wrong dtype or shape, zero / negative / NaN scale, zero point out of range, Q/K/V
+// scales that differ, a bias of the wrong dtype).
+BertEncoder load_bert_encoder_quantized(const io::BertConfig& config, const nlohmann::json& qconfig,
+                                        const TensorSource& weights, bool load_head);
 
 }  // namespace octet::models

@@ -39,16 +39,39 @@ BertModel BertModel::load(const std::filesystem::path& dir, const BertLoadOption
   const io::BertConfig config = io::load_bert_config(files.config);
   const io::SafetensorsReader reader(files.weights);
   auto impl = std::make_unique<Impl>();
-  if (options.precision != Precision::fp32 && options.precision != Precision::int8_dynamic) {
-    throw InvalidArgument(
-        fmt::format("BertLoadOptions.precision = {}: expected fp32 or int8_dynamic",
-                    static_cast<int>(options.precision)));
+  if (config.raw.contains("quantization_config")) {
+    if (options.precision != Precision::fp32 || !options.per_channel) {
+      throw InvalidArgument(fmt::format(
+          "{} is a quantized model directory (config.json has quantization_config): it loads as "
+          "stored; precision int8_dynamic / per_channel = false apply to FP32 directories only",
+          files.dir.string()));
+    }
+    impl->encoder =
+        models::load_bert_encoder_quantized(config, config.raw["quantization_config"],
+                                            models::SafetensorsSource(reader), options.load_head);
+  } else {
+    if (options.precision != Precision::fp32 && options.precision != Precision::int8_dynamic) {
+      throw InvalidArgument(
+          fmt::format("BertLoadOptions.precision = {}: expected fp32 or int8_dynamic (int8_static "
+                      "comes from a quantized model directory, see octet quantize)",
+                      static_cast<int>(options.precision)));
+    }
+    impl->encoder = models::load_bert_encoder(config, reader, options.load_head, options.precision,
+                                              options.per_channel);
   }
-  impl->encoder = models::load_bert_encoder(config, reader, options.load_head, options.precision,
-                                            options.per_channel);
   impl->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   return BertModel(std::move(impl));
 }
+
+namespace models {
+BertModel make_model(BertEncoder encoder, int threads) {
+  if (threads < 0) throw InvalidArgument(fmt::format("threads = {}: expected >= 0", threads));
+  auto impl = std::make_unique<BertModel::Impl>();
+  impl->encoder = std::move(encoder);
+  impl->threads = threads > 0 ? threads : omp_get_max_threads();
+  return BertModel(std::move(impl));
+}
+}  // namespace models
 
 const io::BertConfig& BertModel::config() const { return impl_->encoder.config; }
 int64_t BertModel::parameter_count() const { return impl_->encoder.parameter_count; }
@@ -58,6 +81,11 @@ int BertModel::threads() const { return impl_->threads; }
 Precision BertModel::precision() const { return impl_->encoder.precision; }
 
 BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what) const {
+  return forward(batch, what, ActivationTap());
+}
+
+BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what,
+                               const ActivationTap& tap) const {
   const models::BertEncoder& enc = impl_->encoder;
   const io::BertConfig& c = enc.config;
   if (batch.empty()) throw InvalidArgument("BertModel::forward: the batch is empty");
@@ -133,7 +161,7 @@ BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKi
   // oneDNN sizes its parallel regions from the calling thread's OpenMP setting.
   omp_set_num_threads(threads);
   try {
-    enc.forward(ws->ids, ws->types, ws->offsets, what, *ws, threads, out);
+    enc.forward(ws->ids, ws->types, ws->offsets, what, *ws, threads, out, tap ? &tap : nullptr);
   } catch (...) {
     std::lock_guard<std::mutex> lock(impl_->pool_mu);
     impl_->pool.push_back(std::move(ws));

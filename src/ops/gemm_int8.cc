@@ -187,6 +187,61 @@ ActivationsInt8 quantize_activations_s8(const float* x, int rows, int cols, std:
   return ActivationsInt8{q, ActDtype::s8, rows, cols, ldq, 0, amax > 0.0f ? amax / 127.0f : 1.0f};
 }
 
+ActivationsInt8 quantize_activations_static(const float* x, int rows, int cols, std::ptrdiff_t ldx,
+                                            ActDtype dtype, float inv_scale, float scale,
+                                            int32_t zero_point, void* q, std::ptrdiff_t ldq,
+                                            int threads) {
+  const char* op = "quantize_activations_static";
+  if (rows < 0 || cols < 1) {
+    fail(op, fmt::format("shape {} x {}: expected rows >= 0 and cols >= 1", rows, cols));
+  }
+  if (ldx < cols || ldq < cols) {
+    fail(op,
+         fmt::format("row strides {} (x) and {} (q) must be at least cols = {}", ldx, ldq, cols));
+  }
+  if (rows > 0 && (x == nullptr || q == nullptr)) fail(op, "x or q data pointer is null");
+  if (!(std::isfinite(inv_scale) && inv_scale > 0.0f && std::isfinite(scale) && scale > 0.0f)) {
+    fail(op,
+         fmt::format("inv_scale {} and scale {}: expected finite values > 0", inv_scale, scale));
+  }
+  const bool s8 = dtype == ActDtype::s8;
+  if (s8 ? zero_point != 0 : (zero_point < 0 || zero_point > 255)) {
+    fail(op, fmt::format("zero point {} for {} activations: expected {}", zero_point,
+                         s8 ? "s8" : "u8", s8 ? "0" : "a value in [0, 255]"));
+  }
+  const kernels::Int8Kernels& kt = kernels::table().int8;
+  // The kernels report the range they saw (NaN if any input was not finite): one pass.
+  auto quantize_row = [&](int r) -> bool {
+    if (s8) {
+      return !std::isnan(
+          kt.quantize_s8(x + r * ldx, cols, inv_scale, static_cast<int8_t*>(q) + r * ldq));
+    }
+    float lo = 0.0f, hi = 0.0f;
+    kt.quantize_u8(x + r * ldx, cols, inv_scale, zero_point, static_cast<uint8_t*>(q) + r * ldq,
+                   &lo, &hi);
+    return !std::isnan(lo) && !std::isnan(hi);
+  };
+  int nthreads = threads > 0 ? threads : omp_get_max_threads();
+  if (static_cast<double>(rows) * cols < 256.0 * 1024.0) nthreads = 1;
+  int bad_row = rows;
+  if (nthreads == 1) {
+    for (int r = 0; r < rows && bad_row == rows; ++r) {
+      if (!quantize_row(r)) bad_row = r;
+    }
+  } else {
+#pragma omp parallel for num_threads(nthreads) schedule(static) reduction(min : bad_row)
+    for (int r = 0; r < rows; ++r) {
+      if (!quantize_row(r)) bad_row = std::min(bad_row, r);
+    }
+  }
+  if (bad_row < rows) {
+    fail(op, fmt::format("row {} of the {} x {} input holds a NaN or an infinity; expected finite "
+                         "activations",
+                         bad_row, rows, cols));
+  }
+  return ActivationsInt8{q, dtype, rows, cols, ldq, zero_point, scale};
+}
+
 void gemm_int8_s32(const ActivationsInt8& a, const PackedWeightsInt8& w, const int32_t* bias,
                    int32_t* c, std::ptrdiff_t ldc, int threads) {
   const char* op = "gemm_int8_s32";

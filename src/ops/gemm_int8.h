@@ -105,6 +105,20 @@ void gemm_int8_requant(const ActivationsInt8& a, const PackedWeightsInt8& w,
 ActivationsInt8 quantize_activations_s8(const float* x, int rows, int cols, std::ptrdiff_t ldx,
                                         int8_t* q, std::ptrdiff_t ldq);
 
+// Static quantization of FP32 activations with a calibrated scale (no range pass): s8 codes
+// q = clamp(nearbyint(x * inv_scale), -127, 127) with zero point 0, or u8 codes
+// q = clamp(nearbyint(x * inv_scale) + zero_point, 0, 255) (asymmetric, Bhandare et al.). The
+// returned view carries `scale` (the dequantization step, normally 1 / inv_scale) and the zero
+// point. Values beyond the calibrated range saturate. Rows are split over `threads` OpenMP threads
+// (0: omp_get_max_threads(); small inputs run on the calling thread). Throws InvalidArgument for
+// bad shapes, a non-positive or non-finite scale, a zero point outside [0, 255] (u8) or != 0
+// (s8), and names the first row holding a NaN or an infinity (detected by the quantize kernel's
+// own range output, not an extra pass).
+ActivationsInt8 quantize_activations_static(const float* x, int rows, int cols, std::ptrdiff_t ldx,
+                                            kernels::ActDtype dtype, float inv_scale, float scale,
+                                            int32_t zero_point, void* q, std::ptrdiff_t ldq,
+                                            int threads = 0);
+
 // How a call splits C: blocks of block_m rows x block_n columns (block_n a multiple of 16) over
 // `threads` threads. Exposed for tests and benchmarks.
 struct GemmPartition {

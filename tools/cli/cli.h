@@ -22,6 +22,10 @@ using Runner = std::function<int()>;
 Runner register_predict(CLI::App& app);
 Runner register_eval(CLI::App& app);
 Runner register_inspect(CLI::App& app);
+// Static quantization (tools/cli/{calibrate,quantize,compare}.cc).
+Runner register_calibrate(CLI::App& app);
+Runner register_quantize(CLI::App& app);
+Runner register_compare(CLI::App& app);
 
 // A progress bar on stderr, drawn only when stderr is a terminal; at most ~10 redraws a second.
 class Progress {

@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   Runner predict = register_predict(app);
   Runner eval = register_eval(app);
   Runner inspect = register_inspect(app);
+  Runner calibrate = register_calibrate(app);
+  Runner quantize = register_quantize(app);
+  Runner compare = register_compare(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -29,6 +32,9 @@ int main(int argc, char** argv) {
       if (name == "predict") return predict();
       if (name == "eval") return eval();
       if (name == "inspect") return inspect();
+      if (name == "calibrate") return calibrate();
+      if (name == "quantize") return quantize();
+      if (name == "compare") return compare();
     }
     return kExitUsage;
   } catch (const octet::InvalidArgument& e) {
