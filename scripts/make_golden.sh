@@ -9,7 +9,8 @@ if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
   exit 1
 fi
 if [ -f "$out/DONE" ] && [ "$out/DONE" -nt "$here/make_golden.py" ] &&
-   [ "$out/DONE" -nt "$here/tokenizer_reference.py" ]; then
+   [ "$out/DONE" -nt "$here/tokenizer_reference.py" ] &&
+   [ "$out/DONE" -nt "$here/ibert_reference.py" ]; then
   echo "make_golden: $out is up to date"
   exit 0
 fi
@@ -18,4 +19,6 @@ mkdir -p "$out"
 # WordPiece reference (standard library only): GLUE dev sets and a per-code-point probe.
 /usr/bin/python3 "$here/tokenizer_reference.py" --golden "$out"
 /usr/bin/python3 "$here/make_golden.py" --out "$out"
+# I-BERT integer-only kernels: float64 restatement of the reference arithmetic (numpy only).
+/usr/bin/python3 "$here/ibert_reference.py" --out "$out"
 touch "$out/DONE"
