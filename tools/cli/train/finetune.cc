@@ -1,0 +1,165 @@
+// `octet finetune --model DIR --task T --train FILE --dev FILE --out DIR [...]`: fine-tunes a BERT
+// on a GLUE task (src/train/finetune.h), printing progress lines on stderr and a summary on
+// stdout; the best epoch's model and train_log.json are written to --out.
+#include "train/finetune.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "cli.h"
+#include "octet/error.h"
+
+namespace octet::cli {
+namespace {
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<long long>(std::max(0.0, std::round(seconds)));
+  if (s >= 3600) return fmt::format("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60);
+  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+std::string format_metrics(const eval::MetricResult& m) {
+  std::string out;
+  for (const auto& [name, value] : m.values) {
+    if (!out.empty()) out += "  ";
+    out += fmt::format("{} {:.4f}", name, value);
+  }
+  return out;
+}
+
+}  // namespace
+
+Runner register_finetune(CLI::App& app) {
+  struct Options {
+    train::FinetuneOptions ft;
+    std::string task, init = "pretrained", dtype = "f32";
+    std::string model, config, vocab, train, dev, out;
+    int64_t log_every = 50;
+  };
+  auto opts = std::make_shared<Options>();
+  train::FinetuneOptions& ft = opts->ft;
+  CLI::App* sub = app.add_subcommand("finetune", "Fine-tune a BERT on a GLUE task (libtorch)");
+  sub->add_option("--model", opts->model,
+                  "Starting model directory: a pretrained encoder or a classifier (with --init "
+                  "random: only its config.json and vocab.txt are used)");
+  sub->add_option("--init", opts->init,
+                  "pretrained (load --model's weights) or random (same architecture, random "
+                  "initialisation: the baseline)")
+      ->capture_default_str();
+  sub->add_option("--config", opts->config,
+                  "With --init random and no --model: the architecture's config.json");
+  sub->add_option("--vocab", opts->vocab, "With --config: the vocab.txt to tokenize with");
+  sub->add_option("--task", opts->task, "sst2 | mrpc | cola | stsb | rte | qnli | mnli")
+      ->required();
+  sub->add_option("--train", opts->train, "Labelled training file (GLUE TSV or jsonl)")->required();
+  sub->add_option("--dev", opts->dev, "Labelled dev file, evaluated after each epoch")->required();
+  sub->add_option("--out", opts->out, "Output directory: the best epoch's model and train_log.json")
+      ->required();
+  sub->add_flag("--overwrite", ft.overwrite, "Replace a model already in --out");
+  sub->add_option("--epochs", ft.epochs, "Passes over the training set")->capture_default_str();
+  sub->add_option("--batch-size", ft.batch_size, "Training examples per step")
+      ->capture_default_str();
+  sub->add_option("--eval-batch-size", ft.eval_batch_size, "Dev examples per batch")
+      ->capture_default_str();
+  sub->add_option("--lr", ft.lr,
+                  "Peak learning rate (1e-4 suits small BERTs; 2e-5..5e-5 for BERT-base)")
+      ->capture_default_str();
+  sub->add_option("--warmup-ratio", ft.warmup_ratio,
+                  "Fraction of the steps with a linear warm-up, then linear decay to 0")
+      ->capture_default_str();
+  sub->add_option("--weight-decay", ft.weight_decay,
+                  "AdamW weight decay (not on biases and LayerNorm)")
+      ->capture_default_str();
+  sub->add_option("--max-grad-norm", ft.max_grad_norm, "Gradient clipping by global norm (0: off)")
+      ->capture_default_str();
+  sub->add_option("--max-seq-len", ft.max_seq_len, "Tokens per example, specials included")
+      ->capture_default_str();
+  sub->add_option("--seed", ft.seed, "Seed of the initialisation, dropout and example order")
+      ->capture_default_str();
+  sub->add_option("--threads", ft.threads, "Threads (0 = all cores)")->capture_default_str();
+  sub->add_option("--max-train-examples", ft.max_train_examples,
+                  "Train on the first N examples of --train only (0: all)")
+      ->capture_default_str();
+  sub->add_option("--dtype", opts->dtype, "Saved weights: f32 or f16")->capture_default_str();
+  sub->add_option("--log-every", opts->log_every, "Print a progress line every N steps (0: off)")
+      ->capture_default_str();
+
+  return [opts]() -> int {
+    train::FinetuneOptions& o = opts->ft;
+    o.task = data::parse_task(opts->task);
+    if (opts->init == "pretrained")
+      o.init = train::InitMode::pretrained;
+    else if (opts->init == "random")
+      o.init = train::InitMode::random;
+    else
+      throw InvalidArgument(
+          fmt::format("--init must be pretrained or random, found '{}'", opts->init));
+    if (opts->dtype == "f32")
+      o.dtype = train::SaveDType::F32;
+    else if (opts->dtype == "f16")
+      o.dtype = train::SaveDType::F16;
+    else
+      throw InvalidArgument(fmt::format("--dtype must be f32 or f16, found '{}'", opts->dtype));
+    if (opts->log_every < 0)
+      throw InvalidArgument(fmt::format("--log-every must be >= 0, found {}", opts->log_every));
+    o.model_dir = opts->model;
+    o.config_file = opts->config;
+    o.vocab_file = opts->vocab;
+    o.train_file = opts->train;
+    o.dev_file = opts->dev;
+    o.out_dir = opts->out;
+    train::check_finetune_options(o);
+
+    const int64_t log_every = opts->log_every;
+    auto on_progress = [log_every](const train::FinetuneProgress& p) {
+      if (p.kind == train::FinetuneProgress::Kind::step) {
+        if (log_every == 0 || (p.step % log_every != 0 && p.step != p.total_steps)) return;
+        std::fprintf(stderr,
+                     "finetune: epoch %d/%d  step %lld/%lld  loss %.4f  lr %.2e  %.1f examples/s  "
+                     "ETA %s\n",
+                     p.epoch, p.epochs, static_cast<long long>(p.step),
+                     static_cast<long long>(p.total_steps), p.loss, p.lr, p.examples_per_second,
+                     format_duration(p.eta_seconds).c_str());
+        return;
+      }
+      const train::EpochRecord& r = *p.record;
+      std::fprintf(stderr,
+                   "finetune: epoch %d/%d done  train loss %.4f  dev %s  (%s + eval %s)%s\n",
+                   p.epoch, p.epochs, r.train_loss, format_metrics(r.dev).c_str(),
+                   format_duration(r.seconds).c_str(), format_duration(r.eval_seconds).c_str(),
+                   r.saved ? "  saved (best so far)" : "");
+    };
+
+    train::FinetuneResult r = train::finetune(o, on_progress);
+
+    const auto& spec = data::task_spec(o.task);
+    std::string table;
+    table += fmt::format("task        {}\n", spec.name);
+    table += fmt::format("init        {} {}\n", opts->init,
+                         o.model_dir.empty() ? o.config_file.string() : o.model_dir.string());
+    table += fmt::format("train       {} ({} examples, {} steps of {}, warm-up {})\n",
+                         o.train_file.string(), r.train_examples, r.total_steps, o.batch_size,
+                         r.warmup_steps);
+    table += fmt::format("dev         {} ({} examples)\n", o.dev_file.string(), r.dev_examples);
+    for (const train::EpochRecord& e : r.epochs) {
+      table += fmt::format("epoch {:<5} loss {:.4f}  dev {}  {:.1f} examples/s{}\n", e.epoch,
+                           e.train_loss, format_metrics(e.dev), e.examples_per_second,
+                           e.epoch == r.best_epoch ? "  (best)" : "");
+    }
+    if (!r.engine_dev.values.empty())
+      table += fmt::format(
+          "best        epoch {}: {} {:.4f} (Octet engine on the saved model; "
+          "libtorch {:.4f})\n",
+          r.best_epoch, r.engine_dev.main, r.engine_dev.main_value(), r.best_dev.main_value());
+    table += fmt::format("saved       {} (train_log.json)\n", o.out_dir.string());
+    table += fmt::format("seconds     {:.1f}\n", r.seconds);
+    std::fputs(table.c_str(), stdout);
+    return kExitOk;
+  };
+}
+
+}  // namespace octet::cli
