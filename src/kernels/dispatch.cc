@@ -11,6 +11,7 @@
 #if defined(OCTET_HAVE_AVX2)
 #include "kernels/avx2/fp32_avx2.h"
 #include "kernels/avx2/int8_avx2.h"
+#include "kernels/avx2/integer_avx2.h"
 #endif
 #if defined(OCTET_HAVE_AVX512)
 #include "kernels/avx512/fp32_avx512.h"
@@ -84,6 +85,10 @@ void fill(KernelTable& t, Isa isa) {
       t.int8.dequantize_s8 = avx2::dequantize_s8;
       t.int8.dequantize_u8 = avx2::dequantize_u8;
       t.int8.requantize = avx2::requantize;
+      // integer (avx2): i-GELU, requantize_wide and residual_add stay on the reference
+      t.integer.iexp = avx2::iexp;
+      t.integer.isoftmax = avx2::isoftmax;
+      t.integer.ilayernorm = avx2::ilayernorm;
 #endif
       break;
     case Isa::avx512:
