@@ -398,7 +398,9 @@ TEST_P(IntegerIsaTest, IexpAndSoftmaxMatchReferenceBitExact) {
     for (std::size_t i = 0; i < e.size(); ++i) {
       ASSERT_EQ(e[i], er[i]) << "scale " << s << " x=" << x[i] << " index " << i;
     }
-    for (int cols : col_sweep()) {
+    std::vector<int> sweep = col_sweep();
+    if (trial < 4) sweep.push_back(2100);  // beyond the vector kernels' 2048-value row cache
+    for (int cols : sweep) {
       const int rows = 3, ldx = cols + 2, ldy = cols + 3;
       const int32_t range = trial % 4 == 0 ? std::numeric_limits<int32_t>::max() : span / 2;
       std::vector<int32_t> sx = extreme_int32(rng, size_t(rows) * ldx, -range, range);

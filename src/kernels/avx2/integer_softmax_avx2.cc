@@ -16,6 +16,8 @@
 namespace octet::kernels::avx2 {
 namespace {
 
+constexpr int kRowCache = 2048;  // 8 KiB of stack
+
 inline __m256i tail_mask8(int left) {
   const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(std::min(left, 8)), idx);
@@ -83,6 +85,7 @@ void isoftmax(const int32_t* x, std::ptrdiff_t ldx, int rows, int cols, int vali
               const IexpParams& p, uint8_t* y, std::ptrdiff_t ldy) {
   constexpr int kDown = kIsoftmaxSumBits - kIsoftmaxOutBits;
   const IexpVec pv = load_params(p);
+  alignas(32) int32_t cache[kRowCache];
   const int64_t span = (int64_t{kIexpMaxZ} * p.x0) * (int64_t{1} << p.input_shift);  // < 0
   for (int i = 0; i < rows; ++i) {
     const int32_t* xi = x + i * ldx;
@@ -108,14 +111,22 @@ void isoftmax(const int32_t* x, std::ptrdiff_t ldx, int rows, int cols, int vali
       const __m256i v = _mm256_max_epi32(_mm256_maskload_epi32(xi + j, m), floor_x);
       return _mm256_and_si256(m, iexp8(_mm256_sub_epi32(v, vmx), pv));
     };
+    // Rows up to kRowCache values keep their exps on the stack for the second pass; longer rows
+    // recompute them (the kernels never allocate).
+    const bool cached = nv <= kRowCache;
     __m256i vsum = _mm256_setzero_si256();
-    for (int j = 0; j < nv; j += 8) vsum = _mm256_add_epi32(vsum, exps(j, tail_mask8(nv - j)));
+    for (int j = 0; j < nv; j += 8) {
+      const __m256i e = exps(j, tail_mask8(nv - j));
+      if (cached) _mm256_store_si256(reinterpret_cast<__m256i*>(cache + j), e);
+      vsum = _mm256_add_epi32(vsum, e);
+    }
     _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), vsum);
     int64_t sum = 0;
     for (int32_t v : lanes) sum += v;
     const __m256i factor = _mm256_set1_epi64x((int64_t{1} << kIsoftmaxSumBits) / sum);
     for (int j = 0; j < nv; j += 8) {
-      const __m256i e = exps(j, tail_mask8(nv - j));
+      const __m256i e = cached ? _mm256_load_si256(reinterpret_cast<const __m256i*>(cache + j))
+                               : exps(j, tail_mask8(nv - j));
       const __m256i q_even = _mm256_srli_epi64(_mm256_mul_epu32(e, factor), kDown);
       const __m256i q_odd =
           _mm256_srli_epi64(_mm256_mul_epu32(_mm256_srli_epi64(e, 32), factor), kDown);

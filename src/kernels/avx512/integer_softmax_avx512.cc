@@ -23,6 +23,8 @@ namespace {
 
 namespace is = integer_scalar;
 
+constexpr int kRowCache = 2048;  // 8 KiB of stack
+
 inline __mmask16 tail16(int left) {
   return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
 }
@@ -90,6 +92,7 @@ void isoftmax(const int32_t* x, std::ptrdiff_t ldx, int rows, int cols, int vali
               const IexpParams& p, uint8_t* y, std::ptrdiff_t ldy) {
   constexpr int kDown = kIsoftmaxSumBits - kIsoftmaxOutBits;
   const IexpVec pv = load_params(p);
+  alignas(64) int32_t cache[kRowCache];
   const int64_t span = (int64_t{kIexpMaxZ} * p.x0) * (int64_t{1} << p.input_shift);  // < 0
   for (int i = 0; i < rows; ++i) {
     const int32_t* xi = x + i * ldx;
@@ -113,13 +116,20 @@ void isoftmax(const int32_t* x, std::ptrdiff_t ldx, int rows, int cols, int vali
       const __m512i v = _mm512_max_epi32(_mm512_maskz_loadu_epi32(m, xi + j), floor_x);
       return _mm512_maskz_mov_epi32(m, iexp16(_mm512_sub_epi32(v, vmx), pv));
     };
+    // Rows up to kRowCache values keep their exps on the stack for the second pass; longer rows
+    // recompute them (the kernels never allocate).
+    const bool cached = nv <= kRowCache;
     __m512i vsum = _mm512_setzero_si512();
-    for (int j = 0; j < nv; j += 16) vsum = _mm512_add_epi32(vsum, exps(j, tail16(nv - j)));
+    for (int j = 0; j < nv; j += 16) {
+      const __m512i e = exps(j, tail16(nv - j));
+      if (cached) _mm512_store_si512(cache + j, e);
+      vsum = _mm512_add_epi32(vsum, e);
+    }
     const int64_t sum = _mm512_reduce_add_epi32(vsum);
     const __m512i factor = _mm512_set1_epi64((int64_t{1} << kIsoftmaxSumBits) / sum);
     for (int j = 0; j < nv; j += 16) {
       const __mmask16 m = tail16(nv - j);
-      const __m512i e = exps(j, m);
+      const __m512i e = cached ? _mm512_load_si512(cache + j) : exps(j, m);
       const __m512i q_even = _mm512_srli_epi64(_mm512_mul_epu32(e, factor), kDown);
       const __m512i q_odd =
           _mm512_srli_epi64(_mm512_mul_epu32(_mm512_srli_epi64(e, 32), factor), kDown);
