@@ -63,6 +63,36 @@ void check_out_bits(std::string_view op, int out_bits) {
 
 const kernels::IntegerKernels& table(Isa isa) { return kernels::table_for(isa).integer; }
 
+// The ranges the kernels rely on (kernels/integer.h), for parameters that did not come from the
+// prepare functions.
+void check_iexp_params(std::string_view op, const kernels::IexpParams& p) {
+  const int64_t x0 = p.x0, b = p.b, c = p.c;
+  const bool ok = x0 < 0 && p.input_shift >= 0 && p.input_shift <= 30 &&
+                  32 * -x0 * (int64_t{1} << p.input_shift) < (int64_t{1} << 31) && b >= -x0 &&
+                  b * -x0 < c && c < (int64_t{1} << 31) && p.multiplier >= (1 << 30) &&
+                  p.shift >= 1 && p.shift <= 63;
+  if (!ok) {
+    throw InvalidArgument(fmt::format(
+        "{}: i-exp parameters (input_shift {}, x0 {}, b {}, c {}, multiplier {}, shift {}) out of "
+        "range: expected x0 < 0, 32 |x0| 2^input_shift < 2^31, |x0| <= b, b |x0| < c < 2^31, "
+        "multiplier in [2^30, 2^31), shift in [1, 63] (use ops::prepare_iexp)",
+        op, p.input_shift, p.x0, p.b, p.c, p.multiplier, p.shift));
+  }
+}
+
+void check_shifts(std::string_view op, std::string_view what, const std::vector<int32_t>& m,
+                  const std::vector<int32_t>& s) {
+  for (std::size_t j = 0; j < s.size(); ++j) {
+    const int64_t a = std::abs(int64_t{m[j]});
+    if (s[j] < 1 || s[j] > 63 || (a != 0 && a < (int64_t{1} << 30))) {
+      throw InvalidArgument(fmt::format(
+          "{}: {} column {} has multiplier {} and shift {}: expected |multiplier| in [2^30, 2^31) "
+          "or 0 and shift in [1, 63] (use ops::prepare_residual)",
+          op, what, j, m[j], s[j]));
+    }
+  }
+}
+
 }  // namespace
 
 Dyadic dyadic(double ratio, int max_shift) {
@@ -245,6 +275,20 @@ void igelu(const int32_t* x, int rows, int cols, std::ptrdiff_t ldx, const IGelu
   check_size("i-GELU", "b", p.b, cols);
   check_size("i-GELU", "c", p.c, cols);
   check_size("i-GELU", "one", p.one, cols);
+  for (int j = 0; j < cols; ++j) {
+    const int64_t b = p.b[j], c = p.c[j], one = p.one[j];
+    // b^2 <= 2 |c| keeps |a^2 + c| <= |c|, so |one - e| <= one + |c| / 2^14 + 1 < 2^32 and
+    // |x * (one - e)| < 2^63.
+    const bool ok = b < 0 && std::abs(c) < (int64_t{1} << 50) && b * b <= 2 * std::abs(c) &&
+                    one > 0 &&
+                    one + (std::abs(c) >> kernels::kIgeluOverflowShift) + 1 < (int64_t{1} << 32);
+    if (!ok) {
+      throw InvalidArgument(fmt::format(
+          "i-GELU: column {} has b {}, c {}, one {}: expected b < 0, b^2 <= 2 |c| < 2^51 and "
+          "0 < one, one + |c| / 2^14 + 1 < 2^32 (use ops::prepare_igelu)",
+          j, b, c, one));
+    }
+  }
   table(isa).igelu(x, ldx, rows, cols, p.b.data(), p.c.data(), p.one.data(), y, ldy);
 }
 
@@ -253,6 +297,7 @@ void iexp(std::span<const int32_t> x, const kernels::IexpParams& p, std::span<in
     throw InvalidArgument(
         fmt::format("i-exp: x has {} elements and y {}: expected the same", x.size(), y.size()));
   }
+  check_iexp_params("i-exp", p);
   table(isa).iexp(x.data(), x.size(), p, y.data());
 }
 
@@ -267,6 +312,7 @@ void isoftmax(const int32_t* x, int rows, int cols, std::ptrdiff_t ldx, int vali
   if (valid < 0 || valid > cols) {
     throw InvalidArgument(fmt::format("i-softmax: valid = {}: expected 0 to {}", valid, cols));
   }
+  check_iexp_params("i-softmax", p);
   table(isa).isoftmax(x, ldx, rows, cols, valid, p, y, ldy);
 }
 
@@ -281,6 +327,12 @@ void ilayernorm(const int32_t* x, int rows, int cols, std::ptrdiff_t ldx, const 
   check_size("i-LayerNorm", "bias", p.bias, cols);
   if (p.shift < 0 || p.shift > 24) {
     throw InvalidArgument(fmt::format("i-LayerNorm: shift {}: expected 0 to 24", p.shift));
+  }
+  for (int j = 0; j < cols; ++j) {
+    if (std::abs(p.bias[j]) >= (int64_t{1} << 62)) {
+      throw InvalidArgument(
+          fmt::format("i-LayerNorm: bias[{}] = {}: expected |bias| < 2^62", j, p.bias[j]));
+    }
   }
   table(isa).ilayernorm(x, ldx, rows, cols, p.shift, p.bias.data(), y, ldy);
 }
@@ -316,10 +368,12 @@ void residual_add(const int32_t* x, std::ptrdiff_t ldx, const int8_t* r, std::pt
   check_out_bits("residual add", out_bits);
   check_size("residual add", "mx", p.mx, cols);
   check_size("residual add", "sx", p.sx, cols);
+  check_shifts("residual add", "x", p.mx, p.sx);
   if (r) {
     check_matrix("residual add", "r", rows, cols, ldr, r);
     check_size("residual add", "mr", p.mr, cols);
     check_size("residual add", "sr", p.sr, cols);
+    check_shifts("residual add", "residual", p.mr, p.sr);
   }
   table(isa).residual_add(x, ldx, p.mx.data(), p.sx.data(), r, ldr, r ? p.mr.data() : nullptr,
                           r ? p.sr.data() : nullptr, rows, cols, out_bits, y, ldy);

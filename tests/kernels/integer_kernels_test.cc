@@ -185,6 +185,20 @@ TEST(IntegerOps, WrappersRejectBadShapesAndParameters) {
   EXPECT_THROW(ops::ilayernorm(x.data(), 2, 3, 3, ln, z.data(), 3), InvalidArgument);
   const std::vector<int32_t> m{1 << 29, 1 << 30}, s{40, 40};
   EXPECT_THROW(ops::requantize_wide(y.data(), 3, 2, 2, m, s, 8, u.data(), 2), InvalidArgument);
+  IexpParams bad = p;
+  bad.x0 = 0;  // would divide by zero
+  EXPECT_THROW(ops::isoftmax(x.data(), 2, 3, 3, 3, bad, u.data(), 3), InvalidArgument);
+  std::vector<int32_t> e(6);
+  bad = p;
+  bad.shift = 64;
+  EXPECT_THROW(ops::iexp(x, bad, e), InvalidArgument);
+  ops::IGeluParams g3 = ops::prepare_igelu(std::vector<float>{0.01f, 0.01f, 0.01f});
+  g3.one[1] = int64_t{1} << 40;  // |one - erf| beyond 2^32: x * (one - erf) could overflow
+  EXPECT_THROW(ops::igelu(x.data(), 2, 3, 3, g3, y.data(), 3), InvalidArgument);
+  ops::ResidualParams rp = ops::prepare_residual(std::vector<float>{0.5f}, {}, 1.0f, 3);
+  rp.sx[2] = 0;
+  EXPECT_THROW(ops::residual_add(x.data(), 3, nullptr, 0, 2, 3, rp, 8, u.data(), 3),
+               InvalidArgument);
   const std::vector<int32_t> m2{1 << 30, 1 << 30};
   EXPECT_THROW(ops::requantize_wide(y.data(), 3, 2, 2, m2, s, 33, u.data(), 2), InvalidArgument);
 }
