@@ -200,7 +200,8 @@ nlohmann::json options_json(const FinetuneOptions& o) {
           {"seed", o.seed},
           {"threads", o.threads},
           {"max_train_examples", o.max_train_examples},
-          {"dtype", o.dtype == SaveDType::F16 ? "f16" : "f32"}};
+          {"dtype", o.dtype == SaveDType::F16 ? "f16" : "f32"},
+          {"new_head", o.new_head}};
 }
 
 // The model, its config (with the task's head) and the tokenizer's vocabulary, per InitMode.
@@ -249,22 +250,25 @@ Setup build_model(const FinetuneOptions& o) {
   const bool fresh_head = std::find(s.newly_initialized.begin(), s.newly_initialized.end(),
                                     "classifier.weight") != s.newly_initialized.end();
   const bool has_regression_head = p.config.problem_type == io::ProblemType::regression;
-  if (!fresh_head && (has_regression_head != spec.regression ||
-                      (!spec.regression && p.config.num_labels != spec.num_labels))) {
-    throw InvalidArgument(
-        fmt::format("model {} has a {} head with {} label(s), but task {} needs {}: start from the "
-                    "pretrained encoder (a checkpoint without classifier.*) instead",
-                    o.model_dir.string(), io::problem_type_name(p.config.problem_type),
-                    p.config.num_labels, spec.name,
-                    spec.regression ? std::string("a regression head (num_labels 1)")
-                                    : fmt::format("{} labels", spec.num_labels)));
+  if (!fresh_head && !o.new_head &&
+      (has_regression_head != spec.regression ||
+       (!spec.regression && p.config.num_labels != spec.num_labels))) {
+    throw InvalidArgument(fmt::format(
+        "model {} has a {} head with {} label(s), but task {} needs {}: start from the "
+        "pretrained encoder (a checkpoint without classifier.*), or pass --new-head to replace "
+        "the head",
+        o.model_dir.string(), io::problem_type_name(p.config.problem_type), p.config.num_labels,
+        spec.name,
+        spec.regression ? std::string("a regression head (num_labels 1)")
+                        : fmt::format("{} labels", spec.num_labels)));
   }
   s.config = p.config;
   set_task_head(s.config, o.task);
   s.model = p.model;
-  if (fresh_head && s.config.num_labels != p.model->classifier->options.out_features()) {
-    // The encoder's config had another num_labels: a new head of the task's size, initialised
-    // as Hugging Face does (N(0, initializer_range), zero bias).
+  if (o.new_head ||
+      (fresh_head && s.config.num_labels != p.model->classifier->options.out_features())) {
+    // A new head of the task's size, initialised as Hugging Face does (N(0, initializer_range),
+    // zero bias).
     auto head = torch::nn::Linear(s.config.hidden_size, s.config.num_labels);
     double std = 0.02;
     if (auto it = s.config.raw.find("initializer_range");
@@ -274,6 +278,10 @@ Setup build_model(const FinetuneOptions& o) {
     head->weight.normal_(0.0, std);
     head->bias.zero_();
     s.model->classifier = s.model->replace_module("classifier", head);
+    if (!fresh_head) {
+      s.newly_initialized.push_back("classifier.weight");
+      s.newly_initialized.push_back("classifier.bias");
+    }
   }
   return s;
 }
@@ -325,6 +333,7 @@ void set_task_head(io::BertConfig& config, data::Task task) {
 
 void check_finetune_options(const FinetuneOptions& o) {
   auto fail = [](const std::string& msg) { throw InvalidArgument(msg); };
+  if (o.init == InitMode::random && o.new_head) fail("--new-head applies to --init pretrained");
   if (o.init == InitMode::pretrained) {
     if (o.model_dir.empty()) fail("--model is required (the pretrained model directory)");
     if (!o.config_file.empty() || !o.vocab_file.empty())

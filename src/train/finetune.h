@@ -24,9 +24,9 @@
 //
 // Initialisation: InitMode::pretrained loads model_dir with load_pretrained (an encoder-only
 // checkpoint gets a fresh head; a checkpoint whose head does not fit the task is an
-// InvalidArgument). InitMode::random builds the same architecture with Hugging Face's random
-// initialisation, from model_dir's config.json and vocab.txt (weights unused) or from
-// config_file + vocab_file: the baseline that shows what pretraining brings.
+// InvalidArgument unless new_head is set). InitMode::random builds the same architecture with
+// Hugging Face's random initialisation, from model_dir's config.json and vocab.txt (weights unused)
+// or from config_file + vocab_file: the baseline that shows what pretraining brings.
 //
 // Determinism: the classifier's initialisation and dropout draw from libtorch's generator, seeded
 // with `seed` (torch::manual_seed) before the model is built; the example order comes from a
@@ -70,6 +70,10 @@ struct FinetuneOptions {
   std::filesystem::path out_dir;
   // A directory that already holds a model.safetensors or train_log.json is refused unless set.
   bool overwrite = false;
+  // InitMode::pretrained: discard the checkpoint's classifier (if any) and start a fresh head of
+  // the task's size, as Hugging Face's ignore_mismatched_sizes; e.g. to move an SST-2 model to
+  // STS-B. Without it a head that does not fit the task is an error.
+  bool new_head = false;
 
   int epochs = 3;
   int64_t batch_size = 32;

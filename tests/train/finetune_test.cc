@@ -332,6 +332,12 @@ TEST(FinetuneTest, RejectsBadInputsWithClearErrors) {
   o.vocab_file.clear();
   o.model_dir = tmp / "cls3";
   expect_error(o, InvalidArgument(""), "3 label(s), but task sst2 needs 2 labels");
+  o.new_head = true;  // unless asked to replace the head
+  o.out_dir = tmp / "new_head";
+  EXPECT_EQ(finetune(o).newly_initialized,
+            (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
+  EXPECT_EQ(io::load_bert_config(tmp / "new_head" / "config.json").num_labels, 2);
+  o.new_head = false;
 
   // Output directories: never the starting model, never an earlier run without --overwrite.
   o.out_dir = tmp / "cls3";

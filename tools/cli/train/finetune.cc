@@ -60,6 +60,8 @@ Runner register_finetune(CLI::App& app) {
   sub->add_option("--out", opts->out, "Output directory: the best epoch's model and train_log.json")
       ->required();
   sub->add_flag("--overwrite", ft.overwrite, "Replace a model already in --out");
+  sub->add_flag("--new-head", ft.new_head,
+                "Discard --model's classifier and start a fresh head of the task's size");
   sub->add_option("--epochs", ft.epochs, "Passes over the training set")->capture_default_str();
   sub->add_option("--batch-size", ft.batch_size, "Training examples per step")
       ->capture_default_str();
