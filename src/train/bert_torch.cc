@@ -45,6 +45,18 @@ void init_weights(nn::Module& root, const io::BertConfig& c) {
   }
 }
 
+torch::Tensor apply_activation(const torch::Tensor& y, io::Activation activation) {
+  switch (activation) {
+    case io::Activation::gelu:
+      return torch::gelu(y);  // erf form
+    case io::Activation::gelu_tanh:
+      return torch::gelu(y, "tanh");
+    case io::Activation::relu:
+      return torch::relu(y);
+  }
+  throw Unsupported("BERT: unknown activation");
+}
+
 }  // namespace
 
 BertDropout BertDropout::from_config(const io::BertConfig& c) {
@@ -125,16 +137,7 @@ BertIntermediateImpl::BertIntermediateImpl(const io::BertConfig& c) : activation
 }
 
 torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = dense(x);
-  switch (activation) {
-    case io::Activation::gelu:
-      return torch::gelu(y);  // erf form
-    case io::Activation::gelu_tanh:
-      return torch::gelu(y, "tanh");
-    case io::Activation::relu:
-      return torch::relu(y);
-  }
-  throw Unsupported("BertIntermediate: unknown activation");
+  return apply_activation(dense(x), activation);
 }
 
 BertLayerImpl::BertLayerImpl(const io::BertConfig& c, const BertDropout& d) {
@@ -215,9 +218,64 @@ BertTorchOutputs BertForSequenceClassificationImpl::forward(const torch::Tensor&
   return out;
 }
 
+BertPredictionTransformImpl::BertPredictionTransformImpl(const io::BertConfig& c)
+    : activation(c.hidden_act) {
+  dense = register_module("dense", nn::Linear(c.hidden_size, c.hidden_size));
+  LayerNorm = register_module("LayerNorm", layer_norm(c));
+}
+
+torch::Tensor BertPredictionTransformImpl::forward(const torch::Tensor& x) {
+  return LayerNorm(apply_activation(dense(x), activation));
+}
+
+BertLMPredictionHeadImpl::BertLMPredictionHeadImpl(const io::BertConfig& c) {
+  transform = register_module("transform", BertPredictionTransform(c));
+  bias = register_parameter("bias", torch::zeros({c.vocab_size}));
+}
+
+torch::Tensor BertLMPredictionHeadImpl::forward(const torch::Tensor& hidden,
+                                                const torch::Tensor& word_embeddings) {
+  return torch::addmm(bias, transform(hidden), word_embeddings.t());
+}
+
+BertOnlyMLMHeadImpl::BertOnlyMLMHeadImpl(const io::BertConfig& c) {
+  predictions = register_module("predictions", BertLMPredictionHead(c));
+}
+
+BertForMaskedLMImpl::BertForMaskedLMImpl(const io::BertConfig& c) : hidden_size(c.hidden_size) {
+  const BertDropout d = BertDropout::from_config(c);
+  bert = register_module("bert", BertTorchModel(c, d));
+  cls = register_module("cls", BertOnlyMLMHead(c));
+  init_weights(*this, c);
+}
+
+torch::Tensor BertForMaskedLMImpl::forward(const torch::Tensor& input_ids,
+                                           const torch::Tensor& positions,
+                                           torch::Tensor token_type_ids,
+                                           torch::Tensor attention_mask) {
+  torch::Tensor hidden = bert->embeddings(
+      input_ids, token_type_ids.defined() ? token_type_ids : torch::zeros_like(input_ids));
+  torch::Tensor additive;
+  if (attention_mask.defined()) {
+    additive = (1.0 - attention_mask.to(torch::kFloat)).mul(std::numeric_limits<float>::lowest());
+    additive = additive.unsqueeze(1).unsqueeze(2);
+  } else {
+    additive = torch::zeros({input_ids.size(0), 1, 1, input_ids.size(1)});
+  }
+  hidden = bert->encoder(hidden, additive);
+  torch::Tensor selected = hidden.reshape({-1, hidden_size}).index_select(0, positions);
+  return cls->predictions(selected, bert->embeddings->word_embeddings->weight);
+}
+
 void save_pretrained(BertForSequenceClassification& model, const io::BertConfig& config,
                      const std::filesystem::path& vocab_path, const std::filesystem::path& out_dir,
                      SaveDType dtype) {
+  save_pretrained(*model, config, vocab_path, out_dir, dtype, {});
+}
+
+void save_pretrained(torch::nn::Module& model, const io::BertConfig& config,
+                     const std::filesystem::path& vocab_path, const std::filesystem::path& out_dir,
+                     SaveDType dtype, const std::vector<std::string>& skip_prefixes) {
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
   if (ec)
@@ -228,7 +286,10 @@ void save_pretrained(BertForSequenceClassification& model, const io::BertConfig&
   std::vector<torch::Tensor> keep;
   std::vector<io::TensorView> views;
   const auto target = dtype == SaveDType::F16 ? torch::kHalf : torch::kFloat;
-  for (const auto& p : model->named_parameters(/*recurse=*/true)) {
+  for (const auto& p : model.named_parameters(/*recurse=*/true)) {
+    bool skip = false;
+    for (const auto& prefix : skip_prefixes) skip = skip || p.key().starts_with(prefix);
+    if (skip) continue;
     torch::Tensor t = p.value().detach().to(torch::kCPU, target).contiguous();
     keep.push_back(t);
     views.push_back(io::TensorView{

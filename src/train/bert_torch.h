@@ -164,6 +164,54 @@ class BertForSequenceClassificationImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BertForSequenceClassification);
 
+// The masked-language-model head, Hugging Face's cls.predictions: transform (dense, activation
+// of the config, LayerNorm) then a decoder tied to the word embeddings plus its own bias.
+class BertPredictionTransformImpl : public torch::nn::Module {
+ public:
+  explicit BertPredictionTransformImpl(const io::BertConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  io::Activation activation = io::Activation::gelu;
+};
+TORCH_MODULE(BertPredictionTransform);
+
+class BertLMPredictionHeadImpl : public torch::nn::Module {
+ public:
+  explicit BertLMPredictionHeadImpl(const io::BertConfig& c);
+  // hidden [N, H] -> logits [N, vocab] = transform(hidden) @ word_embeddings^T + bias.
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& word_embeddings);
+
+  BertPredictionTransform transform{nullptr};
+  torch::Tensor bias;  // [vocab]
+};
+TORCH_MODULE(BertLMPredictionHead);
+
+class BertOnlyMLMHeadImpl : public torch::nn::Module {
+ public:
+  explicit BertOnlyMLMHeadImpl(const io::BertConfig& c);
+  BertLMPredictionHead predictions{nullptr};
+};
+TORCH_MODULE(BertOnlyMLMHead);
+
+// BERT with the MLM head (Hugging Face's BertForMaskedLM names: bert.*, cls.predictions.*; the
+// pooler is kept so that a fine-tuning run finds every encoder tensor). Hugging Face
+// initialisation, as BertForSequenceClassification.
+class BertForMaskedLMImpl : public torch::nn::Module {
+ public:
+  explicit BertForMaskedLMImpl(const io::BertConfig& c);
+  // The logits [N, vocab] of the N positions selected by `positions` (flat indices into the
+  // [B * T] tokens, int64): the head runs only where a loss is taken.
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& positions,
+                        torch::Tensor token_type_ids = {}, torch::Tensor attention_mask = {});
+
+  BertTorchModel bert{nullptr};
+  BertOnlyMLMHead cls{nullptr};
+  int64_t hidden_size = 0;
+};
+TORCH_MODULE(BertForMaskedLM);
+
 enum class SaveDType { F32, F16 };
 
 // Writes a Hugging Face model directory `out_dir` (created if needed): config.json
@@ -172,6 +220,10 @@ enum class SaveDType { F32, F16 };
 void save_pretrained(BertForSequenceClassification& model, const io::BertConfig& config,
                      const std::filesystem::path& vocab_path, const std::filesystem::path& out_dir,
                      SaveDType dtype = SaveDType::F32);
+// The same for any module: every parameter whose name does not start with one of `skip_prefixes`.
+void save_pretrained(torch::nn::Module& model, const io::BertConfig& config,
+                     const std::filesystem::path& vocab_path, const std::filesystem::path& out_dir,
+                     SaveDType dtype, const std::vector<std::string>& skip_prefixes);
 
 struct PretrainedBert {
   io::BertConfig config;

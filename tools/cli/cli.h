@@ -26,6 +26,11 @@ Runner register_inspect(CLI::App& app);
 Runner register_calibrate(CLI::App& app);
 Runner register_quantize(CLI::App& app);
 Runner register_compare(CLI::App& app);
+#ifdef OCTET_HAVE_TRAIN
+// tools/cli/train/: built only with the libtorch trainer.
+Runner register_pretrain(CLI::App& app);
+Runner register_finetune(CLI::App& app);
+#endif
 
 // A progress bar on stderr, drawn only when stderr is a terminal; at most ~10 redraws a second.
 class Progress {

@@ -1,4 +1,5 @@
-// The `octet` command: predict, eval, inspect. See README.md for the contract.
+// The `octet` command: predict, eval, inspect (and pretrain, finetune with the trainer). See
+// README.md for the contract.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -20,6 +21,10 @@ int main(int argc, char** argv) {
   Runner calibrate = register_calibrate(app);
   Runner quantize = register_quantize(app);
   Runner compare = register_compare(app);
+#ifdef OCTET_HAVE_TRAIN
+  Runner pretrain = register_pretrain(app);
+  Runner finetune = register_finetune(app);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -35,6 +40,10 @@ int main(int argc, char** argv) {
       if (name == "calibrate") return calibrate();
       if (name == "quantize") return quantize();
       if (name == "compare") return compare();
+#ifdef OCTET_HAVE_TRAIN
+      if (name == "pretrain") return pretrain();
+      if (name == "finetune") return finetune();
+#endif
     }
     return kExitUsage;
   } catch (const octet::InvalidArgument& e) {
