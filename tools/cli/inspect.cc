@@ -34,7 +34,13 @@ Runner register_inspect(CLI::App& app) {
 
     std::map<std::string, std::pair<int64_t, uint64_t>> by_dtype;  // dtype -> (params, bytes)
     int64_t params = 0;
+    // Encoder weights (embeddings + layers, as stored), the part quantization shrinks ~4x.
+    uint64_t encoder_bytes = 0;
     for (const io::TensorInfo& t : weights.tensors()) {
+      if (t.name.find("embeddings.") != std::string::npos ||
+          t.name.find("encoder.layer.") != std::string::npos) {
+        encoder_bytes += t.nbytes;
+      }
       auto& e = by_dtype[std::string(io::dtype_name(t.dtype))];
       e.first += t.numel();
       e.second += t.nbytes;
@@ -69,6 +75,7 @@ Runner register_inspect(CLI::App& app) {
       for (const auto& [name, e] : by_dtype)
         j["dtypes"][name] = {{"parameters", e.first}, {"bytes", e.second}};
       j["size_on_disk_bytes"] = disk;
+      j["encoder_weight_bytes"] = encoder_bytes;
       j["quantization_config"] = quant;
       std::printf("%s\n", j.dump(2).c_str());
       return kExitOk;
@@ -94,7 +101,9 @@ Runner register_inspect(CLI::App& app) {
       out +=
           fmt::format("  {:<12} {} parameters, {:.2f} MiB\n", name, e.first, e.second / 1048576.0);
     }
-    out += fmt::format("size on disk   {:.2f} MiB\n", disk / 1048576.0);
+    out +=
+        fmt::format("size on disk   {:.2f} MiB (encoder weights: embeddings + layers {:.2f} MiB)\n",
+                    disk / 1048576.0, encoder_bytes / 1048576.0);
     out += fmt::format("quantization   {}\n", quant.is_null() ? "none (FP32 model)" : quant.dump());
     out += fmt::format("kernels        {} on {}\n", isa_name(active_isa()), cpu_description());
     std::fputs(out.c_str(), stdout);
