@@ -85,10 +85,12 @@ void fill(KernelTable& t, Isa isa) {
       t.int8.dequantize_s8 = avx2::dequantize_s8;
       t.int8.dequantize_u8 = avx2::dequantize_u8;
       t.int8.requantize = avx2::requantize;
-      // integer (avx2): i-GELU, requantize_wide and residual_add stay on the reference
+      // integer (avx2): requantize_wide stays on the reference
+      t.integer.igelu = avx2::igelu;
       t.integer.iexp = avx2::iexp;
       t.integer.isoftmax = avx2::isoftmax;
       t.integer.ilayernorm = avx2::ilayernorm;
+      t.integer.residual_add = avx2::residual_add;
 #endif
       break;
     case Isa::avx512:

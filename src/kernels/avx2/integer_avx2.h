@@ -1,13 +1,17 @@
-// AVX2 integer-only I-BERT kernels: i-exp, i-softmax and i-LayerNorm, bit-exact with the
-// reference. The int64-heavy kernels (i-GELU, requantize_wide, residual_add) run the reference
-// on AVX2 (no 64-bit multiply, arithmetic shift or saturating narrowing). Contracts in
-// kernels/integer.h.
+// AVX2 integer-only I-BERT kernels: i-GELU, i-exp, i-softmax, i-LayerNorm and the residual
+// addition, bit-exact with the reference. The wide (96-bit) requantization runs the reference on
+// AVX2. Contracts in kernels/integer.h.
 #pragma once
 
 #include "kernels/integer.h"
 
 namespace octet::kernels::avx2 {
 
+void igelu(const int32_t* x, std::ptrdiff_t ldx, int rows, int cols, const int32_t* b,
+           const int64_t* c, const int64_t* one, int64_t* y, std::ptrdiff_t ldy);
+void residual_add(const int32_t* x, std::ptrdiff_t ldx, const int32_t* mx, const int32_t* sx,
+                  const int8_t* r, std::ptrdiff_t ldr, const int32_t* mr, const int32_t* sr,
+                  int rows, int cols, int out_bits, void* y, std::ptrdiff_t ldy);
 void iexp(const int32_t* x, std::size_t n, const IexpParams& p, int32_t* y);
 void isoftmax(const int32_t* x, std::ptrdiff_t ldx, int rows, int cols, int valid,
               const IexpParams& p, uint8_t* y, std::ptrdiff_t ldy);
