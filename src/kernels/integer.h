@@ -9,14 +9,14 @@
 // integer arithmetic where the reference simulates integers in floating point. Deviations (all in
 // docs/integer_only.md): int64 wherever B.14 says int32 can overflow; i-exp's 16-bit QuantAct is a
 // static dyadic multiply by 32767 / c_int instead of an EMA-calibrated one; the softmax output is
-// saturated to 255 (uint8, next GEMM operand) instead of reaching 256; LayerNorm uses an exact
+// uint8 (the next GEMM's u8 operand; 256 cannot occur, see isoftmax); LayerNorm uses an exact
 // integer square root (paper Alg. 4) instead of float sqrt and guards std = 0; floor(v / 2^k) is an
 // arithmetic shift everywhere (never C++ `/` on negative values).
 //
 // Layouts: row-major matrices, a base pointer and a row stride in elements. Per-column parameter
 // arrays have `cols` entries. Kernels never allocate, throw or start threads, and trust their
-// parameters (the prepare step validates them and documents each range). All integer outputs are
-// bit-exact across ISAs.
+// parameters (the prepare step produces them in range; the ops wrappers check them). Outputs are
+// bit-exact across ISAs (ref, AVX2, AVX-512).
 //
 // Contracts (floor = toward -inf; rhe(v, s) = round_half_even(v / 2^s), exact):
 //   igelu (elementwise, per-column b < 0, c, one > 0; x int32 -> y int64):
@@ -24,7 +24,8 @@
 //       e  = floor(sgn(x) * (a^2 + c) / 2^14)                      (I-ERF, scale S_erf < 0)
 //       y  = x * (one - e)                                         = -(reference q_out)
 //     The output scale is S * |S_erf| / 2 > 0 (the reference's negative scale folded into the
-//     sign). Prepare bounds |one - e| < 2^32, so |y| < 2^63.
+//     sign). Prepare guarantees b^2 <= 2 |c| and one + |c| / 2^14 + 1 < 2^32, hence
+//     |one - e| < 2^32 and |y| < 2^63.
 //   iexp (elementwise, per-tensor IexpParams; x int32 <= 0 -> y in [0, 32767]):
 //       t  = max(floor(min(x, 0) / 2^input_shift), 30 * x0)         (x0 = floor(-ln2 / S') < 0)
 //       z  = floor(t / x0) in [0, 30],  r = t - z * x0 in (x0, 0]
@@ -34,7 +35,9 @@
 //   isoftmax (per row over the first `valid` columns; int32 scores -> uint8):
 //       e_j = iexp(x_j - max_j' x_j')     (x_j - max computed without int32 overflow)
 //       f   = floor(2^32 / sum_j e_j),   y_j = min(floor(e_j * f / 2^24), 255)
-//     Columns j >= valid get 0 (a -inf mask); a row with valid == 0 is all zeros.
+//     Columns j >= valid get 0 (a -inf mask); a row with valid == 0 is all zeros. The row maximum
+//     has e = 32767 exactly, so sum >= 32767 and e_j * f <= sum * f < 2^32 unless sum is a power
+//     of two, which needs a single non-zero e equal to it: impossible. y_j <= 255 without the min.
 //   ilayernorm (per row of `cols`; x int32 -> y int64; x saturated to +-(2^23 - 1) first):
 //       mean = rhe(sum x, exact division by cols),  d = x - mean
 //       var  = sum floor(d / 2^shift)^2   (int64),  std = max(isqrt(var), 1) * 2^shift
@@ -50,7 +53,7 @@
 //       y = sat_bits(rhe(x * mx[c], sx[c]) + rhe(r * mr[c], sr[c]))
 //     I-BERT's QuantAct with identity: each branch requantized to the output scale, then added
 //     and clamped (HF clamps every width; fairseq leaves 22/32 bits unclamped). Multipliers
-//     signed, |m| < 2^31; shifts in [1, 63].
+//     signed, |m| in [2^30, 2^31) or 0; shifts in [1, 63]; out_bits and containers as above.
 #pragma once
 
 #include <cstddef>
