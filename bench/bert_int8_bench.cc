@@ -8,7 +8,12 @@
 // token ids are uniform over the vocabulary (fixed seed). The first forward pass of each shape
 // (workspace allocation, oneDNN primitive creation) is not timed.
 //
-// BM_BertForward/precision:0|1 (0 = fp32, 1 = int8_dynamic)/batch/seq: whole model, logits.
+// BM_BertForward/precision:0|1|2 (0 = fp32, 1 = int8_dynamic, 2 = int8_static)/batch/seq: whole
+//   model, logits. int8_static is quantized in memory (quant::quantize_bert, symmetric, per
+//   channel, max calibrator) from statistics of one FP32 pass over a different random batch
+//   (8 x 128 tokens), exactly what `octet quantize` would write.
+// BM_QuantizeActivationsStatic: the one-pass static quantization that replaces
+//   BM_QuantizeActivations' two passes in static models.
 // BM_Dense*/op/m: one dense layer of the encoder at m = batch * seq token rows, where op is
 //   0 QKV [2304 x 768], 1 attention output [768 x 768] + residual, 2 FFN in [3072 x 768] + GELU,
 //   3 FFN out [768 x 3072] + residual. INT8 includes the dynamic activation quantization (with
@@ -36,6 +41,7 @@
 #include "ops/fp32_ops.h"
 #include "ops/gemm_int8.h"
 #include "ops/matmul_f32.h"
+#include "quant/bert_quant.h"
 #include "random_batch.h"
 
 namespace {
@@ -56,8 +62,26 @@ const octet::BertModel* model_or_null(octet::Precision precision, std::string* e
       try {
         octet::BertLoadOptions opt;
         opt.threads = bench_threads();
-        opt.precision = precision;
-        models[precision] = std::make_unique<octet::BertModel>(octet::BertModel::load(dir, opt));
+        if (precision == octet::Precision::int8_static) {
+          const octet::BertModel fp32 = octet::BertModel::load(dir, opt);
+          octet::quant::CalibrationCollector col({.ema = false, .histogram = false});
+          const octet::bench::RandomBatch calib =
+              octet::bench::random_batch(fp32.config().vocab_size, 8, 128, /*seed=*/99);
+          fp32.forward(calib.sequences,
+                       fp32.has_classifier() ? octet::BertOutputKind::logits
+                                             : octet::BertOutputKind::last_hidden,
+                       col.tap());
+          const nlohmann::json doc = {{"format", octet::quant::kCalibrationFormat},
+                                      {"version", octet::quant::kCalibrationVersion},
+                                      {"tensors", col.to_json()}};
+          const octet::quant::QuantizedBert q =
+              octet::quant::quantize_bert(dir, octet::quant::QuantizationConfig{}, &doc);
+          models[precision] =
+              std::make_unique<octet::BertModel>(octet::quant::load_in_memory(q, opt.threads));
+        } else {
+          opt.precision = precision;
+          models[precision] = std::make_unique<octet::BertModel>(octet::BertModel::load(dir, opt));
+        }
       } catch (const std::exception& e) {
         errors[precision] = e.what();
       }
@@ -91,7 +115,9 @@ void BM_BertForward(benchmark::State& state) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
   state.counters["seq/s"] =
       benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(precision == octet::Precision::fp32 ? "fp32, " : "int8, ") +
+  state.SetLabel(std::string(precision == octet::Precision::fp32           ? "fp32, "
+                             : precision == octet::Precision::int8_dynamic ? "int8 dynamic, "
+                                                                           : "int8 static, ") +
                  octet::isa_name(octet::active_isa()) + ", " + std::to_string(model->threads()) +
                  " thread(s)");
 }
@@ -169,6 +195,20 @@ void BM_QuantizeActivations(benchmark::State& state) {
                                               benchmark::Counter::kIsIterationInvariantRate);
 }
 
+void BM_QuantizeActivationsStatic(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1);
+  const std::vector<float> x = random_floats(m * k, 1.0f);
+  std::vector<int8_t> q(m * k);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(octet::ops::quantize_activations_static(
+        x.data(), static_cast<int>(m), static_cast<int>(k), k, octet::kernels::ActDtype::s8,
+        127.0f / 4.0f, 4.0f / 127.0f, 0, q.data(), k, bench_threads()));
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = benchmark::Counter(5.0 * m * k * 1e-9,  // 4 bytes read, 1 written
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // The FP32 parts both precisions share, per encoder layer of one 128-token sequence at BERT-base
 // width: self-attention over 12 heads (QK^T, softmax, PV) and one LayerNorm.
 void BM_SharedFp32Attention(benchmark::State& state) {
@@ -199,7 +239,7 @@ BENCHMARK(BM_SharedFp32Attention)->ArgName("seq")->Arg(128)->Unit(benchmark::kMi
 BENCHMARK(BM_SharedFp32LayerNorm)->ArgName("tokens")->Arg(128)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_BertForward)
     ->ArgNames({"precision", "batch", "seq"})
-    ->ArgsProduct({{0, 1}, {1, 8}, {128}})
+    ->ArgsProduct({{0, 1, 2}, {1, 8}, {128}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_DenseInt8)
@@ -208,6 +248,11 @@ BENCHMARK(BM_DenseInt8)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 BENCHMARK(BM_QuantizeActivations)
+    ->ArgNames({"m", "k"})
+    ->ArgsProduct({{128, 1024}, {768, 3072}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK(BM_QuantizeActivationsStatic)
     ->ArgNames({"m", "k"})
     ->ArgsProduct({{128, 1024}, {768, 3072}})
     ->Unit(benchmark::kMicrosecond)
