@@ -76,11 +76,35 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
   attn_norm.forward(x, tokens, threads);
 
   show("intermediate.dense", TapPoint::input, x, h, h);
+  // The erf GELU and ReLU are fused into the FFN-in epilogue; the tanh GELU has no fused form.
+  const kernels::Activation fused = act == io::Activation::gelu   ? kernels::Activation::gelu
+                                    : act == io::Activation::relu ? kernels::Activation::relu
+                                                                  : kernels::Activation::none;
+  const bool blocked = ffn_in_q.n() > 0 && ffn_out_q.n() > 0 &&
+                       !ffn_in_q.activation_quant().dynamic &&
+                       !ffn_out_q.activation_quant().dynamic && tokens > kFfnBlockRows;
+  if (blocked) {
+    // Static scales make every row independent, so the FFN runs in blocks of token rows: the
+    // block's [rows, I] intermediate is re-read (quantized for FFN out) while still in cache
+    // instead of after the whole [tokens, I] tensor went through memory. Same results as one
+    // pass (exact integer GEMMs, per-element epilogues).
+    for (int64_t r0 = 0; r0 < tokens; r0 += kFfnBlockRows) {
+      const int64_t rows = std::min(kFfnBlockRows, tokens - r0);
+      float* xb = x + r0 * h;
+      float* mb = s.mid + r0 * intermediate;
+      ffn_in_q.forward(xb, rows, h, mb, intermediate, s.q8, {.activation = fused}, threads);
+      if (fused == kernels::Activation::none) {
+        ops::activation(act, mb, rows * intermediate, threads);
+      }
+      ffn_out_q.forward(mb, rows, intermediate, xb, h, s.q8, {.residual = xb, .ldr = h}, threads);
+    }
+    show("intermediate.dense", TapPoint::output, s.mid, intermediate, intermediate);
+    show("output.dense", TapPoint::input, s.mid, intermediate, intermediate);
+    show("output.dense", TapPoint::output, x, h, h);
+    ffn_norm.forward(x, tokens, threads);
+    return;
+  }
   if (ffn_in_q.n() > 0) {
-    // The erf GELU and ReLU are fused into the FFN-in epilogue; the tanh GELU has no fused form.
-    const kernels::Activation fused = act == io::Activation::gelu   ? kernels::Activation::gelu
-                                      : act == io::Activation::relu ? kernels::Activation::relu
-                                                                    : kernels::Activation::none;
     ffn_in_q.forward(x, tokens, h, s.mid, intermediate, s.q8, {.activation = fused}, threads);
     if (fused == kernels::Activation::none) {
       ops::activation(act, s.mid, tokens * intermediate, threads);

@@ -58,7 +58,7 @@ class QuantCli : public ::testing::Test {
 
   std::string calibrate(const std::string& extra = "") {
     return "calibrate --model " + q(model_) + " --task sst2 --data " + q(tmp_ / "train.tsv") +
-           " --out " + q(tmp_ / "calib.json") + " --samples 30 --threads 1 " + extra;
+           " --out " + q(tmp_ / "calib.json") + " --samples 30 --bins 512 --threads 1 " + extra;
   }
 
   test::TempDir tmp_;

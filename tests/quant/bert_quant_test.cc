@@ -21,6 +21,7 @@
 #include "common/test_support.h"
 #include "common/tiny_bert.h"
 #include "io/safetensors.h"
+#include "layers/bert_layers.h"
 #include "octet/error.h"
 #include "octet/model.h"
 
@@ -72,8 +73,9 @@ class BertQuant : public ::testing::Test {
                                       .heads = 4,
                                       .max_positions = 64,
                                       .num_labels = 3});
-    const BertModel fp32 = BertModel::load(fp32_dir_, {.threads = 2});
-    quant::CalibrationCollector col({.bins = 2048});
+    const BertModel fp32 = BertModel::load(fp32_dir_, {.threads = 1});
+    // 512 histogram bins keep the KL searches (quadratic in bins) fast.
+    quant::CalibrationCollector col({.bins = 512});
     const ActivationTap tap = col.tap();
     for (uint32_t seed : {11u, 12u, 13u}) fp32.forward(Batch(seed, 8).seqs, kWhat, tap);
     calib_ = {{"format", quant::kCalibrationFormat},
@@ -195,14 +197,14 @@ TEST_F(BertQuant, EveryModeReloadsBitIdenticallyAndStaysCloseToFp32) {
   const Variant variants[] = {
       {R"({})", 0.98},
       {R"({"weights": "per_tensor"})", 0.98},
-      {R"({"calibrator": {"kind": "kl"}})", 0.98},
-      {R"({"calibrator": {"kind": "kl", "kl_form": "signed"}})", 0.98},
-      {R"({"calibrator": {"kind": "percentile", "percentile": 99.9}})", 0.98},
-      {R"({"calibrator": {"kind": "mse"}})", 0.98},
+      {R"({"calibrator": {"kind": "kl", "bins": 512}})", 0.98},
+      {R"({"calibrator": {"kind": "kl", "kl_form": "signed", "bins": 512}})", 0.98},
+      {R"({"calibrator": {"kind": "percentile", "percentile": 99.9, "bins": 512}})", 0.98},
+      {R"({"calibrator": {"kind": "mse", "bins": 512}})", 0.98},
       {R"({"calibrator": {"kind": "ema"}})", 0.98},
       {R"({"scheme": "asymmetric", "threshold_mode": "independent"})", 0.98},
       {R"({"scheme": "asymmetric", "threshold_mode": "independent", "weights": "per_tensor",
-           "calibrator": {"kind": "kl"}})",
+           "calibrator": {"kind": "kl", "bins": 512}})",
        0.98},
       {R"({"scheme": "asymmetric", "threshold_mode": "conjugate"})", 0.98},
       {R"({"activations": "dynamic"})", 0.98},
@@ -212,11 +214,11 @@ TEST_F(BertQuant, EveryModeReloadsBitIdenticallyAndStaysCloseToFp32) {
     SCOPED_TRACE(v.config);
     const quant::QuantizationConfig cfg = config(v.config);
     const quant::QuantizedBert q = quant::quantize_bert(fp32_dir_, cfg, &calib_);
-    const BertModel mem = quant::load_in_memory(q, 2);
+    const BertModel mem = quant::load_in_memory(q, 1);
     const BertOutputs before = mem.forward(eval_.seqs, kWhat);
     const std::filesystem::path dir = tmp_.path() / ("q" + std::to_string(i++));
     quant::write_quantized_dir(q, dir);
-    const BertModel disk = BertModel::load(dir, {.threads = 2});
+    const BertModel disk = BertModel::load(dir, {.threads = 1});
     EXPECT_EQ(disk.precision(), cfg.activations == quant::ActivationMode::static_
                                     ? Precision::int8_static
                                     : Precision::int8_dynamic);
@@ -249,13 +251,13 @@ TEST_F(BertQuant, KeepFp32StoresFloatTensorsAndRunsThoseGemmsInFp32) {
   EXPECT_EQ(q.tensors.find("bert.embeddings.word_embeddings.weight")->dtype, io::DType::F32);
   EXPECT_EQ(q.tensors.find("bert.embeddings.position_embeddings.weight")->dtype, io::DType::I8);
   quant::write_quantized_dir(q, tmp_.path() / "keep");
-  const BertModel m = BertModel::load(tmp_.path() / "keep", {.threads = 2});
+  const BertModel m = BertModel::load(tmp_.path() / "keep", {.threads = 1});
   const BertOutputs out = m.forward(eval_.seqs, kWhat);
   EXPECT_GE(cosine(ref_.logits, out.logits), 0.99);
   // Keeping FP32 everywhere reproduces the FP32 model exactly.
   const quant::QuantizationConfig none = config(
       R"({"keep_fp32": ["*"], "quantize": {"word_embeddings": false, "position_embeddings": false}})");
-  const BertModel all = quant::load_in_memory(quant::quantize_bert(fp32_dir_, none, &calib_), 2);
+  const BertModel all = quant::load_in_memory(quant::quantize_bert(fp32_dir_, none, &calib_), 1);
   EXPECT_EQ(all.forward(eval_.seqs, kWhat).logits, ref_.logits);
 }
 
@@ -433,6 +435,34 @@ TEST(CalibrationFile, RejectsMalformedDocuments) {
   doc["tensors"]["classifier"].erase("maximum");
   doc["version"] = 2;
   EXPECT_THROW(quant::validate_calibration(doc, "c.json"), ModelFormatError);
+}
+
+}  // namespace
+}  // namespace octet
+
+namespace octet {
+namespace {
+
+// With static scales a sequence's outputs do not depend on its batch mates (dynamic scales span
+// the batch), and the blocked FFN (EncoderLayer::kFfnBlockRows rows at a time, blocks cutting
+// across sequences) gives the same results as running each sequence on its own.
+TEST_F(BertQuant, StaticOutputsDoNotDependOnTheBatch) {
+  for (const char* cfg :
+       {R"({})", R"({"scheme": "asymmetric", "threshold_mode": "independent"})"}) {
+    SCOPED_TRACE(cfg);
+    const BertModel m =
+        quant::load_in_memory(quant::quantize_bert(fp32_dir_, config(cfg), &calib_), 1);
+    const Batch big(7, 14);
+    std::size_t tokens = 0;
+    for (const auto& s : big.ids) tokens += s.size();
+    ASSERT_GT(tokens, 2u * layers::EncoderLayer::kFfnBlockRows);
+    const BertOutputs all = m.forward(big.seqs, kWhat);
+    for (std::size_t b = 0; b < big.seqs.size(); ++b) {
+      const BertOutputs one = m.forward(std::span(big.seqs).subspan(b, 1), kWhat);
+      ASSERT_EQ(one.last_hidden[0], all.last_hidden[b]) << "sequence " << b;
+      for (int k = 0; k < 3; ++k) ASSERT_EQ(one.logits[k], all.logits[b * 3 + k]) << b;
+    }
+  }
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ void add_quant_flags(CLI::App* sub, QuantFlags& f) {
                 "Keep the word and position embedding tables in FP32");
 }
 
-quant::QuantizationConfig quant_config_from_flags(const QuantFlags& f) {
+quant::QuantizationConfig quant_config_from_flags(const QuantFlags& f, const json* calibration) {
   json j = json::object();
   std::string where = "quantization flags";
   if (!f.config_file.empty()) {
@@ -81,6 +81,19 @@ quant::QuantizationConfig quant_config_from_flags(const QuantFlags& f) {
     if (j["quantize"].is_object()) {
       j["quantize"]["word_embeddings"] = false;
       j["quantize"]["position_embeddings"] = false;
+    }
+  }
+  if (calibration != nullptr && calibration->contains("statistics") && j.contains("calibrator") &&
+      j["calibrator"].is_object() && j["calibrator"].contains("kind")) {
+    const json& st = (*calibration)["statistics"];
+    json& c = j["calibrator"];
+    const json kind = c["kind"];
+    if ((kind == "percentile" || kind == "kl" || kind == "mse") && !c.contains("bins") &&
+        st.contains("bins")) {
+      c["bins"] = st["bins"];
+    }
+    if (kind == "ema" && !c.contains("decay") && st.contains("ema_decay")) {
+      c["decay"] = st["ema_decay"];
     }
   }
   quant::QuantizationConfig cfg = quant::parse_quantization_config(j, where, false);

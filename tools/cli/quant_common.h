@@ -28,8 +28,11 @@ struct QuantFlags {
   bool no_embeddings = false;
 };
 void add_quant_flags(CLI::App* sub, QuantFlags& f);
-// Throws InvalidArgument naming the flag (or the --config file and key).
-quant::QuantizationConfig quant_config_from_flags(const QuantFlags& f);
+// Throws InvalidArgument naming the flag (or the --config file and key). With a calibration
+// document, a histogram calibrator's `bins` and the EMA `decay` default to the values the
+// statistics were recorded with (instead of 2048 / 0.9999) unless set explicitly.
+quant::QuantizationConfig quant_config_from_flags(const QuantFlags& f,
+                                                  const nlohmann::json* calibration = nullptr);
 
 // Tokenized examples, grouped into batches of `batch_size` in input order.
 struct EncodedBatches {

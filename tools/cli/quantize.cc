@@ -26,9 +26,11 @@ Runner register_quantize(CLI::App& app) {
                   "Statistics from octet calibrate (needed for static activations)");
   add_quant_flags(sub, o->flags);
   return [o]() -> int {
-    const quant::QuantizationConfig cfg = quant_config_from_flags(o->flags);
+    quant_config_from_flags(o->flags);  // flag errors before any file is read
     nlohmann::json calib;
     if (!o->calibration.empty()) calib = quant::load_calibration(o->calibration);
+    const quant::QuantizationConfig cfg =
+        quant_config_from_flags(o->flags, o->calibration.empty() ? nullptr : &calib);
     if (cfg.activations == quant::ActivationMode::static_ && o->calibration.empty()) {
       throw InvalidArgument(
           "static activations need --calibration FILE (from octet calibrate); or pass "
