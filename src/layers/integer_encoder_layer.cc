@@ -1,0 +1,205 @@
+// One BERT encoder layer in I-BERT integer-only arithmetic: prepare (float -> integer constants)
+// and the integer forward pass. Contract in layers/integer_encoder_layer.h.
+#include "layers/integer_encoder_layer.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+#include <string_view>
+
+#include "layers/linear_int8.h"
+#include "octet/error.h"
+
+namespace octet::layers {
+namespace {
+
+void check_size(std::string_view what, const std::vector<float>& v, std::size_t n) {
+  if (v.size() != n) {
+    throw InvalidArgument(
+        fmt::format("integer encoder layer: {} has {} values: expected {}", what, v.size(), n));
+  }
+}
+
+void check_scale(std::string_view what, float s) {
+  if (!(s > 0.0f) || !std::isfinite(s)) {
+    throw InvalidArgument(fmt::format(
+        "integer encoder layer: scale {} is {}: expected a positive finite value", what, s));
+  }
+}
+
+// Per-column requantization constants ratio[c] = from[c] / to (int32 inputs: shifts <= 63).
+void fill_dyadic(const std::vector<double>& from, double to, std::vector<int32_t>& m,
+                 std::vector<int32_t>& s, int max_shift) {
+  m.resize(from.size());
+  s.resize(from.size());
+  for (std::size_t c = 0; c < from.size(); ++c) {
+    const ops::Dyadic d = ops::dyadic(from[c] / to, max_shift);
+    m[c] = d.multiplier;
+    s[c] = d.shift;
+  }
+}
+
+}  // namespace
+
+IntegerEncoderLayer IntegerEncoderLayer::prepare(const FloatEncoderWeights& w,
+                                                 const IntegerLayerScales& s, int ln1_shift,
+                                                 int ln2_shift, Isa isa) {
+  const int h = w.hidden, in = w.intermediate;
+  if (h <= 0 || in <= 0 || w.heads <= 0 || h % w.heads != 0) {
+    throw InvalidArgument(fmt::format(
+        "integer encoder layer: hidden {}, heads {}, intermediate {}: expected positive sizes "
+        "with hidden divisible by heads",
+        h, w.heads, in));
+  }
+  const std::size_t hh = std::size_t(h) * h, hi = std::size_t(h) * in;
+  check_size("wq", w.wq, hh), check_size("wk", w.wk, hh), check_size("wv", w.wv, hh);
+  check_size("wo", w.wo, hh), check_size("w1", w.w1, hi), check_size("w2", w.w2, hi);
+  for (const auto* v :
+       {&w.bq, &w.bk, &w.bv, &w.bo, &w.b2, &w.ln1_gamma, &w.ln1_beta, &w.ln2_gamma, &w.ln2_beta}) {
+    check_size("a bias or LayerNorm vector", *v, h);
+  }
+  check_size("b1", w.b1, in);
+  const float all[] = {s.input,    s.q,   s.k,    s.v,       s.context,
+                       s.attn_sum, s.ln1, s.gelu, s.ffn_sum, s.output};
+  const char* names[] = {"input",    "q",   "k",    "v",       "context",
+                         "attn_sum", "ln1", "gelu", "ffn_sum", "output"};
+  for (int i = 0; i < 10; ++i) check_scale(names[i], all[i]);
+
+  IntegerEncoderLayer l;
+  l.hidden_ = h, l.heads_ = w.heads, l.head_dim_ = h / w.heads, l.inter_ = in, l.isa_ = isa;
+
+  // Linear: per-output-channel int8 weights, int32 bias at S_x S_w[c]; returns the accumulator
+  // scales S_x S_w[c].
+  auto linear = [&](Linear& lin, const std::vector<float>& wt, const std::vector<float>& b, int n,
+                    int k, double s_x) {
+    const SymmetricInt8 q = quantize_symmetric_int8(wt, n, k, /*per_row=*/true);
+    lin.w = ops::PackedWeightsInt8::pack(q.q.data(), n, k, k, q.scales, isa);
+    lin.bias.resize(n);
+    std::vector<double> acc(n);
+    for (int c = 0; c < n; ++c) {
+      acc[c] = s_x * q.scales[c];
+      const double v = std::nearbyint(b[c] / acc[c]);
+      const double lim = std::numeric_limits<int32_t>::max();
+      lin.bias[c] = static_cast<int32_t>(std::fmax(-lim, std::fmin(lim, v)));
+    }
+    return acc;
+  };
+
+  std::vector<float> wqkv, bqkv;
+  for (const auto* m : {&w.wq, &w.wk, &w.wv}) wqkv.insert(wqkv.end(), m->begin(), m->end());
+  for (const auto* b : {&w.bq, &w.bk, &w.bv}) bqkv.insert(bqkv.end(), b->begin(), b->end());
+  const std::vector<double> acc_qkv = linear(l.qkv_, wqkv, bqkv, 3 * h, h, s.input);
+  {
+    auto& p = l.qkv_req_.p;
+    p.mx.resize(3 * h), p.sx.resize(3 * h);
+    for (int c = 0; c < 3 * h; ++c) {
+      const double to = c < h ? s.q : (c < 2 * h ? s.k : s.v);
+      const ops::Dyadic d = ops::dyadic(acc_qkv[c] / to, 63);
+      p.mx[c] = d.multiplier, p.sx[c] = d.shift;
+    }
+  }
+  l.softmax_ = ops::prepare_iexp(
+      static_cast<float>(double{s.q} * s.k / std::sqrt(static_cast<double>(l.head_dim_))));
+  // P V accumulates at 2^-8 * S_v.
+  fill_dyadic(std::vector<double>(h, ops::kIsoftmaxOutScale * s.v), s.context, l.ctx_req_.p.mx,
+              l.ctx_req_.p.sx, 63);
+
+  const std::vector<double> acc_out = linear(l.out_, w.wo, w.bo, h, h, s.context);
+  fill_dyadic(acc_out, s.attn_sum, l.attn_sum_req_.p.mx, l.attn_sum_req_.p.sx, 63);
+  fill_dyadic(std::vector<double>(h, s.input), s.attn_sum, l.attn_sum_req_.p.mr,
+              l.attn_sum_req_.p.sr, 63);
+  l.attn_sum_req_.bits = 22;
+
+  l.ln1_ = ops::prepare_ilayernorm(w.ln1_gamma, w.ln1_beta, ln1_shift);
+  fill_dyadic(l.ln1_.out_scale, s.ln1, l.ln1_m_, l.ln1_s_, kernels::kMaxWideShift);
+
+  const std::vector<double> acc1 = linear(l.fc1_, w.w1, w.b1, in, h, s.ln1);
+  l.gelu_ = ops::prepare_igelu(std::vector<float>(acc1.begin(), acc1.end()));
+  fill_dyadic(l.gelu_.out_scale, s.gelu, l.gelu_m_, l.gelu_s_, kernels::kMaxWideShift);
+
+  const std::vector<double> acc2 = linear(l.fc2_, w.w2, w.b2, h, in, s.gelu);
+  fill_dyadic(acc2, s.ffn_sum, l.ffn_sum_req_.p.mx, l.ffn_sum_req_.p.sx, 63);
+  fill_dyadic(std::vector<double>(h, s.ln1), s.ffn_sum, l.ffn_sum_req_.p.mr, l.ffn_sum_req_.p.sr,
+              63);
+  l.ffn_sum_req_.bits = 22;
+
+  l.ln2_ = ops::prepare_ilayernorm(w.ln2_gamma, w.ln2_beta, ln2_shift);
+  fill_dyadic(l.ln2_.out_scale, s.output, l.ln2_m_, l.ln2_s_, kernels::kMaxWideShift);
+  return l;
+}
+
+void IntegerEncoderLayer::forward(std::span<const int8_t> x, int tokens,
+                                  std::span<int8_t> y) const {
+  const int h = hidden_, d = head_dim_, t = tokens;
+  const std::size_t th = std::size_t(t) * h;
+  if (t <= 0 || x.size() != th || y.size() != th) {
+    throw InvalidArgument(fmt::format(
+        "integer encoder layer: {} tokens with input {} and output {} values: expected {} x {}", t,
+        x.size(), y.size(), t, h));
+  }
+  auto act = [](const void* data, kernels::ActDtype dt, int m, int k, std::ptrdiff_t ld) {
+    return ops::ActivationsInt8{data, dt, m, k, ld, 0, 1.0f};
+  };
+  const auto s8 = kernels::ActDtype::s8;
+  constexpr int kThreads = 1;
+
+  // Q, K, V: one GEMM, requantized to 8 bits each.
+  std::vector<int32_t> acc(std::size_t(t) * 3 * h);
+  ops::gemm_int8_s32(act(x.data(), s8, t, h, h), qkv_.w, qkv_.bias.data(), acc.data(), 3 * h,
+                     kThreads);
+  std::vector<int8_t> qkv(acc.size());
+  ops::residual_add(acc.data(), 3 * h, nullptr, 0, t, 3 * h, qkv_req_.p, 8, qkv.data(), 3 * h,
+                    isa_);
+
+  // Attention per head: integer scores, i-softmax to uint8, P V as a u8 x s8 GEMM.
+  std::vector<int32_t> scores(std::size_t(t) * t), ctx32(th);
+  std::vector<uint8_t> probs(std::size_t(t) * t);
+  std::vector<int8_t> vt(std::size_t(d) * t);
+  for (int head = 0; head < heads_; ++head) {
+    const int8_t* qh = qkv.data() + head * d;
+    const int8_t* kh = qkv.data() + h + head * d;
+    const int8_t* vh = qkv.data() + 2 * h + head * d;
+    const auto k_packed = ops::PackedWeightsInt8::pack(kh, t, d, 3 * h, {}, isa_);
+    ops::gemm_int8_s32(act(qh, s8, t, d, 3 * h), k_packed, nullptr, scores.data(), t, kThreads);
+    ops::isoftmax(scores.data(), t, t, t, t, softmax_, probs.data(), t, isa_);
+    for (int r = 0; r < t; ++r) {
+      for (int c = 0; c < d; ++c) vt[std::size_t(c) * t + r] = vh[std::size_t(r) * 3 * h + c];
+    }
+    const auto vt_packed = ops::PackedWeightsInt8::pack(vt.data(), d, t, t, {}, isa_);
+    ops::gemm_int8_s32(act(probs.data(), kernels::ActDtype::u8, t, t, t), vt_packed, nullptr,
+                       ctx32.data() + head * d, h, kThreads);
+  }
+  std::vector<int8_t> ctx(th);
+  ops::residual_add(ctx32.data(), h, nullptr, 0, t, h, ctx_req_.p, 8, ctx.data(), h, isa_);
+
+  // Output projection + residual (22 bits), i-LayerNorm, back to 8 bits.
+  std::vector<int32_t> acc_h(th), sum22(th);
+  ops::gemm_int8_s32(act(ctx.data(), s8, t, h, h), out_.w, out_.bias.data(), acc_h.data(), h,
+                     kThreads);
+  ops::residual_add(acc_h.data(), h, x.data(), h, t, h, attn_sum_req_.p, attn_sum_req_.bits,
+                    sum22.data(), h, isa_);
+  std::vector<int64_t> ln(th);
+  ops::ilayernorm(sum22.data(), t, h, h, ln1_, ln.data(), h, isa_);
+  std::vector<int8_t> hid(th);
+  ops::requantize_wide(ln.data(), t, h, h, ln1_m_, ln1_s_, 8, hid.data(), h, isa_);
+
+  // FFN: FC1 (int32) -> i-GELU (int64) -> 8 bits -> FC2 -> + hid (22 bits) -> i-LayerNorm -> 8
+  // bits.
+  const std::size_t ti = std::size_t(t) * inter_;
+  std::vector<int32_t> acc_i(ti);
+  ops::gemm_int8_s32(act(hid.data(), s8, t, h, h), fc1_.w, fc1_.bias.data(), acc_i.data(), inter_,
+                     kThreads);
+  std::vector<int64_t> g(ti);
+  ops::igelu(acc_i.data(), t, inter_, inter_, gelu_, g.data(), inter_, isa_);
+  std::vector<int8_t> g8(ti);
+  ops::requantize_wide(g.data(), t, inter_, inter_, gelu_m_, gelu_s_, 8, g8.data(), inter_, isa_);
+  ops::gemm_int8_s32(act(g8.data(), s8, t, inter_, inter_), fc2_.w, fc2_.bias.data(), acc_h.data(),
+                     h, kThreads);
+  ops::residual_add(acc_h.data(), h, hid.data(), h, t, h, ffn_sum_req_.p, ffn_sum_req_.bits,
+                    sum22.data(), h, isa_);
+  ops::ilayernorm(sum22.data(), t, h, h, ln2_, ln.data(), h, isa_);
+  ops::requantize_wide(ln.data(), t, h, h, ln2_m_, ln2_s_, 8, y.data(), h, isa_);
+}
+
+}  // namespace octet::layers

@@ -1,0 +1,93 @@
+// One BERT encoder layer in I-BERT's integer-only arithmetic (QUANT_SPEC B.10; issue 7, item 2 at
+// the layer level): int8 in, int8 out, and between them only integer kernels. All float scales
+// are folded into integer constants once, by prepare(); forward() takes and returns integer
+// tensors and calls integer kernels only (INT8 GEMMs with int32 outputs, i-softmax, i-GELU,
+// i-LayerNorm, dyadic requantization, requantizing residual additions).
+//
+//   auto layer = octet::layers::IntegerEncoderLayer::prepare(weights, scales, ln1_shift,
+//   ln2_shift); std::vector<int8_t> y(tokens * hidden); layer.forward(x_q, tokens, y); // x_q: int8
+//   at scales.input; y: int8 at scales.output
+//
+// Dataflow (fairseq `ibert` layer order; widths from B.10):
+//   x (8) -> Q, K, V GEMMs -> requantized to 8 bits (scales.q / k / v)
+//   per head: S = Q K^T (int32, scale S_q S_k / sqrt(d)) -> i-softmax -> P (uint8, 2^-8)
+//             P V (u8 x s8 GEMM) -> requantized to 8 bits (scales.context)
+//   out GEMM -> + x (identity) -> 22 bits (scales.attn_sum) -> i-LayerNorm (int64)
+//            -> 8 bits (scales.ln1) = h
+//   FC1 GEMM (int32) -> i-GELU (int64) -> 8 bits (scales.gelu) -> FC2 GEMM -> + h -> 22 bits
+//            (scales.ffn_sum) -> i-LayerNorm -> 8 bits (scales.output)
+// Weights: int8 per output channel, symmetric [-127, 127]; biases int32 at S_x S_w[c]. The
+// LayerNorm overflow shifts are calibrated (ops::ilayernorm_calibrate_shift on 22-bit calibration
+// sums).
+//
+// One sequence per call (no padding, no mask). Errors: prepare() throws InvalidArgument for
+// inconsistent shapes, non-positive scales or constants the integer kernels cannot hold;
+// forward() for a bad size. The layer is immutable after prepare(); forward() is const and
+// reentrant (it allocates its scratch per call). Kernels of the ISA active at prepare().
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kernels/integer.h"
+#include "octet/cpu.h"
+#include "ops/gemm_int8.h"
+#include "ops/integer_ops.h"
+
+namespace octet::layers {
+
+// FP32 weights of one layer, PyTorch Linear layout ([out, in] row-major).
+struct FloatEncoderWeights {
+  int hidden = 0, heads = 0, intermediate = 0;
+  std::vector<float> wq, bq, wk, bk, wv, bv, wo, bo;  // [H, H], [H]
+  std::vector<float> ln1_gamma, ln1_beta;             // [H]
+  std::vector<float> w1, b1;                          // [I, H], [I]
+  std::vector<float> w2, b2;                          // [H, I], [H]
+  std::vector<float> ln2_gamma, ln2_beta;             // [H]
+};
+
+// The static scale (dequantization step) of every quantized activation of the layer.
+struct IntegerLayerScales {
+  float input = 0;  // 8-bit layer input (also the attention residual)
+  float q = 0, k = 0, v = 0;
+  float context = 0;   // 8-bit attention context (P V)
+  float attn_sum = 0;  // 22-bit LayerNorm input after the attention residual
+  float ln1 = 0;       // 8-bit (FFN input and FFN residual)
+  float gelu = 0;      // 8-bit (FC2 input)
+  float ffn_sum = 0;   // 22-bit
+  float output = 0;    // 8-bit layer output
+};
+
+class IntegerEncoderLayer {
+ public:
+  static IntegerEncoderLayer prepare(const FloatEncoderWeights& w, const IntegerLayerScales& s,
+                                     int ln1_shift, int ln2_shift, Isa isa = active_isa());
+
+  // x: tokens x hidden int8 codes at scales.input; y: tokens x hidden int8 at scales.output.
+  void forward(std::span<const int8_t> x, int tokens, std::span<int8_t> y) const;
+
+  int hidden() const { return hidden_; }
+
+ private:
+  struct Linear {
+    ops::PackedWeightsInt8 w;
+    std::vector<int32_t> bias;  // int32 at S_x S_w[c]
+  };
+  // Requantization of an int32 tensor (per column) to `bits`, optionally plus an int8 identity.
+  struct Requant {
+    ops::ResidualParams p;
+    int bits = 8;
+  };
+
+  int hidden_ = 0, heads_ = 0, head_dim_ = 0, inter_ = 0;
+  Isa isa_ = Isa::ref;
+  Linear qkv_, out_, fc1_, fc2_;
+  Requant qkv_req_, ctx_req_, attn_sum_req_, ffn_sum_req_;
+  kernels::IexpParams softmax_;
+  ops::IGeluParams gelu_;
+  ops::ILayerNormParams ln1_, ln2_;
+  std::vector<int32_t> ln1_m_, ln1_s_, gelu_m_, gelu_s_, ln2_m_, ln2_s_;  // int64 -> 8 bits
+};
+
+}  // namespace octet::layers
