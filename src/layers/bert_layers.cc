@@ -66,6 +66,35 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
   ops::self_attention(s.qkv, 3 * h, offsets, heads, head_dim, s.ctx, h, s.attention,
                       s.attention_per_thread, threads);
 
+  // The erf GELU and ReLU are fused into the FFN-in epilogue; the tanh GELU has no fused form.
+  const kernels::Activation fused = act == io::Activation::gelu   ? kernels::Activation::gelu
+                                    : act == io::Activation::relu ? kernels::Activation::relu
+                                                                  : kernels::Activation::none;
+  auto is_static = [](const LinearInt8& l) { return l.n() > 0 && !l.activation_quant().dynamic; };
+  if (tap == nullptr && is_static(attn_out_q) && is_static(ffn_in_q) && is_static(ffn_out_q) &&
+      tokens > kBlockRows) {
+    // Static scales make every token row independent after attention, so attention output,
+    // LayerNorm, FFN in, FFN out and LayerNorm run on blocks of rows: each block's hidden rows
+    // and [rows, I] intermediate are re-read (quantized for the next GEMM, normalised) while
+    // still in cache instead of after whole [tokens, ...] tensors went through memory. Results
+    // are identical to the unblocked order below (exact integer GEMMs, per-element epilogues,
+    // per-row LayerNorm), which a tap still gets.
+    for (int64_t r0 = 0; r0 < tokens; r0 += kBlockRows) {
+      const int64_t rows = std::min(kBlockRows, tokens - r0);
+      float* xb = x + r0 * h;
+      float* mb = s.mid + r0 * intermediate;
+      attn_out_q.forward(s.ctx + r0 * h, rows, h, xb, h, s.q8, {.residual = xb, .ldr = h}, threads);
+      attn_norm.forward(xb, rows, threads);
+      ffn_in_q.forward(xb, rows, h, mb, intermediate, s.q8, {.activation = fused}, threads);
+      if (fused == kernels::Activation::none) {
+        ops::activation(act, mb, rows * intermediate, threads);
+      }
+      ffn_out_q.forward(mb, rows, intermediate, xb, h, s.q8, {.residual = xb, .ldr = h}, threads);
+      ffn_norm.forward(xb, rows, threads);
+    }
+    return;
+  }
+
   show("attention.output.dense", TapPoint::input, s.ctx, h, h);
   if (attn_out_q.n() > 0) {
     attn_out_q.forward(s.ctx, tokens, h, x, h, s.q8, {.residual = x, .ldr = h}, threads);
@@ -76,34 +105,6 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
   attn_norm.forward(x, tokens, threads);
 
   show("intermediate.dense", TapPoint::input, x, h, h);
-  // The erf GELU and ReLU are fused into the FFN-in epilogue; the tanh GELU has no fused form.
-  const kernels::Activation fused = act == io::Activation::gelu   ? kernels::Activation::gelu
-                                    : act == io::Activation::relu ? kernels::Activation::relu
-                                                                  : kernels::Activation::none;
-  const bool blocked = ffn_in_q.n() > 0 && ffn_out_q.n() > 0 &&
-                       !ffn_in_q.activation_quant().dynamic &&
-                       !ffn_out_q.activation_quant().dynamic && tokens > kFfnBlockRows;
-  if (blocked) {
-    // Static scales make every row independent, so the FFN runs in blocks of token rows: the
-    // block's [rows, I] intermediate is re-read (quantized for FFN out) while still in cache
-    // instead of after the whole [tokens, I] tensor went through memory. Same results as one
-    // pass (exact integer GEMMs, per-element epilogues).
-    for (int64_t r0 = 0; r0 < tokens; r0 += kFfnBlockRows) {
-      const int64_t rows = std::min(kFfnBlockRows, tokens - r0);
-      float* xb = x + r0 * h;
-      float* mb = s.mid + r0 * intermediate;
-      ffn_in_q.forward(xb, rows, h, mb, intermediate, s.q8, {.activation = fused}, threads);
-      if (fused == kernels::Activation::none) {
-        ops::activation(act, mb, rows * intermediate, threads);
-      }
-      ffn_out_q.forward(mb, rows, intermediate, xb, h, s.q8, {.residual = xb, .ldr = h}, threads);
-    }
-    show("intermediate.dense", TapPoint::output, s.mid, intermediate, intermediate);
-    show("output.dense", TapPoint::input, s.mid, intermediate, intermediate);
-    show("output.dense", TapPoint::output, x, h, h);
-    ffn_norm.forward(x, tokens, threads);
-    return;
-  }
   if (ffn_in_q.n() > 0) {
     ffn_in_q.forward(x, tokens, h, s.mid, intermediate, s.q8, {.activation = fused}, threads);
     if (fused == kernels::Activation::none) {

@@ -66,8 +66,9 @@ struct EncoderScratch {
 };
 
 struct EncoderLayer {
-  // Token rows per block of the static INT8 FFN (in, activation, out on one block at a time).
-  static constexpr int64_t kFfnBlockRows = 128;
+  // Token rows per block of the static INT8 layer after attention (attention output, LayerNorm,
+  // FFN in, activation, FFN out, LayerNorm on one block at a time).
+  static constexpr int64_t kBlockRows = 128;
   int64_t hidden = 0, heads = 0, head_dim = 0, intermediate = 0;
   io::Activation act = io::Activation::gelu;
   ops::MatmulF32 qkv;       // [3H, H]: query, key, value rows stacked

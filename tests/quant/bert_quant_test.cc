@@ -444,8 +444,9 @@ namespace octet {
 namespace {
 
 // With static scales a sequence's outputs do not depend on its batch mates (dynamic scales span
-// the batch), and the blocked FFN (EncoderLayer::kFfnBlockRows rows at a time, blocks cutting
-// across sequences) gives the same results as running each sequence on its own.
+// the batch), and the blocked layer tail (EncoderLayer::kBlockRows rows at a time, blocks cutting
+// across sequences) gives the same results as running each sequence on its own, and as the
+// unblocked order a tap forces.
 TEST_F(BertQuant, StaticOutputsDoNotDependOnTheBatch) {
   for (const char* cfg :
        {R"({})", R"({"scheme": "asymmetric", "threshold_mode": "independent"})"}) {
@@ -455,8 +456,13 @@ TEST_F(BertQuant, StaticOutputsDoNotDependOnTheBatch) {
     const Batch big(7, 14);
     std::size_t tokens = 0;
     for (const auto& s : big.ids) tokens += s.size();
-    ASSERT_GT(tokens, 2u * layers::EncoderLayer::kFfnBlockRows);
+    ASSERT_GT(tokens, 2u * layers::EncoderLayer::kBlockRows);
     const BertOutputs all = m.forward(big.seqs, kWhat);
+    const BertOutputs unblocked = m.forward(
+        big.seqs, kWhat,
+        [](std::string_view, TapPoint, const float*, int64_t, int64_t, std::ptrdiff_t) {});
+    ASSERT_EQ(unblocked.logits, all.logits);
+    ASSERT_EQ(unblocked.last_hidden, all.last_hidden);
     for (std::size_t b = 0; b < big.seqs.size(); ++b) {
       const BertOutputs one = m.forward(std::span(big.seqs).subspan(b, 1), kWhat);
       ASSERT_EQ(one.last_hidden[0], all.last_hidden[b]) << "sequence " << b;
