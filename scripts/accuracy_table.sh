@@ -79,8 +79,8 @@ lines = ["# INT8 accuracy on GLUE dev (post-training quantization)", "",
          "positive is worse). Encoder size = embeddings + encoder layers as stored (int8 weights, "
          "scales, int32 biases, FP32 LayerNorm and token-type table).", ""]
 # Summary: one row per task, Q8BERT-style columns.
-cols = ["dynamic-per-tensor", "dynamic", "static-max", "static-kl", "static-percentile",
-        "static-mse", "asym-kl"]
+cols = ["dynamic-per-tensor", "dynamic", "static-max", "static-percentile", "static-kl",
+        "static-mse", "asym-max", "asym-percentile", "asym-kl"]
 present = [c for c in cols if any(m["mode"] == c for r in runs for m in r["modes"])]
 head = "| task | metric | FP32 | " + " | ".join(f"{c} (rel. err)" for c in present) + " |"
 lines += ["## Summary", "", head, "|" + " --- |" * (3 + len(present))]
