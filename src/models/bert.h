@@ -123,7 +123,9 @@ class MemoryTensors : public TensorSource {
 // describes. Throws ModelFormatError naming the source, the tensor, expected and found (missing
 // scale, wrong dtype or shape, zero / negative / NaN scale, zero point out of range, Q/K/V
 // scales that differ, a bias of the wrong dtype).
+// `config_where` names config.json in messages about quantization_config.
 BertEncoder load_bert_encoder_quantized(const io::BertConfig& config, const nlohmann::json& qconfig,
-                                        const TensorSource& weights, bool load_head);
+                                        const TensorSource& weights, bool load_head,
+                                        const std::string& config_where = "config.json");
 
 }  // namespace octet::models

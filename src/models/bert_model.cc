@@ -46,9 +46,9 @@ BertModel BertModel::load(const std::filesystem::path& dir, const BertLoadOption
           "stored; precision int8_dynamic / per_channel = false apply to FP32 directories only",
           files.dir.string()));
     }
-    impl->encoder =
-        models::load_bert_encoder_quantized(config, config.raw["quantization_config"],
-                                            models::SafetensorsSource(reader), options.load_head);
+    impl->encoder = models::load_bert_encoder_quantized(config, config.raw["quantization_config"],
+                                                        models::SafetensorsSource(reader),
+                                                        options.load_head, files.config.string());
   } else {
     if (options.precision != Precision::fp32 && options.precision != Precision::int8_dynamic) {
       throw InvalidArgument(

@@ -227,19 +227,15 @@ class QuantLoader {
 }  // namespace
 
 BertEncoder load_bert_encoder_quantized(const io::BertConfig& c, const nlohmann::json& qjson,
-                                        const TensorSource& src, bool load_head) {
-  QuantizationConfig cfg;
-  try {
-    cfg = quant::parse_quantization_config(qjson, "config.json: quantization_config",
-                                           /*model_file=*/true);
-  } catch (const ModelFormatError& e) {
-    throw ModelFormatError(fmt::format("{}: {}", src.where(), e.what()));
-  }
+                                        const TensorSource& src, bool load_head,
+                                        const std::string& config_where) {
+  const QuantizationConfig cfg = quant::parse_quantization_config(
+      qjson, config_where + ": quantization_config", /*model_file=*/true);
   if (cfg.enabled(quant::Site::attention_scores) || cfg.enabled(quant::Site::attention_context)) {
     throw Unsupported(fmt::format(
         "{}: quantization_config quantizes the attention score / context matmuls, which Octet "
         "runs in FP32 only (set \"attention_scores\" and \"attention_context\" to false)",
-        src.where()));
+        config_where));
   }
   QuantLoader w(src, cfg);
   BertEncoder enc;
