@@ -8,6 +8,7 @@
 #include <limits>
 #include <string_view>
 
+#include "kernels/kernels.h"
 #include "layers/linear_int8.h"
 #include "octet/error.h"
 
@@ -74,7 +75,7 @@ IntegerEncoderLayer IntegerEncoderLayer::prepare(const FloatEncoderWeights& w,
   auto linear = [&](Linear& lin, const std::vector<float>& wt, const std::vector<float>& b, int n,
                     int k, double s_x) {
     const SymmetricInt8 q = quantize_symmetric_int8(wt, n, k, /*per_row=*/true);
-    lin.w = ops::PackedWeightsInt8::pack(q.q.data(), n, k, k, q.scales, isa);
+    lin.w = l.pack(q.q.data(), n, k, k);
     lin.bias.resize(n);
     std::vector<double> acc(n);
     for (int c = 0; c < n; ++c) {
@@ -129,6 +130,35 @@ IntegerEncoderLayer IntegerEncoderLayer::prepare(const FloatEncoderWeights& w,
   return l;
 }
 
+IntegerEncoderLayer::PackedB IntegerEncoderLayer::pack(const int8_t* w, int n, int k,
+                                                       std::ptrdiff_t ldw) const {
+  const kernels::Int8Kernels& kt = kernels::table_for(isa_).int8;
+  PackedB b;
+  b.n = n, b.k = k;
+  b.packed.resize(kt.gemm_packed_b_size(n, k));
+  kt.gemm_pack_b(w, ldw, n, k, b.packed.data());
+  b.col_sums.resize(n);
+  for (int j = 0; j < n; ++j) {
+    int32_t sum = 0;
+    for (int kk = 0; kk < k; ++kk) sum += w[j * ldw + kk];
+    b.col_sums[j] = sum;
+  }
+  return b;
+}
+
+void IntegerEncoderLayer::gemm(const void* a, kernels::ActDtype dtype, int m, std::ptrdiff_t lda,
+                               const PackedB& b, const int32_t* bias, int32_t* c,
+                               std::ptrdiff_t ldc) const {
+  const kernels::Int8Kernels& kt = kernels::table_for(isa_).int8;
+  kernels::GemmParams p;
+  p.m = m, p.n = b.n, p.k = b.k;
+  p.a = a, p.lda = lda, p.a_dtype = dtype, p.a_zero_point = 0;
+  p.packed_b = b.packed.data(), p.col_sums = b.col_sums.data();
+  p.output = kernels::GemmOutput::s32, p.c = c, p.ldc = ldc, p.bias_s32 = bias;
+  AlignedBuffer<uint8_t> workspace(kt.gemm_workspace_size(m, b.k));
+  kt.gemm(p, 0, m, 0, b.n, workspace.data());
+}
+
 void IntegerEncoderLayer::forward(std::span<const int8_t> x, int tokens,
                                   std::span<int8_t> y) const {
   const int h = hidden_, d = head_dim_, t = tokens;
@@ -138,16 +168,11 @@ void IntegerEncoderLayer::forward(std::span<const int8_t> x, int tokens,
         "integer encoder layer: {} tokens with input {} and output {} values: expected {} x {}", t,
         x.size(), y.size(), t, h));
   }
-  auto act = [](const void* data, kernels::ActDtype dt, int m, int k, std::ptrdiff_t ld) {
-    return ops::ActivationsInt8{data, dt, m, k, ld, 0, 1.0f};
-  };
-  const auto s8 = kernels::ActDtype::s8;
-  constexpr int kThreads = 1;
+  const auto s8 = kernels::ActDtype::s8, u8 = kernels::ActDtype::u8;
 
   // Q, K, V: one GEMM, requantized to 8 bits each.
   std::vector<int32_t> acc(std::size_t(t) * 3 * h);
-  ops::gemm_int8_s32(act(x.data(), s8, t, h, h), qkv_.w, qkv_.bias.data(), acc.data(), 3 * h,
-                     kThreads);
+  gemm(x.data(), s8, t, h, qkv_.w, qkv_.bias.data(), acc.data(), 3 * h);
   std::vector<int8_t> qkv(acc.size());
   ops::residual_add(acc.data(), 3 * h, nullptr, 0, t, 3 * h, qkv_req_.p, 8, qkv.data(), 3 * h,
                     isa_);
@@ -160,23 +185,19 @@ void IntegerEncoderLayer::forward(std::span<const int8_t> x, int tokens,
     const int8_t* qh = qkv.data() + head * d;
     const int8_t* kh = qkv.data() + h + head * d;
     const int8_t* vh = qkv.data() + 2 * h + head * d;
-    const auto k_packed = ops::PackedWeightsInt8::pack(kh, t, d, 3 * h, {}, isa_);
-    ops::gemm_int8_s32(act(qh, s8, t, d, 3 * h), k_packed, nullptr, scores.data(), t, kThreads);
+    gemm(qh, s8, t, 3 * h, pack(kh, t, d, 3 * h), nullptr, scores.data(), t);
     ops::isoftmax(scores.data(), t, t, t, t, softmax_, probs.data(), t, isa_);
     for (int r = 0; r < t; ++r) {
       for (int c = 0; c < d; ++c) vt[std::size_t(c) * t + r] = vh[std::size_t(r) * 3 * h + c];
     }
-    const auto vt_packed = ops::PackedWeightsInt8::pack(vt.data(), d, t, t, {}, isa_);
-    ops::gemm_int8_s32(act(probs.data(), kernels::ActDtype::u8, t, t, t), vt_packed, nullptr,
-                       ctx32.data() + head * d, h, kThreads);
+    gemm(probs.data(), u8, t, t, pack(vt.data(), d, t, t), nullptr, ctx32.data() + head * d, h);
   }
   std::vector<int8_t> ctx(th);
   ops::residual_add(ctx32.data(), h, nullptr, 0, t, h, ctx_req_.p, 8, ctx.data(), h, isa_);
 
   // Output projection + residual (22 bits), i-LayerNorm, back to 8 bits.
   std::vector<int32_t> acc_h(th), sum22(th);
-  ops::gemm_int8_s32(act(ctx.data(), s8, t, h, h), out_.w, out_.bias.data(), acc_h.data(), h,
-                     kThreads);
+  gemm(ctx.data(), s8, t, h, out_.w, out_.bias.data(), acc_h.data(), h);
   ops::residual_add(acc_h.data(), h, x.data(), h, t, h, attn_sum_req_.p, attn_sum_req_.bits,
                     sum22.data(), h, isa_);
   std::vector<int64_t> ln(th);
@@ -188,14 +209,12 @@ void IntegerEncoderLayer::forward(std::span<const int8_t> x, int tokens,
   // bits.
   const std::size_t ti = std::size_t(t) * inter_;
   std::vector<int32_t> acc_i(ti);
-  ops::gemm_int8_s32(act(hid.data(), s8, t, h, h), fc1_.w, fc1_.bias.data(), acc_i.data(), inter_,
-                     kThreads);
+  gemm(hid.data(), s8, t, h, fc1_.w, fc1_.bias.data(), acc_i.data(), inter_);
   std::vector<int64_t> g(ti);
   ops::igelu(acc_i.data(), t, inter_, inter_, gelu_, g.data(), inter_, isa_);
   std::vector<int8_t> g8(ti);
   ops::requantize_wide(g.data(), t, inter_, inter_, gelu_m_, gelu_s_, 8, g8.data(), inter_, isa_);
-  ops::gemm_int8_s32(act(g8.data(), s8, t, inter_, inter_), fc2_.w, fc2_.bias.data(), acc_h.data(),
-                     h, kThreads);
+  gemm(g8.data(), s8, t, inter_, fc2_.w, fc2_.bias.data(), acc_h.data(), h);
   ops::residual_add(acc_h.data(), h, hid.data(), h, t, h, ffn_sum_req_.p, ffn_sum_req_.bits,
                     sum22.data(), h, isa_);
   ops::ilayernorm(sum22.data(), t, h, h, ln2_, ln.data(), h, isa_);

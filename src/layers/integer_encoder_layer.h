@@ -23,16 +23,19 @@
 // One sequence per call (no padding, no mask). Errors: prepare() throws InvalidArgument for
 // inconsistent shapes, non-positive scales or constants the integer kernels cannot hold;
 // forward() for a bad size. The layer is immutable after prepare(); forward() is const and
-// reentrant (it allocates its scratch per call). Kernels of the ISA active at prepare().
+// reentrant (it allocates its scratch per call), single-threaded. Kernels of the ISA given to
+// prepare(). forward() and every function it calls contain no floating-point instruction
+// (docs/integer_only.md gives the disassembly check).
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "common/aligned_buffer.h"
+#include "kernels/int8.h"
 #include "kernels/integer.h"
 #include "octet/cpu.h"
-#include "ops/gemm_int8.h"
 #include "ops/integer_ops.h"
 
 namespace octet::layers {
@@ -70,10 +73,22 @@ class IntegerEncoderLayer {
   int hidden() const { return hidden_; }
 
  private:
+  // int8 weights packed for the ISA's GEMM kernel, with their column sums (the kernel's +128 /
+  // zero-point compensation).
+  struct PackedB {
+    int n = 0, k = 0;
+    AlignedBuffer<uint8_t> packed;
+    std::vector<int32_t> col_sums;
+  };
   struct Linear {
-    ops::PackedWeightsInt8 w;
+    PackedB w;
     std::vector<int32_t> bias;  // int32 at S_x S_w[c]
   };
+  PackedB pack(const int8_t* w, int n, int k, std::ptrdiff_t ldw) const;
+  // C = A B^T (+ bias) in int32, one kernel call on the calling thread. ops::gemm_int8_s32 is not
+  // used here because its thread planning computes in floating point.
+  void gemm(const void* a, kernels::ActDtype dtype, int m, std::ptrdiff_t lda, const PackedB& b,
+            const int32_t* bias, int32_t* c, std::ptrdiff_t ldc) const;
   // Requantization of an int32 tensor (per column) to `bits`, optionally plus an int8 identity.
   struct Requant {
     ops::ResidualParams p;
