@@ -12,5 +12,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   nlohmann-json3-dev libcli11-dev libfmt-dev libutf8proc-dev zlib1g-dev \
   libgtest-dev libgmock-dev googletest libbenchmark-dev \
   python3 python3-torch python3-numpy libopenblas0-openmp libtorch-dev \
+  python3-onnx nodejs \
   >/dev/null
 echo "install_deps: done"

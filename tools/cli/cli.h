@@ -26,6 +26,8 @@ Runner register_inspect(CLI::App& app);
 Runner register_calibrate(CLI::App& app);
 Runner register_quantize(CLI::App& app);
 Runner register_compare(CLI::App& app);
+// Runtime speed and memory (tools/cli/bench.cc).
+Runner register_bench(CLI::App& app);
 #ifdef OCTET_HAVE_TRAIN
 // tools/cli/train/: built only with the libtorch trainer.
 Runner register_pretrain(CLI::App& app);

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   Runner calibrate = register_calibrate(app);
   Runner quantize = register_quantize(app);
   Runner compare = register_compare(app);
+  Runner bench = register_bench(app);
 #ifdef OCTET_HAVE_TRAIN
   Runner pretrain = register_pretrain(app);
   Runner finetune = register_finetune(app);
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
       if (name == "calibrate") return calibrate();
       if (name == "quantize") return quantize();
       if (name == "compare") return compare();
+      if (name == "bench") return bench();
 #ifdef OCTET_HAVE_TRAIN
       if (name == "pretrain") return pretrain();
       if (name == "finetune") return finetune();

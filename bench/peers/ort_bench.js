@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// ONNX Runtime peer (npm onnxruntime-node, CPU provider): latency of an ONNX BERT graph written
+// by bench/peers/export_onnx.py.
+//
+//   node bench/peers/ort_bench.js --graph int8.onnx [--inputs octet_dump.json | --batch 8
+//        --seq 128 --vocab 30522] [--reps 10] [--threads 1] [--dump FILE] [--label int8]
+//
+// Session: graph optimisations at ORT_ENABLE_ALL (DynamicQuantizeMatMul, attention and GELU
+// fusions), intra-op threads = --threads, inter-op threads 1, sequential execution. Inputs: the
+// input_ids of an `octet bench --dump` file, else a random batch ([CLS], uniform ids from a fixed
+// LCG, [SEP]); token types 0, attention mask 1. One untimed warm-up run, then `reps` timed runs.
+// Prints one JSON line: {"system": "onnxruntime", "precision", "batch", "seq", "threads",
+// "latency_ms": {"median", "p90", "min"}, "times_ms", "sequences_per_second",
+// "tokens_per_second", "peak_rss_bytes" (process.resourceUsage().maxRSS: Node included),
+// "version"}; --dump writes {"logits": [...]} for the agreement check.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+
+function usage(msg) {
+  process.stderr.write(`ort_bench: ${msg}\n`);
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const a = {reps: 10, threads: 1, batch: 1, seq: 128, vocab: 30522, label: ''};
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = argv[i + 1];
+    if (!k.startsWith('--') || v === undefined) usage(`bad argument '${k}'`);
+    const key = k.slice(2);
+    if (['reps', 'threads', 'batch', 'seq', 'vocab'].includes(key)) {
+      a[key] = Number(v);
+      if (!Number.isInteger(a[key]) || a[key] < 1) usage(`${k} must be a positive integer, found '${v}'`);
+    } else if (['graph', 'inputs', 'dump', 'label'].includes(key)) {
+      a[key] = v;
+    } else {
+      usage(`unknown option '${k}'`);
+    }
+    i++;
+  }
+  if (!a.graph) usage('--graph FILE is required');
+  return a;
+}
+
+function percentile(sorted, p) {
+  const pos = p * (sorted.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(lo + 1, sorted.length - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+async function main() {
+  const a = parseArgs(process.argv.slice(2));
+  let ort;
+  try {
+    ort = require(path.join(__dirname, 'node_modules', 'onnxruntime-node'));
+  } catch (e) {
+    usage(`onnxruntime-node is not installed in ${__dirname} (run: npm ci ` +
+          `--onnxruntime-node-install=skip there; bench/compare.sh does): ${e.message}`);
+  }
+  let rows;
+  if (a.inputs) {
+    rows = JSON.parse(fs.readFileSync(a.inputs, 'utf8')).input_ids;
+    if (!Array.isArray(rows) || rows.length === 0 || rows.some((r) => r.length !== rows[0].length)) {
+      usage(`${a.inputs}: expected a non-empty input_ids of equal-length rows`);
+    }
+  } else {
+    let s = 42;
+    const next = () => (s = (s * 1103515245 + 12345) % 2147483648);
+    rows = [];
+    for (let b = 0; b < a.batch; b++) {
+      const r = [];
+      for (let t = 0; t < a.seq; t++) r.push(5 + (next() % (a.vocab - 5)));
+      r[0] = 2;
+      r[a.seq - 1] = 3;
+      rows.push(r);
+    }
+  }
+  const batch = rows.length;
+  const seq = rows[0].length;
+  const ids = new BigInt64Array(batch * seq);
+  rows.forEach((r, b) => r.forEach((x, t) => (ids[b * seq + t] = BigInt(x))));
+  const feeds = {
+    input_ids: new ort.Tensor('int64', ids, [batch, seq]),
+    token_type_ids: new ort.Tensor('int64', new BigInt64Array(batch * seq), [batch, seq]),
+    attention_mask: new ort.Tensor('int64', new BigInt64Array(batch * seq).fill(1n), [batch, seq]),
+  };
+  const session = await ort.InferenceSession.create(a.graph, {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: a.threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+  });
+  let out = await session.run(feeds);  // warm-up
+  const times = [];
+  for (let i = 0; i < a.reps; i++) {
+    const t0 = process.hrtime.bigint();
+    out = await session.run(feeds);
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  const logits = Array.from(out.logits.data);
+  if (a.dump) {
+    const tmp = `${a.dump}.tmp.${process.pid}`;
+    fs.writeFileSync(tmp, JSON.stringify({system: 'onnxruntime', precision: a.label, logits}));
+    fs.renameSync(tmp, a.dump);
+  }
+  const sorted = [...times].sort((x, y) => x - y);
+  const med = percentile(sorted, 0.5);
+  let version = '?';
+  try {
+    version = require(path.join(__dirname, 'node_modules', 'onnxruntime-node', 'package.json')).version;
+  } catch (e) { /* keep '?' */ }
+  process.stdout.write(JSON.stringify({
+    system: 'onnxruntime', version, precision: a.label, graph: a.graph, batch, seq,
+    threads: a.threads,
+    latency_ms: {median: med, p90: percentile(sorted, 0.9), min: sorted[0]},
+    times_ms: times,
+    sequences_per_second: batch / (med / 1e3),
+    tokens_per_second: batch * seq / (med / 1e3),
+    peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+  }) + '\n');
+}
+
+main().catch((e) => {
+  process.stderr.write(`ort_bench: ${e.message}\n`);
+  process.exit(3);
+});

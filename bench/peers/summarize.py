@@ -1,0 +1,293 @@
+#!/usr/bin/python3
+"""Reads the JSON files bench/compare.sh leaves in its work directory, checks that every system
+agrees with Octet FP32, prints one table and writes docs/results/speed.md.
+
+  summarize.py --work DIR --check-only          exit 1 if any system disagrees (compare.sh step 2)
+  summarize.py --work DIR --out FILE --model DIR --seq 128 --batches "1 8" --threads "1 2" ...
+
+Agreement (on the check_* files: CHECK_BATCH random sequences, one thread): FP32 systems'
+logits within 1e-3 of Octet FP32, relative to the largest |logit| (max |a - b| / max |b|);
+INT8 systems' predicted labels agree with Octet FP32's on >= 99% of the sequences and their
+logits have cosine >= 0.99 with Octet FP32's. Timing (time_* files): all timed passes of a
+configuration pooled over the rounds; median and p90 milliseconds per call; sequences/s from
+the median; peak RSS (max over rounds) of each fresh process.
+"""
+import argparse
+import datetime
+import glob
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+
+SYSTEMS = [("octet", "fp32"), ("octet", "int8"), ("pytorch", "fp32"), ("pytorch", "int8"),
+           ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
+LABEL = {"octet": "Octet", "pytorch": "PyTorch", "onnxruntime": "ONNX Runtime"}
+# Peaks quoted in /work/shared/docs/PEERS.md for this machine type (one core): the compute
+# floor uses them; they are not measured by this script.
+PEAK = {"int8": 450e9, "fp32": 112e9}
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def argmax_rows(v, labels):
+    return [max(range(labels), key=lambda k: v[i * labels + k]) for i in range(len(v) // labels)]
+
+
+def check(work):
+    ref = load(os.path.join(work, "check_octet_fp32.logits.json"))
+    labels = ref["num_labels"]
+    r = ref["logits"]
+    ids = ref["input_ids"]
+    rows, ok = [], True
+    scale = max(abs(x) for x in r) or 1.0
+    ref_pred = argmax_rows(r, labels)
+    for sys_, prec in SYSTEMS[1:]:
+        d = load(os.path.join(work, f"check_{sys_}_{prec}.logits.json"))
+        if sys_ == "octet" and d["input_ids"] != ids:
+            sys.exit("summarize: Octet's FP32 and INT8 check runs saw different inputs")
+        a = d["logits"]
+        if len(a) != len(r):
+            rows.append((sys_, prec, f"{len(a)} logits, expected {len(r)}", False))
+            ok = False
+            continue
+        if prec == "fp32":
+            rel = max(abs(x - y) for x, y in zip(a, r)) / scale
+            good = rel <= 1e-3
+            rows.append((sys_, prec, f"max |diff| / max |logit| = {rel:.2e} (<= 1e-3)", good))
+        else:
+            pred = argmax_rows(a, labels)
+            agree = sum(p == q for p, q in zip(pred, ref_pred)) / len(pred)
+            dot = sum(x * y for x, y in zip(a, r))
+            cos = dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in r)) or 1)
+            good = agree >= 0.99 and cos >= 0.99
+            rows.append((sys_, prec, f"labels agree {agree:.1%} (>= 99%), cosine {cos:.5f} "
+                         f"(>= 0.99)", good))
+        ok &= good
+    n = len(ids)
+    lines = [f"Agreement with Octet FP32 on {n} random sequences of {len(ids[0])} tokens "
+             f"(one thread):", "", "| system | precision | check | result |",
+             "| --- | --- | --- | --- |"]
+    for sys_, prec, text, good in rows:
+        lines.append(f"| {LABEL[sys_]} | {prec} | {text} | {'pass' if good else '**FAIL**'} |")
+    return ok, lines
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                              timeout=60).stdout.strip() or "?"
+    except Exception:  # noqa: BLE001 - version strings are best effort
+        return "?"
+
+
+def ops_per_sequence(model_dir, seq):
+    c = load(os.path.join(model_dir, "config.json"))
+    h, i, n = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    return 2 * n * seq * (4 * h * h + 2 * h * i) + 4 * n * seq * seq * h
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--check-only", action="store_true")
+    ap.add_argument("--out")
+    ap.add_argument("--model")
+    ap.add_argument("--model-desc", default="")
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--batches", default="1 8")
+    ap.add_argument("--threads", default="1 2")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--command", default="bench/compare.sh")
+    ap.add_argument("--octet", default="octet")
+    args = ap.parse_args()
+    ok, check_lines = check(args.work)
+    if args.check_only:
+        print("\n".join(check_lines), file=sys.stderr)
+        if not ok:
+            print("summarize: a system disagrees with Octet FP32: timing skipped", file=sys.stderr)
+        return 0 if ok else 1
+
+    batches = [int(b) for b in args.batches.split()]
+    threads = [int(t) for t in args.threads.split()]
+    ops = ops_per_sequence(args.model, args.seq)
+    res = {}
+    for sys_, prec in SYSTEMS:
+        for b in batches:
+            for t in threads:
+                files = glob.glob(os.path.join(args.work, f"time_{sys_}_{prec}_b{b}_t{t}_r*.json"))
+                runs = [load(f) for f in files if not f.endswith(".logits.json")]
+                if not runs:
+                    continue
+                times = [x for r in runs for x in r["times_ms"]]
+                med = statistics.median(times)
+                p90 = sorted(times)[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
+                res[(sys_, prec, b, t)] = {
+                    "median": med, "p90": p90, "seq_s": b / (med / 1e3),
+                    "rss": max(r["peak_rss_bytes"] for r in runs), "runs": runs, "n": len(times)}
+
+    table = ["| threads | batch | system | precision | median ms | p90 ms | sequences/s | GOP/s | "
+             "x floor | peak RSS MiB | Octet speed-up (same precision) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for t in threads:
+        for b in batches:
+            for sys_, prec in SYSTEMS:
+                r = res.get((sys_, prec, b, t))
+                if r is None:
+                    continue
+                o = res.get(("octet", prec, b, t))
+                speed = "" if sys_ == "octet" or o is None else f"{r['median'] / o['median']:.2f}x"
+                gops = ops * b / (r["median"] / 1e3) / 1e9
+                floor_ms = ops * b / (PEAK[prec] * t) * 1e3
+                table.append(
+                    f"| {t} | {b} | {LABEL[sys_]} | {prec} | {r['median']:.1f} | {r['p90']:.1f} | "
+                    f"{r['seq_s']:.2f} | {gops:.0f} | {r['median'] / floor_ms:.2f} | "
+                    f"{r['rss'] / 2**20:.0f} | {speed} |")
+
+    # The issue's targets, as measured.
+    targets = []
+    for t in threads:
+        for b in batches:
+            oi, of = res.get(("octet", "int8", b, t)), res.get(("octet", "fp32", b, t))
+            ort = res.get(("onnxruntime", "int8", b, t))
+            if oi and ort:
+                targets.append(f"- {t} thread(s), batch {b}: Octet INT8 vs ONNX Runtime INT8: "
+                               f"**{ort['median'] / oi['median']:.2f}x** (target >= 1.3x)")
+            peers = [res.get((s, "fp32", b, t)) for s in ("pytorch", "onnxruntime")]
+            peers = [p for p in peers if p]
+            if of and peers:
+                best = min(p["median"] for p in peers)
+                targets.append(f"- {t} thread(s), batch {b}: fastest FP32 peer / Octet FP32: "
+                               f"**{best / of['median']:.2f}x** (target >= 1.0x)")
+            if oi:
+                floor_ms = ops * b / (PEAK["int8"] * t) * 1e3
+                targets.append(f"- {t} thread(s), batch {b}: Octet INT8 / compute floor at "
+                               f"{PEAK['int8'] / 1e9:.0f} GOP/s per core: "
+                               f"**{oi['median'] / floor_ms:.2f}x** (target <= 1.2x)")
+    if 1 in threads and 2 in threads:
+        for prec in ("fp32", "int8"):
+            for b in batches:
+                a, c = res.get(("octet", prec, b, 1)), res.get(("octet", prec, b, 2))
+                if a and c:
+                    targets.append(f"- Octet {prec}, batch {b}: two threads / one thread "
+                                   f"throughput: **{c['seq_s'] / a['seq_s']:.2f}x** "
+                                   f"(target >= 1.8x at batch 8)")
+    for t in threads:
+        a, c = res.get(("octet", "fp32", batches[0], t)), res.get(("octet", "int8", batches[0], t))
+        if a and c:
+            ra, rc = a["runs"][0], c["runs"][0]
+            targets.append(
+                f"- Octet peak RSS, {t} thread(s), batch {batches[0]}: INT8 {c['rss'] / 2**20:.0f} "
+                f"MiB / FP32 {a['rss'] / 2**20:.0f} MiB = **{c['rss'] / a['rss']:.0%}** (target <= "
+                f"35%); resident after load: {rc['rss_after_load_bytes'] / 2**20:.0f} / "
+                f"{ra['rss_after_load_bytes'] / 2**20:.0f} MiB = "
+                f"{rc['rss_after_load_bytes'] / ra['rss_after_load_bytes']:.0%}")
+
+    data_lines = []
+    data_files = sorted(glob.glob(os.path.join(args.work, "data_*.json")))
+    if data_files:
+        data_lines = ["| task | precision | threads | order | seconds | examples/s | tokens | "
+                      "padded-equivalent tokens | batches | metrics | sorted speed-up |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        runs = {}
+        for f in data_files:
+            m = re.match(r"data_(\w+?)_(fp32|int8)_(sorted|unsorted)_t(\d+)\.json",
+                         os.path.basename(f))
+            runs[(m[1], m[2], m[3], int(m[4]))] = load(f)
+        for (task, prec, order, t), r in sorted(runs.items()):
+            sec = r["latency_ms"]["median"] / 1e3
+            other = runs.get((task, prec, "unsorted", t))
+            sp = ""
+            if order == "sorted" and other:
+                sp = f"**{other['latency_ms']['median'] / r['latency_ms']['median']:.2f}x**"
+            metrics = ", ".join(f"{k} {v:.3f}" for k, v in r.get("metrics", {}).items())
+            data_lines.append(f"| {task} | {prec} | {t} | {order} | {sec:.2f} | "
+                              f"{r['sequences'] / sec:.1f} | {r['tokens']} | {r['padded_tokens']} | "
+                              f"{r['batches']} | {metrics} | {sp} |")
+
+    print("\n".join(check_lines + [""] + table + [""] + targets + [""] + data_lines))
+
+    octet_run = next(iter(res.values()))["runs"][0] if res else {}
+    torch_v = next((r["runs"][0].get("version") for k, r in res.items() if k[0] == "pytorch"), "?")
+    ort_v = next((r["runs"][0].get("version") for k, r in res.items() if k[0] == "onnxruntime"),
+                 "?")
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                if l.startswith("model name")), "?")
+    load_avg = os.getloadavg()
+    md = f"""# Speed: Octet next to PyTorch and ONNX Runtime
+
+Written by `bench/compare.sh` ({datetime.datetime.utcnow().strftime('%Y-%m-%d %H:%M UTC')}).
+Model: {args.model_desc}; every sequence {args.seq} tokens; the same weights (one model
+directory) and the same token ids (dumped by `octet bench`, read by the peers) for every system;
+one fresh process per system, precision, batch size and thread count; {args.rounds} round(s)
+alternating the systems, {args.reps} timed calls per process after one warm-up call.
+
+{chr(10).join(check_lines)}
+
+## Latency and throughput
+
+Median and p90 wall-clock milliseconds per call (a call = one batch); GOP/s counts
+{ops / 1e9:.2f} GOP per sequence (dense layers and attention matmuls); "x floor" is the median
+over the time the same operations take at {PEAK['int8'] / 1e9:.0f} GOP/s (INT8) or
+{PEAK['fp32'] / 1e9:.0f} GFLOP/s (FP32) per thread, the single-core peaks quoted in PEERS.md
+(not measured here); peak RSS is the process's ru_maxrss (for the peers: the interpreter and
+its libraries included). Octet speed-up = peer median / Octet median at the same precision.
+
+{chr(10).join(table)}
+
+{chr(10).join(targets)}
+
+- Octet: `octet bench` (the runtime, `octet::Encoder`; {octet_run.get('workers', '?')} worker(s) x
+  {octet_run.get('intra_threads', '?')} intra-op thread(s) in the first configuration; ISA
+  {octet_run.get('isa', '?')}); INT8 = dynamic INT8 (per-channel int8 weights, activations
+  quantized per call).
+- PyTorch {torch_v} (Debian python3-torch): `bench/peers/pytorch_bert.py`, plain nn.Linear BERT;
+  INT8 = `quantize_dynamic` (qint8, per-tensor weights) on the onednn engine. BLAS:
+  {sh("update-alternatives --query libblas.so.3-x86_64-linux-gnu | sed -n 's/^Value: //p'")}.
+- ONNX Runtime {ort_v} (npm onnxruntime-node, CPU provider, all graph optimisations):
+  `bench/peers/ort_bench.js` on graphs from `bench/peers/export_onnx.py` (python3-onnx
+  {sh("/usr/bin/python3 -c 'import onnx; print(onnx.__version__)'")}); INT8 =
+  DynamicQuantizeLinear + MatMulInteger with per-channel int8 weights.
+"""
+    if data_lines:
+        md += f"""
+## Real data: raw text to predictions
+
+`octet bench --task T --data FILE` (tokenization included; one call over the whole dev set;
+max {args.seq} tokens). "sorted" batches by token length, "unsorted" in input order, both under
+the same token budget; padded-equivalent tokens = what an engine padding each batch to its
+longest sequence would run (Octet itself never pads). With random weights the metrics are at
+chance: they show the pipeline runs, not accuracy.
+
+{chr(10).join(data_lines)}
+"""
+    md += f"""
+Machine: {cpu}, {os.cpu_count()} logical CPUs, load average {load_avg[0]:.1f} at the end of the
+run (shared machine: compare ratios within this run, not absolute figures across runs).
+{platform.platform()}; {sh("c++ --version | head -1")}; oneDNN
+{sh("dpkg-query -W -f='${Version}' libdnnl2 2>/dev/null || dpkg-query -W -f='${Version}' libdnnl-dev")};
+node {sh("node --version")}; Octet commit {sh(f"git -C {here} rev-parse --short HEAD")}.
+
+Command: `{args.command}`
+"""
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        tmp = f"{args.out}.tmp.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(md)
+        os.replace(tmp, args.out)
+        print(f"summarize: wrote {args.out}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
