@@ -36,7 +36,9 @@
 // calls and only grows; stats().arena_growths counts the growths, so a steady state of
 // same-sized calls shows none after the first. The model keeps its own per-call workspaces
 // (BertModel's pool); BertModel::forward still returns its small outputs in fresh vectors and
-// the tokenizer returns fresh Encodings: those allocations are outside the runtime.
+// the tokenizer returns fresh Encodings: those allocations are outside the runtime. load()
+// returns the heap pages freed while loading to the OS (malloc_trim), so that resident memory
+// after load is what the model keeps.
 //
 // Precision: whatever BertLoadOptions ask (fp32, int8_dynamic) or the directory holds (a quantized
 // directory written by `octet quantize` loads as int8_static). With int8_dynamic the activation
