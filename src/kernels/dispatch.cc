@@ -85,11 +85,12 @@ void fill(KernelTable& t, Isa isa) {
       t.int8.dequantize_s8 = avx2::dequantize_s8;
       t.int8.dequantize_u8 = avx2::dequantize_u8;
       t.int8.requantize = avx2::requantize;
-      // integer (avx2): requantize_wide stays on the reference
+      // integer (avx2)
       t.integer.igelu = avx2::igelu;
       t.integer.iexp = avx2::iexp;
       t.integer.isoftmax = avx2::isoftmax;
       t.integer.ilayernorm = avx2::ilayernorm;
+      t.integer.requantize_wide = avx2::requantize_wide;
       t.integer.residual_add = avx2::residual_add;
 #endif
       break;

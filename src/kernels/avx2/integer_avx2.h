@@ -1,6 +1,6 @@
-// AVX2 integer-only I-BERT kernels: i-GELU, i-exp, i-softmax, i-LayerNorm and the residual
-// addition, bit-exact with the reference. The wide (96-bit) requantization runs the reference on
-// AVX2. Contracts in kernels/integer.h.
+// AVX2 integer-only I-BERT kernels (all six), bit-exact with the reference; 64-bit arithmetic
+// shifts, abs, min and max are emulated, products kept to 32 x 32 -> 64 bits. Contracts in
+// kernels/integer.h.
 #pragma once
 
 #include "kernels/integer.h"
@@ -9,6 +9,9 @@ namespace octet::kernels::avx2 {
 
 void igelu(const int32_t* x, std::ptrdiff_t ldx, int rows, int cols, const int32_t* b,
            const int64_t* c, const int64_t* one, int64_t* y, std::ptrdiff_t ldy);
+void requantize_wide(const int64_t* x, std::ptrdiff_t ldx, int rows, int cols,
+                     const int32_t* multiplier, const int32_t* shift, int out_bits, void* y,
+                     std::ptrdiff_t ldy);
 void residual_add(const int32_t* x, std::ptrdiff_t ldx, const int32_t* mx, const int32_t* sx,
                   const int8_t* r, std::ptrdiff_t ldr, const int32_t* mr, const int32_t* sr,
                   int rows, int cols, int out_bits, void* y, std::ptrdiff_t ldy);

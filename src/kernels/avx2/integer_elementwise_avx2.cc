@@ -1,8 +1,8 @@
-// AVX2 i-GELU and residual addition, 4 int64 lanes per step. AVX2 has no 64-bit arithmetic shift,
-// multiply, abs, min or max: arithmetic shifts are logical shifts of the one's complement of
-// negative lanes, products are 32 x 32 -> 64 (vpmuldq / vpmuludq) on magnitudes that fit 32 bits
-// (the bounds come from kernels/integer.h), and min / max are compare + blend. Bit-exact with
-// kernels/ref/integer_elementwise_ref.cc. The wide requantization stays on the reference.
+// AVX2 i-GELU, wide requantization and residual addition, 4 int64 lanes per step. AVX2 has no
+// 64-bit arithmetic shift, multiply, abs, min or max: arithmetic shifts are logical shifts of the
+// one's complement of negative lanes, products are 32 x 32 -> 64 (vpmuldq / vpmuludq) on magnitudes
+// that fit 32 bits (the bounds come from kernels/integer.h), and min / max are compare + blend.
+// Bit-exact with kernels/ref/integer_elementwise_ref.cc.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -48,6 +48,62 @@ inline __m256i load4_i32(const int32_t* p, __m128i m) {
   return _mm256_cvtepi32_epi64(_mm_maskload_epi32(p, m));
 }
 
+// round_half_even(v * m / 2^s), exact in 96 bits: the AVX-512 algorithm (kernels/avx512/
+// integer_elementwise_avx512.cc) with AVX2's 32 x 32 -> 64 products and emulated 64-bit ops.
+inline __m256i requant_wide4(__m256i v, __m256i m, __m256i s) {
+  const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi64x(1);
+  const __m256i all = _mm256_cmpeq_epi64(zero, zero);
+  v = _mm256_blendv_epi8(v, _mm256_set1_epi64x(-INT64_MAX),
+                         _mm256_cmpeq_epi64(v, _mm256_set1_epi64x(INT64_MIN)));
+  v = negate_where(v, neg_mask(m));
+  m = abs64(m);
+  // s >= 32: v * m = h * 2^32 + bl
+  const __m256i a = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), m);  // signed high half of v
+  const __m256i b = _mm256_mul_epu32(v, m);
+  const __m256i h = _mm256_add_epi64(a, _mm256_srli_epi64(b, 32));
+  const __m256i bl = _mm256_and_si256(b, _mm256_set1_epi64x(0xFFFFFFFFll));
+  const __m256i k = _mm256_sub_epi64(s, _mm256_set1_epi64x(32));
+  const __m256i flw = srav64(h, k);
+  const __m256i pow_k = _mm256_sllv_epi64(one, k);
+  const __m256i hr2 = _mm256_slli_epi64(_mm256_and_si256(h, _mm256_sub_epi64(pow_k, one)), 1);
+  const __m256i bl_nonzero = _mm256_xor_si256(_mm256_cmpeq_epi64(bl, zero), all);
+  const __m256i k0 = _mm256_cmpeq_epi64(k, zero);
+  const __m256i frac = _mm256_blendv_epi8(_mm256_sub_epi64(hr2, bl_nonzero), bl, k0);
+  const __m256i thr = _mm256_blendv_epi8(pow_k, _mm256_set1_epi64x(int64_t{1} << 31), k0);
+  const __m256i bar = _mm256_sub_epi64(thr, _mm256_and_si256(flw, one));
+  const __m256i qw = _mm256_sub_epi64(flw, _mm256_cmpgt_epi64(frac, bar));
+  // s < 32: |v| < 2^32 gives |v| * m < 2^63 in one vpmuludq; larger |v| saturate.
+  const __m256i mag = abs64(v);
+  const __m256i vneg = neg_mask(v);
+  __m256i qn = rhe64(negate_where(_mm256_mul_epu32(mag, m), vneg), s);
+  const __m256i big = _mm256_andnot_si256(
+      _mm256_cmpeq_epi64(m, zero), _mm256_cmpgt_epi64(mag, _mm256_set1_epi64x(0xFFFFFFFFll)));
+  qn = _mm256_blendv_epi8(qn, negate_where(_mm256_set1_epi64x(int64_t{1} << 40), vneg), big);
+  return _mm256_blendv_epi8(qw, qn, _mm256_cmpgt_epi64(_mm256_set1_epi64x(32), s));
+}
+
+inline __m256i clamp_bits(__m256i q, int out_bits) {
+  const __m256i hi = _mm256_set1_epi64x((int64_t{1} << (out_bits - 1)) - 1);
+  const __m256i lo = _mm256_sub_epi64(_mm256_set1_epi64x(-1), hi);
+  q = _mm256_blendv_epi8(q, hi, _mm256_cmpgt_epi64(q, hi));
+  return _mm256_blendv_epi8(q, lo, _mm256_cmpgt_epi64(lo, q));
+}
+
+// Stores the first n of 4 int64 lanes (already in range) into the out_bits container.
+inline void store_bits(void* y, std::ptrdiff_t at, int out_bits, int n, __m256i q) {
+  alignas(32) int64_t out[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(out), q);
+  for (int t = 0; t < n; ++t) {
+    if (out_bits <= 8) {
+      static_cast<int8_t*>(y)[at + t] = static_cast<int8_t>(out[t]);
+    } else if (out_bits <= 16) {
+      static_cast<int16_t*>(y)[at + t] = static_cast<int16_t>(out[t]);
+    } else {
+      static_cast<int32_t*>(y)[at + t] = static_cast<int32_t>(out[t]);
+    }
+  }
+}
+
 }  // namespace
 
 void igelu(const int32_t* x, std::ptrdiff_t ldx, int rows, int cols, const int32_t* b,
@@ -77,11 +133,28 @@ void igelu(const int32_t* x, std::ptrdiff_t ldx, int rows, int cols, const int32
   }
 }
 
+void requantize_wide(const int64_t* x, std::ptrdiff_t ldx, int rows, int cols,
+                     const int32_t* multiplier, const int32_t* shift, int out_bits, void* y,
+                     std::ptrdiff_t ldy) {
+  const __m128i thirty_two = _mm_set1_epi32(32);
+  for (int i = 0; i < rows; ++i) {
+    for (int j = 0; j < cols; j += 4) {
+      const int n = std::min(cols - j, 4);
+      const __m128i m = tail_mask4(n);
+      const __m256i v = _mm256_maskload_epi64(reinterpret_cast<const long long*>(x + i * ldx + j),
+                                              _mm256_cvtepi32_epi64(m));
+      // Masked-off lanes get shift 32 so that every lane's arithmetic stays defined.
+      const __m256i sv =
+          _mm256_cvtepi32_epi64(_mm_blendv_epi8(thirty_two, _mm_maskload_epi32(shift + j, m), m));
+      const __m256i q = requant_wide4(v, load4_i32(multiplier + j, m), sv);
+      store_bits(y, i * ldy + j, out_bits, n, clamp_bits(q, out_bits));
+    }
+  }
+}
+
 void residual_add(const int32_t* x, std::ptrdiff_t ldx, const int32_t* mx, const int32_t* sx,
                   const int8_t* r, std::ptrdiff_t ldr, const int32_t* mr, const int32_t* sr,
                   int rows, int cols, int out_bits, void* y, std::ptrdiff_t ldy) {
-  const __m256i hi = _mm256_set1_epi64x((int64_t{1} << (out_bits - 1)) - 1);
-  const __m256i lo = _mm256_sub_epi64(_mm256_set1_epi64x(-1), hi);
   const __m128i one32 = _mm_set1_epi32(1);
   for (int i = 0; i < rows; ++i) {
     for (int j = 0; j < cols; j += 4) {
@@ -99,20 +172,7 @@ void residual_add(const int32_t* x, std::ptrdiff_t ldx, const int32_t* mx, const
         const __m256i r64 = _mm256_cvtepi32_epi64(_mm_load_si128(reinterpret_cast<__m128i*>(rv)));
         q = _mm256_add_epi64(q, rhe64(_mm256_mul_epi32(r64, load4_i32(mr + j, m)), shift4(sr)));
       }
-      q = _mm256_blendv_epi8(q, hi, _mm256_cmpgt_epi64(q, hi));
-      q = _mm256_blendv_epi8(q, lo, _mm256_cmpgt_epi64(lo, q));
-      alignas(32) int64_t out[4];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(out), q);
-      const std::ptrdiff_t at = i * ldy + j;
-      for (int t = 0; t < n; ++t) {
-        if (out_bits <= 8) {
-          static_cast<int8_t*>(y)[at + t] = static_cast<int8_t>(out[t]);
-        } else if (out_bits <= 16) {
-          static_cast<int16_t*>(y)[at + t] = static_cast<int16_t>(out[t]);
-        } else {
-          static_cast<int32_t*>(y)[at + t] = static_cast<int32_t>(out[t]);
-        }
-      }
+      store_bits(y, i * ldy + j, out_bits, n, clamp_bits(q, out_bits));
     }
   }
 }
