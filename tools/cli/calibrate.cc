@@ -22,7 +22,7 @@
 namespace octet::cli {
 namespace {
 
-// A file named like an evaluation split ("dev.tsv", "validation.jsonl", "test_matched.tsv").
+// A file named like an evaluation split ("dev.tsv", "val.superglue.jsonl", "test_matched.tsv").
 bool looks_like_eval_split(const std::filesystem::path& p) {
   std::string stem = p.filename().string();
   std::string token;
@@ -32,7 +32,10 @@ bool looks_like_eval_split(const std::filesystem::path& p) {
       token += c;
       continue;
     }
-    if (token == "dev" || token == "test" || token == "validation" || token == "eval") return true;
+    if (token == "dev" || token == "test" || token == "val" || token == "validation" ||
+        token == "eval") {
+      return true;
+    }
     token.clear();
   }
   return false;
