@@ -159,26 +159,37 @@ TEST(IntegerAccuracy, ILayerNormAgainstFp32LayerNorm) {
     xq[i] = static_cast<int32_t>(std::lround(xf[i] / s));
     xd[i] = static_cast<float>(xq[i] * s);
   }
-  const int shift = ops::ilayernorm_calibrate_shift(xq.data(), rows, cols, cols);
-  const ops::ILayerNormParams p = ops::prepare_ilayernorm(gamma, beta, shift);
-  std::vector<int64_t> y(xq.size());
-  ops::ilayernorm(xq.data(), rows, cols, cols, p, y.data(), cols, Isa::ref);
   std::vector<float> want(xd.size());
   kernels::table_for(Isa::ref).fp32.layer_norm(xd.data(), cols, want.data(), cols, rows, cols,
                                                gamma.data(), beta.data(), 1e-12f);
-  double linf = 0.0, rms = 0.0;
-  for (std::size_t i = 0; i < y.size(); ++i) {
-    const double d = double(y[i]) * p.out_scale[i % cols] - want[i];
-    linf = std::max(linf, std::fabs(d));
-    rms += d * d;
-  }
-  rms = std::sqrt(rms / double(y.size()));
-  std::printf("  shift %d  max |err| %.2e  RMS err %.2e (outputs of magnitude ~1)\n", shift, linf,
-              rms);
-  // The shift is frozen for the widest row; the narrowest rows (standard deviation 0.2 against an
-  // outlier of ~150) keep only ~44 units of floor(d / 2^6), so their std is off by ~1%.
+  auto measure = [&](int shift, double* linf, double* rms) {
+    const ops::ILayerNormParams p = ops::prepare_ilayernorm(gamma, beta, shift);
+    std::vector<int64_t> y(xq.size());
+    ops::ilayernorm(xq.data(), rows, cols, cols, p, y.data(), cols, Isa::ref);
+    *linf = 0.0, *rms = 0.0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      const double d = double(y[i]) * p.out_scale[i % cols] - want[i];
+      *linf = std::max(*linf, std::fabs(d));
+      *rms += d * d;
+    }
+    *rms = std::sqrt(*rms / double(y.size()));
+  };
+  // The reference's calibrated shift keeps its sum of squares below 2^32; Octet sums in int64
+  // (exact for 24-bit inputs and <= 32768 columns), so shift 0 is also safe and exact.
+  const int shift = ops::ilayernorm_calibrate_shift(xq.data(), rows, cols, cols);
+  double linf, rms, linf0, rms0;
+  measure(shift, &linf, &rms);
+  measure(0, &linf0, &rms0);
+  std::printf("  calibrated shift %d  max |err| %.2e  RMS err %.2e (outputs of magnitude ~1)\n",
+              shift, linf, rms);
+  std::printf("  shift 0              max |err| %.2e  RMS err %.2e\n", linf0, rms0);
+  // The worst element is a row's outlier (LayerNorm output ~32): with 22-bit inputs that row's
+  // std is ~3e6 input units, so factor = floor(2^31 / std) has only ~700 levels and the output
+  // a relative error up to ~1/700. The shift does not matter (shift 0 gives the same).
   EXPECT_LE(linf, 5e-2);
   EXPECT_LE(rms, 1e-3);
+  EXPECT_LE(linf0, 5e-2);
+  EXPECT_LE(rms0, 1e-3);
 }
 
 }  // namespace
