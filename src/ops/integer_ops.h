@@ -59,7 +59,9 @@ inline constexpr double kIexpOutScale = 1.0 / kernels::kIexpOutMax;
 // The real value of one unit of the softmax output.
 inline constexpr double kIsoftmaxOutScale = 1.0 / (1 << kernels::kIsoftmaxOutBits);
 
-// i-LayerNorm constants for gamma and beta (cols entries each) and the frozen overflow shift.
+// i-LayerNorm constants for gamma and beta (cols entries each) and the frozen overflow shift. The
+// shift reproduces the reference, whose sum of squares must stay below 2^32; Octet sums in int64,
+// so every shift in [0, 24] is overflow-safe, 0 included.
 struct ILayerNormParams {
   int shift = 0;
   std::vector<int64_t> bias;      // floor((beta / gamma) / (sqrt(cols) / 2^30))
@@ -70,8 +72,9 @@ struct ILayerNormParams {
 ILayerNormParams prepare_ilayernorm(std::span<const float> gamma, std::span<const float> beta,
                                     int shift);
 // The overflow-safe shift for calibration rows (int32, rows x cols, row stride ldx): the smallest
-// s >= 0 with sum_j floor((x_j - mean) / 2^s)^2 < 2^32 on every row (HF IntLayerNorm.set_shift,
-// computed exactly). Inputs are saturated to +-(2^23 - 1) as in the kernel.
+// s >= 0 with sum_j floor((x_j - mean) / 2^s)^2 < 2^32 on every row: the condition HF's
+// IntLayerNorm.set_shift aims at, evaluated exactly (it agrees with set_shift on the golden
+// cases). Inputs are saturated to +-(2^23 - 1) as in the kernel.
 int ilayernorm_calibrate_shift(const int32_t* x, int rows, int cols, std::ptrdiff_t ldx);
 
 // Per-column requantization constants of a residual addition y = x * S_x / S_out + r * S_r /
