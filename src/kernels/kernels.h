@@ -26,8 +26,8 @@ namespace octet::kernels {
 struct KernelTable {
   Isa isa = Isa::ref;
 
-  Fp32Kernels fp32;  // FP32 row kernels: softmax, LayerNorm, GELU, ... (kernels/fp32.h)
-  Int8Kernels int8;  // INT8 GEMM, quantize, dequantize, gather, requantize (kernels/int8.h)
+  Fp32Kernels fp32;        // FP32 row kernels: softmax, LayerNorm, GELU, ... (kernels/fp32.h)
+  Int8Kernels int8;        // INT8 GEMM, quantize, dequantize, gather, requantize (kernels/int8.h)
   IntegerKernels integer;  // I-BERT integer-only GELU, exp, softmax, LayerNorm (kernels/integer.h)
 };
 
