@@ -174,7 +174,9 @@ PretrainResult pretrain(const PretrainOptions& o,
     if (st.is_discarded() || !st.contains("step"))
       throw IoError(
           fmt::format("{}: not a pretraining checkpoint", (ckpt / "state.json").string()));
-    for (const char* key : {"seed", "batch_size", "seq_len", "max_steps"}) {
+    // The schedule's length (--max-steps) may change on resume: the learning rate continues from
+    // the current step toward the new total. Everything that defines the data stream may not.
+    for (const char* key : {"seed", "batch_size", "seq_len"}) {
       const nlohmann::json now = options_json(o)[key];
       if (st["options"][key] != now)
         throw InvalidArgument(fmt::format("--resume: checkpoint {} has {} = {}, this run {}",
@@ -184,6 +186,12 @@ PretrainResult pretrain(const PretrainOptions& o,
     torch::load(model, (ckpt / "model.pt").string());
     torch::load(*optimizer, (ckpt / "optimizer.pt").string());
     step = st["step"].get<int64_t>();
+    if (st["options"]["max_steps"] != o.max_steps)
+      log(fmt::format("--max-steps changed from {} to {}: the schedule continues from step {}",
+                      st["options"]["max_steps"].dump(), o.max_steps, step));
+    if (step >= o.max_steps)
+      throw InvalidArgument(fmt::format("--resume: the checkpoint is at step {} >= --max-steps {}",
+                                        step, o.max_steps));
     seconds_before = st["train_seconds"].get<double>();
     history = st.value("history", nlohmann::json::array());
     evals = st.value("evals", nlohmann::json::array());
@@ -249,8 +257,9 @@ PretrainResult pretrain(const PretrainOptions& o,
     step_seconds.push_back(std::chrono::duration<double>(Clock::now() - t_step).count());
 
     const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
-    const bool out_of_time = (o.max_minutes > 0 && seconds_before + elapsed >= o.max_minutes * 60) ||
-                             (o.stop_at_step > 0 && step >= o.stop_at_step);
+    const bool out_of_time =
+        (o.max_minutes > 0 && seconds_before + elapsed >= o.max_minutes * 60) ||
+        (o.stop_at_step > 0 && step >= o.stop_at_step);
     if (o.benchmark_steps == 0 && (step % o.log_every == 0 || step == o.max_steps || out_of_time)) {
       const double window = std::chrono::duration<double>(Clock::now() - t_window).count();
       PretrainStepLog e{step,
@@ -293,7 +302,7 @@ PretrainResult pretrain(const PretrainOptions& o,
       result.stopped_by_time = true;
       log(fmt::format("stopping at step {} of {}: {}", step, o.max_steps,
                       o.stop_at_step > 0 && step >= o.stop_at_step ? "--stop-at-step reached"
-                                                                    : "--max-minutes reached"));
+                                                                   : "--max-minutes reached"));
       break;
     }
   }

@@ -157,7 +157,7 @@ PretrainOptions tiny_run(const fs::path& corpus, const fs::path& out) {
   o.seq_len = 64;
   o.max_steps = 120;
   o.adamw.lr = 2e-3;
-  o.threads = 2;
+  o.threads = 1;
   o.log_every = 10;
   o.eval_every = 0;
   o.save_every = 0;
