@@ -22,6 +22,7 @@
 #include "common/tiny_bert.h"
 #include "io/safetensors.h"
 #include "layers/bert_layers.h"
+#include "octet/cpu.h"
 #include "octet/error.h"
 #include "octet/model.h"
 
@@ -470,6 +471,33 @@ TEST_F(BertQuant, StaticOutputsDoNotDependOnTheBatch) {
       for (int k = 0; k < 3; ++k) ASSERT_EQ(one.logits[k], all.logits[b * 3 + k]) << b;
     }
   }
+}
+
+}  // namespace
+}  // namespace octet
+
+namespace octet {
+namespace {
+
+// The static graph on every ISA this CPU runs (weights packed for the ISA active at load): the
+// int8 codes and int32 accumulators are exact on every ISA, so the outputs agree to float
+// rounding of the epilogues (the kernels' documented tolerance).
+TEST_F(BertQuant, StaticModelAgreesAcrossIsas) {
+  const quant::QuantizedBert q = quant::quantize_bert(
+      fp32_dir_, config(R"({"scheme": "asymmetric", "threshold_mode": "independent"})"), &calib_);
+  const std::vector<Isa> isas = runnable_isas();
+  set_max_isa(isas.front());
+  const std::vector<float> want = quant::load_in_memory(q, 1).forward(eval_.seqs, kWhat).logits;
+  for (Isa isa : isas) {
+    SCOPED_TRACE(isa_name(isa));
+    set_max_isa(isa);
+    const std::vector<float> got = quant::load_in_memory(q, 1).forward(eval_.seqs, kWhat).logits;
+    ASSERT_EQ(got.size(), want.size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      EXPECT_NEAR(got[i], want[i], 1e-4 * (1.0 + std::fabs(want[i]))) << "logit " << i;
+    }
+  }
+  set_max_isa(isas.back());
 }
 
 }  // namespace
