@@ -51,7 +51,7 @@ namespace {
 
 struct BenchOptions {
   std::string model, shape, precision = "fp32", task, data, json, dump;
-  std::size_t batch = 1, seq_len = 128, max_batch_tokens = 4096, max_batch_size = 64;
+  std::size_t batch = 1, seq_len = 0, max_batch_tokens = 4096, max_batch_size = 64;
   int threads = 1, workers = 0, intra_threads = 0, repeat = 10, warmup = 1;
   bool per_tensor = false, unsorted = false;
 };
@@ -260,6 +260,14 @@ int run_bench(BenchOptions& o) {
     throw InvalidArgument(fmt::format(
         "{} is a quantized model directory: run it with --precision int8", dir.string()));
   }
+  if (o.seq_len == 0) {
+    o.seq_len = static_cast<std::size_t>(std::min<int64_t>(128, config.max_position_embeddings));
+  }
+  if (o.seq_len < 3 || static_cast<int64_t>(o.seq_len) > config.max_position_embeddings) {
+    throw InvalidArgument(
+        fmt::format("--seq-len must be in [3, {}] (the model's max_position_embeddings), found {}",
+                    config.max_position_embeddings, o.seq_len));
+  }
   BertLoadOptions load_options{.precision = quantized_dir ? Precision::fp32 : precision,
                                .per_channel = !o.per_tensor};
   EncoderOptions enc_options{.max_seq_len = o.seq_len,
@@ -426,8 +434,8 @@ Runner register_bench(CLI::App& app) {
   sub->add_option("--batch", o->batch, "Sequences per call (synthetic mode)")
       ->capture_default_str();
   sub->add_option("--seq-len", o->seq_len,
-                  "Tokens per sequence (synthetic mode); truncation limit (data mode)")
-      ->capture_default_str();
+                  "Tokens per sequence (synthetic mode); truncation limit (data mode) [default: "
+                  "128, or the model's max_position_embeddings if smaller]");
   sub->add_option("--threads", o->threads, "Total threads (0 = all cores)")->capture_default_str();
   sub->add_option("--workers", o->workers, "Batches run at once (0 = automatic)");
   sub->add_option("--intra-threads", o->intra_threads, "OpenMP threads per batch (0 = automatic)");
