@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Rebuilds the two committed models from scratch: models/octet-bert-mini-uncased (MLM
+# pretraining on $OCTET_DATA/corpus) and models/octet-bert-mini-sst2 (that model fine-tuned on
+# SST-2 train, best epoch on SST-2 dev), each with a MODEL_CARD.md written from the run's logs.
+# Takes about 90 minutes of pretraining plus ~15 minutes of fine-tuning on 2 vCPUs.
+#
+#   scripts/train_default_models.sh [build-dir] [work-dir=~/.cache/octet/default-models]
+#
+# The committed models were made by exactly these commands, except that the pretraining ran in
+# two segments (stopped at step 900 of a 1,400-step schedule, resumed with --resume and
+# --max-steps 2400; see the model card), which this script reproduces with --stop-at-step.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-$repo/build}"
+work="${2:-${OCTET_CACHE:-$HOME/.cache/octet}/default-models}"
+data="${OCTET_DATA:-$repo/../shared/data}"
+octet="$build/octet"
+mkdir -p "$work"
+pre="$work/octet-bert-mini-uncased"
+common=(--corpus "$data/corpus" --vocab "$data/vocab/vocab.txt" --out "$pre" --layers 4
+        --hidden 256 --heads 4 --intermediate 1024 --batch-size 32 --seq-len 128 --lr 5e-4
+        --warmup-ratio 0.06 --seed 42 --threads 1 --log-every 10 --eval-every 100
+        --save-every 100 --dtype f16)
+cmd1="octet pretrain ${common[*]} --max-steps 1400 --max-minutes 85 --stop-at-step 900"
+cmd2="octet pretrain ${common[*]} --max-steps 2400 --max-minutes 88 --resume"
+"$octet" pretrain "${common[@]}" --max-steps 1400 --max-minutes 85 --stop-at-step 900
+"$octet" pretrain "${common[@]}" --max-steps 2400 --max-minutes 88 --resume
+mkdir -p "$repo/models/octet-bert-mini-uncased"
+cp "$pre"/{config.json,model.safetensors,vocab.txt,pretrain_log.json} "$repo/models/octet-bert-mini-uncased/"
+/usr/bin/python3 "$repo/scripts/model_card.py" --model "$repo/models/octet-bert-mini-uncased" \
+  --command "$cmd1
+$cmd2"
+
+sst2="$work/octet-bert-mini-sst2"
+ft=(--model "$repo/models/octet-bert-mini-uncased" --task sst2 --new-head
+    --train "$data/glue/SST-2/train.tsv" --dev "$data/glue/SST-2/dev.tsv" --out "$sst2"
+    --overwrite --epochs 2 --batch-size 32 --lr 1e-4 --warmup-ratio 0.1 --max-seq-len 128
+    --seed 42 --threads 2 --dtype f16)
+"$octet" finetune "${ft[@]}"
+mkdir -p "$repo/models/octet-bert-mini-sst2"
+cp "$sst2"/{config.json,model.safetensors,vocab.txt,train_log.json} "$repo/models/octet-bert-mini-sst2/"
+"$octet" eval --model "$repo/models/octet-bert-mini-sst2" --task sst2 \
+  --data "$data/glue/SST-2/dev.tsv" --json "$work/sst2_eval.json"
+/usr/bin/python3 "$repo/scripts/model_card.py" --model "$repo/models/octet-bert-mini-sst2" \
+  --eval "$work/sst2_eval.json" --base models/octet-bert-mini-uncased \
+  --command "octet finetune ${ft[*]}"
