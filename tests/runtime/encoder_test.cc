@@ -105,7 +105,7 @@ TEST_F(EncoderTest, SortedAndUnsortedGiveTheSameResults) {
 
 TEST_F(EncoderTest, ThreadConfigurationsGiveTheSameResults) {
   std::vector<std::string> texts;
-  for (int r = 0; r < 4; ++r) texts.insert(texts.end(), sentences().begin(), sentences().end());
+  for (int r = 0; r < 2; ++r) texts.insert(texts.end(), sentences().begin(), sentences().end());
   const std::vector<TextInput> in = inputs_of(texts);
   const BertOutputKind what = BertOutputKind::logits | BertOutputKind::last_hidden;
   Encoder base = load({.max_batch_tokens = 64, .threads = 1, .outputs = what});
