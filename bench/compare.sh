@@ -122,7 +122,7 @@ if [ "$real_data" = 1 ]; then
           echo "compare: $name dev, $prec, $order, $t thread(s)" >&2
           flag=$([ "$order" = unsorted ] && echo --unsorted || true)
           OMP_NUM_THREADS=$t "$octet" bench --model "$model" --precision "$prec" --task "$name" \
-            --data "$file" --threads "$t" --repeat 1 --warmup 0 $flag \
+            --data "$file" --seq-len "$seq_len" --threads "$t" --repeat 1 --warmup 0 $flag \
             --json "$work/data_${name}_${prec}_${order}_t$t.json" >/dev/null
         done
       done
