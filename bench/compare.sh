@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Octet next to its peers on the same weights and the same inputs, in one run:
-#   Octet FP32 and INT8 (octet bench), PyTorch 1.13 FP32 and dynamic INT8 (onednn engine;
+#   Octet FP32 and INT8 (octet bench; INT8 both from the FP32 directory and from a quantized
+#   directory written by `octet quantize --activations dynamic`), PyTorch 1.13 FP32 and dynamic INT8 (onednn engine;
 #   bench/peers/pytorch_bert.py), ONNX Runtime FP32 and dynamic INT8 (npm onnxruntime-node;
 #   graphs from bench/peers/export_onnx.py; bench/peers/ort_bench.js).
 #
@@ -65,6 +66,10 @@ else
 fi
 echo "compare: writing ONNX graphs" >&2
 $py "$peers/export_onnx.py" --model "$model" --out-fp32 "$work/fp32.onnx" --out-int8 "$work/int8.onnx"
+# Octet's INT8 also from a quantized model directory (int8 weights on disk, dynamic activations):
+# what a deployment would load, without the FP32 file's pages in its peak memory.
+echo "compare: writing a quantized model directory (octet quantize --activations dynamic)" >&2
+"$octet" quantize --model "$model" --out "$work/model_q" --activations dynamic >/dev/null
 
 # run SYSTEM PRECISION BATCH THREADS REPS TAG [INPUTS]: one fresh process, JSON to $work/TAG.json,
 # logits to $work/TAG.logits.json.
@@ -73,7 +78,10 @@ run() {
   case $sys in
     octet)
       # Octet generates the inputs and dumps them; the peers read them from that dump.
-      OMP_NUM_THREADS=$t "$octet" bench --model "$model" --precision "$prec" --batch "$b" \
+      # int8q: INT8 from the quantized directory.
+      local m=$model
+      if [ "$prec" = int8q ]; then m=$work/model_q; prec=int8; fi
+      OMP_NUM_THREADS=$t "$octet" bench --model "$m" --precision "$prec" --batch "$b" \
         --seq-len "$seq_len" --threads "$t" --repeat "$r" --warmup 1 --json "$work/$tag.json" \
         --dump "$work/$tag.logits.json" >/dev/null ;;
     pytorch)
@@ -91,6 +99,7 @@ echo "compare: agreement check on $check_batch x $seq_len tokens" >&2
 run octet fp32 "$check_batch" 1 1 check_octet_fp32
 inputs="$work/check_octet_fp32.logits.json"
 run octet int8 "$check_batch" 1 1 check_octet_int8
+run octet int8q "$check_batch" 1 1 check_octet_int8q
 for sys in pytorch onnxruntime; do
   for prec in fp32 int8; do run $sys $prec "$check_batch" 1 1 "check_${sys}_$prec" "$inputs"; done
 done
@@ -104,6 +113,7 @@ for r in $(seq "$rounds"); do
       run octet fp32 "$b" "$t" "$reps" "time_octet_fp32_b${b}_t${t}_r$r"
       in="$work/time_octet_fp32_b${b}_t${t}_r$r.logits.json"
       run octet int8 "$b" "$t" "$reps" "time_octet_int8_b${b}_t${t}_r$r"
+      run octet int8q "$b" "$t" "$reps" "time_octet_int8q_b${b}_t${t}_r$r"
       for sys in pytorch onnxruntime; do
         for prec in fp32 int8; do run $sys $prec "$b" "$t" "$reps" "time_${sys}_${prec}_b${b}_t${t}_r$r" "$in"; done
       done
