@@ -106,74 +106,80 @@ FinetuneOptions FinetuneSmokeTest::options_;
 std::unique_ptr<FinetuneResult> FinetuneSmokeTest::result_;
 double FinetuneSmokeTest::seconds_ = 0;
 
-TEST_F(FinetuneSmokeTest, TrainingLossFalls) {
-  const std::vector<double>& l = result_->step_losses;
-  ASSERT_EQ(static_cast<int64_t>(l.size()), result_->total_steps);
-  ASSERT_EQ(result_->total_steps, 2 * 125);  // 4000 examples / 32, two epochs
-  const std::size_t fifth = l.size() / 5;
-  const double first = mean(l, 0, fifth), last = mean(l, l.size() - fifth, l.size());
-  std::printf(
-      "smoke: %lld steps in %.1f s, loss first 20%% %.4f -> last 20%% %.4f, dev accuracy "
-      "libtorch %.4f, engine %.4f (best epoch %d)\n",
-      static_cast<long long>(l.size()), seconds_, first, last, result_->best_dev.main_value(),
-      result_->engine_dev.main_value(), result_->best_epoch);
-  // ln 2 = 0.693 is chance; a model that learned nothing stays there.
-  EXPECT_GT(first, 0.6);
-  EXPECT_LT(last, first - 0.15) << "first 20% " << first << ", last 20% " << last;
-}
-
-TEST_F(FinetuneSmokeTest, DevAccuracyIsClearlyAboveChance) {
-  ASSERT_EQ(result_->dev_examples, 872);
-  EXPECT_EQ(result_->best_dev.main, "accuracy");
-  // Measured 0.750 (libtorch and engine); chance is 0.509 (the majority class).
-  EXPECT_GT(result_->best_dev.main_value(), 0.68);
-  EXPECT_GT(result_->engine_dev.main_value(), 0.68);
-  // The saved model is the best epoch's.
-  double best = 0;
-  for (const EpochRecord& e : result_->epochs) best = std::max(best, e.dev.main_value());
-  EXPECT_EQ(result_->best_dev.main_value(), best);
-  EXPECT_TRUE(result_->epochs[result_->best_epoch - 1].saved);
-}
-
-TEST_F(FinetuneSmokeTest, OctetEngineReproducesTheBestDevMetric) {
-  // Reload the saved checkpoint independently, as `octet eval` does.
-  const fs::path out = options_.out_dir;
-  BertModel model = BertModel::load(out, {.threads = 1});
-  ASSERT_TRUE(model.has_classifier());
-  auto tok = text::WordPieceTokenizer::from_model_dir(out);
-  data::Dataset dev = data::read_glue(data::Task::sst2, options_.dev_file);
-  std::vector<int> pred;
-  for (const data::Example& ex : dev.examples) {
-    text::Encoding e = tok.encode(ex.text_a, 64);
-    std::vector<BertSequence> batch = {{e.input_ids, e.token_type_ids}};
-    BertOutputs o = model.forward(batch, BertOutputKind::logits);
-    pred.push_back(o.logits[1] > o.logits[0] ? 1 : 0);
+// One test, not four: ctest runs every test in a process of its own, and the training should run
+// once.
+TEST_F(FinetuneSmokeTest, LossFallsDevAccuracyBeatsChanceAndTheEngineAgrees) {
+  ASSERT_NE(result_, nullptr) << "the smoke training failed (see the error above)";
+  {
+    SCOPED_TRACE("TrainingLossFalls");
+    const std::vector<double>& l = result_->step_losses;
+    ASSERT_EQ(static_cast<int64_t>(l.size()), result_->total_steps);
+    ASSERT_EQ(result_->total_steps, 2 * 125);  // 4000 examples / 32, two epochs
+    const std::size_t fifth = l.size() / 5;
+    const double first = mean(l, 0, fifth), last = mean(l, l.size() - fifth, l.size());
+    std::printf(
+        "smoke: %lld steps in %.1f s, loss first 20%% %.4f -> last 20%% %.4f, dev accuracy "
+        "libtorch %.4f, engine %.4f (best epoch %d)\n",
+        static_cast<long long>(l.size()), seconds_, first, last, result_->best_dev.main_value(),
+        result_->engine_dev.main_value(), result_->best_epoch);
+    // ln 2 = 0.693 is chance; a model that learned nothing stays there.
+    EXPECT_GT(first, 0.6);
+    EXPECT_LT(last, first - 0.15) << "first 20% " << first << ", last 20% " << last;
   }
-  eval::MetricResult m = eval::glue_metrics(data::Task::sst2, pred, {}, dev);
-  EXPECT_EQ(m.main_value(), result_->engine_dev.main_value());
-  // libtorch and the engine differ by float rounding only: at most a near-tie may flip.
-  EXPECT_NEAR(m.main_value(), result_->best_dev.main_value(), 2.0 / 872 + 1e-12);
-}
+  {
+    SCOPED_TRACE("DevAccuracyIsClearlyAboveChance");
+    ASSERT_EQ(result_->dev_examples, 872);
+    EXPECT_EQ(result_->best_dev.main, "accuracy");
+    // Measured 0.750 (libtorch and engine); chance is 0.509 (the majority class).
+    EXPECT_GT(result_->best_dev.main_value(), 0.68);
+    EXPECT_GT(result_->engine_dev.main_value(), 0.68);
+    // The saved model is the best epoch's.
+    double best = 0;
+    for (const EpochRecord& e : result_->epochs) best = std::max(best, e.dev.main_value());
+    EXPECT_EQ(result_->best_dev.main_value(), best);
+    EXPECT_TRUE(result_->epochs[result_->best_epoch - 1].saved);
+  }
+  {
+    SCOPED_TRACE("OctetEngineReproducesTheBestDevMetric");
+    // Reload the saved checkpoint independently, as `octet eval` does.
+    const fs::path out = options_.out_dir;
+    BertModel model = BertModel::load(out, {.threads = 1});
+    ASSERT_TRUE(model.has_classifier());
+    auto tok = text::WordPieceTokenizer::from_model_dir(out);
+    data::Dataset dev = data::read_glue(data::Task::sst2, options_.dev_file);
+    std::vector<int> pred;
+    for (const data::Example& ex : dev.examples) {
+      text::Encoding e = tok.encode(ex.text_a, 64);
+      std::vector<BertSequence> batch = {{e.input_ids, e.token_type_ids}};
+      BertOutputs o = model.forward(batch, BertOutputKind::logits);
+      pred.push_back(o.logits[1] > o.logits[0] ? 1 : 0);
+    }
+    eval::MetricResult m = eval::glue_metrics(data::Task::sst2, pred, {}, dev);
+    EXPECT_EQ(m.main_value(), result_->engine_dev.main_value());
+    // libtorch and the engine differ by float rounding only: at most a near-tie may flip.
+    EXPECT_NEAR(m.main_value(), result_->best_dev.main_value(), 2.0 / 872 + 1e-12);
+  }
+  {
+    SCOPED_TRACE("WritesConfigForTheTaskAndTrainLog");
+    const fs::path out = options_.out_dir;
+    io::BertConfig c = io::load_bert_config(out / "config.json");
+    EXPECT_EQ(c.num_labels, 2);
+    EXPECT_EQ(c.id2label, (std::vector<std::string>{"negative", "positive"}));
+    EXPECT_EQ(c.problem_type, io::ProblemType::single_label_classification);
+    EXPECT_EQ(c.hidden_size, 64);
+    EXPECT_TRUE(fs::exists(out / "vocab.txt"));
 
-TEST_F(FinetuneSmokeTest, WritesConfigForTheTaskAndTrainLog) {
-  const fs::path out = options_.out_dir;
-  io::BertConfig c = io::load_bert_config(out / "config.json");
-  EXPECT_EQ(c.num_labels, 2);
-  EXPECT_EQ(c.id2label, (std::vector<std::string>{"negative", "positive"}));
-  EXPECT_EQ(c.problem_type, io::ProblemType::single_label_classification);
-  EXPECT_EQ(c.hidden_size, 64);
-  EXPECT_TRUE(fs::exists(out / "vocab.txt"));
-
-  nlohmann::json log = nlohmann::json::parse(test::read_file(out / "train_log.json"));
-  EXPECT_EQ(log["task"], "sst2");
-  EXPECT_EQ(log["seed"], 42);
-  EXPECT_EQ(log["options"]["lr"], 1e-3);
-  EXPECT_EQ(log["options"]["init"], "random");
-  ASSERT_EQ(log["epochs"].size(), 2u);
-  EXPECT_EQ(log["epochs"][0]["train_loss"].get<double>(), result_->epochs[0].train_loss);
-  EXPECT_GT(log["epochs"][1]["examples_per_second"].get<double>(), 0);
-  EXPECT_EQ(log["best_epoch"], result_->best_epoch);
-  EXPECT_EQ(log["engine_dev"]["accuracy"].get<double>(), result_->engine_dev.main_value());
+    nlohmann::json log = nlohmann::json::parse(test::read_file(out / "train_log.json"));
+    EXPECT_EQ(log["task"], "sst2");
+    EXPECT_EQ(log["seed"], 42);
+    EXPECT_EQ(log["options"]["lr"], 1e-3);
+    EXPECT_EQ(log["options"]["init"], "random");
+    ASSERT_EQ(log["epochs"].size(), 2u);
+    EXPECT_EQ(log["epochs"][0]["train_loss"].get<double>(), result_->epochs[0].train_loss);
+    EXPECT_GT(log["epochs"][1]["examples_per_second"].get<double>(), 0);
+    EXPECT_EQ(log["best_epoch"], result_->best_epoch);
+    EXPECT_EQ(log["engine_dev"]["accuracy"].get<double>(), result_->engine_dev.main_value());
+  }
 }
 
 TEST(FinetuneTest, RegressionLossFallsOnStsbSlice) {
