@@ -100,7 +100,7 @@ TEST_F(BenchCli, RunsAGlueFileFromRawText) {
 TEST_F(BenchCli, RejectsBadUsageWithExitCode2AndBadModelsWith3) {
   BenchRun r = run(std::string("--model ") + model() + " --precision integer-only");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("not implemented yet"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("octet quantize --mode integer-only"), std::string::npos) << r.err;
   r = run(std::string("--model ") + model() + " --shape bert-mini");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("exactly one of --model"), std::string::npos) << r.err;

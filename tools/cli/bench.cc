@@ -189,27 +189,22 @@ double percentile(std::vector<double> v, double p) {
   return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
 }
 
+// Not a switch: the enum grows (integer_only) and the report must not stop compiling then.
 std::string precision_name(Precision p) {
-  switch (p) {
-    case Precision::fp32:
-      return "fp32";
-    case Precision::int8_dynamic:
-      return "int8_dynamic";
-    case Precision::int8_static:
-      return "int8_static";
-  }
-  return "?";
+  if (p == Precision::fp32) return "fp32";
+  if (p == Precision::int8_dynamic) return "int8_dynamic";
+  if (p == Precision::int8_static) return "int8_static";
+  return "integer_only";
 }
 
 int run_bench(BenchOptions& o) {
   // Usage checks first: no file is read before the flags are known good.
-  if (o.precision == "integer-only" || o.precision == "integer_only") {
-    throw InvalidArgument(
-        "--precision integer-only is not implemented yet (the I-BERT integer kernels exist, the "
-        "integer-only encoder does not); use fp32 or int8");
-  }
-  Precision precision;
-  if (o.precision == "fp32") {
+  // integer-only: a directory written by `octet quantize --mode integer-only`, loaded as stored.
+  const bool integer_only = o.precision == "integer-only" || o.precision == "integer_only";
+  Precision precision = Precision::fp32;
+  if (integer_only) {
+    if (o.per_tensor) throw InvalidArgument("--per-tensor applies to --precision int8 only");
+  } else if (o.precision == "fp32") {
     precision = Precision::fp32;
   } else if (o.precision == "int8" || o.precision == "int8-dynamic" ||
              o.precision == "int8_dynamic") {
@@ -253,10 +248,25 @@ int run_bench(BenchOptions& o) {
     }
   } cleanup{temp};
 
-  // A quantized directory loads as stored: it is this bench's "int8".
+  // A quantized directory loads as stored: it is this bench's "int8", or "integer-only" when
+  // its quantization_config says "mode": "integer-only".
   const io::BertConfig config = io::load_bert_config(dir / "config.json");
   const bool quantized_dir = config.raw.contains("quantization_config");
-  if (quantized_dir && precision != Precision::int8_dynamic) {
+  const bool integer_dir = quantized_dir && config.raw["quantization_config"].is_object() &&
+                           config.raw["quantization_config"].value("mode", "") == "integer-only";
+  if (integer_only && !integer_dir) {
+    throw InvalidArgument(fmt::format(
+        "--precision integer-only runs a directory written by `octet quantize --mode "
+        "integer-only`; {} is not one (its config.json has no quantization_config with \"mode\": "
+        "\"integer-only\")",
+        dir.string()));
+  }
+  if (integer_dir && !integer_only) {
+    throw InvalidArgument(
+        fmt::format("{} is an integer-only model directory: run it with --precision integer-only",
+                    dir.string()));
+  }
+  if (quantized_dir && !integer_dir && precision != Precision::int8_dynamic) {
     throw InvalidArgument(fmt::format(
         "{} is a quantized model directory: run it with --precision int8", dir.string()));
   }
@@ -428,7 +438,8 @@ Runner register_bench(CLI::App& app) {
   sub->add_option("--model", o->model, "Model directory");
   sub->add_option("--shape", o->shape, "Random weights of this shape: bert-base or bert-mini");
   sub->add_option("--precision", o->precision,
-                  "fp32, int8 (dynamic INT8, or a quantized directory as stored), integer-only")
+                  "fp32, int8 (dynamic INT8, or a quantized directory as stored), integer-only (a "
+                  "directory from octet quantize --mode integer-only)")
       ->capture_default_str();
   sub->add_flag("--per-tensor", o->per_tensor, "int8: one weight scale per matrix");
   sub->add_option("--batch", o->batch, "Sequences per call (synthetic mode)")
