@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
@@ -127,9 +128,11 @@ eval::MetricResult metrics_from_logits(data::Task task, const data::TaskSpec& sp
 }
 
 // Dev metrics with the libtorch model in eval mode (no dropout), in file order.
+// With `qat`, its fake-quantized forward pass.
 eval::MetricResult evaluate_torch(BertForSequenceClassification& model, data::Task task,
                                   const std::vector<Encoded>& dev, const data::Dataset& gold,
-                                  int64_t batch_size, int64_t pad_id, int64_t num_labels) {
+                                  int64_t batch_size, int64_t pad_id, int64_t num_labels,
+                                  QatBert* qat = nullptr) {
   const data::TaskSpec& spec = data::task_spec(task);
   torch::NoGradGuard no_grad;
   model->eval();
@@ -141,7 +144,9 @@ eval::MetricResult evaluate_torch(BertForSequenceClassification& model, data::Ta
     for (std::size_t i = start; i < std::min(dev.size(), start + batch_size); ++i)
       rows.push_back(static_cast<int64_t>(i));
     Batch b = make_batch(dev, rows, pad_id, spec.regression);
-    torch::Tensor out = model->forward(b.ids, b.types, b.mask).logits.contiguous();
+    torch::Tensor out = (qat != nullptr ? qat->forward(b.ids, b.types, b.mask)
+                                        : model->forward(b.ids, b.types, b.mask).logits)
+                            .contiguous();
     const float* p = out.data_ptr<float>();
     logits.insert(logits.end(), p, p + out.numel());
   }
@@ -201,7 +206,19 @@ nlohmann::json options_json(const FinetuneOptions& o) {
           {"threads", o.threads},
           {"max_train_examples", o.max_train_examples},
           {"dtype", o.dtype == SaveDType::F16 ? "f16" : "f32"},
-          {"new_head", o.new_head}};
+          {"new_head", o.new_head},
+          {"qat",
+           o.qat.enabled
+               ? nlohmann::json{{"scheme", o.qat.scheme == quant::Scheme::symmetric ? "symmetric"
+                                                                                    : "asymmetric"},
+                                {"weights", o.qat.weights == quant::WeightGranularity::per_tensor
+                                                ? "per_tensor"
+                                                : "per_channel"},
+                                {"ste", std::string(to_string(o.qat.ste))},
+                                {"ema_decay", o.qat.ema_decay},
+                                {"start_step", o.qat.start_step},
+                                {"head_start_step", o.qat.head_start_step}}
+               : nlohmann::json(nullptr)}};
 }
 
 // The model, its config (with the task's head) and the tokenizer's vocabulary, per InitMode.
@@ -369,6 +386,13 @@ void check_finetune_options(const FinetuneOptions& o) {
   if (o.threads < 0) fail(fmt::format("--threads must be >= 0, found {}", o.threads));
   if (o.max_train_examples < 0)
     fail(fmt::format("--max-train-examples must be >= 0, found {}", o.max_train_examples));
+  if (o.qat.enabled) {
+    check_qat_options(o.qat);
+    if (o.dtype != SaveDType::F32)
+      fail(
+          "--qat writes an INT8 model whose scales come from the FP32 weights: --dtype must be "
+          "f32");
+  }
 }
 
 FinetuneResult finetune(const FinetuneOptions& o, const FinetuneCallback& progress) {
@@ -418,6 +442,8 @@ FinetuneResult finetune(const FinetuneOptions& o, const FinetuneCallback& progre
 
   BertForSequenceClassification& model = s.model;
   model->train();
+  std::unique_ptr<QatBert> qat;
+  if (o.qat.enabled) qat = std::make_unique<QatBert>(model, s.config, o.qat);
   auto optimizer = make_adamw(*model, {.lr = o.lr, .weight_decay = o.weight_decay});
   std::vector<torch::Tensor> params;
   for (auto& p : model->parameters())
@@ -462,7 +488,9 @@ FinetuneResult finetune(const FinetuneOptions& o, const FinetuneCallback& progre
       const double lr = linear_warmup_decay(step, r.warmup_steps, r.total_steps, o.lr);
       set_learning_rate(*optimizer, lr);
       optimizer->zero_grad();
-      torch::Tensor logits = model->forward(b.ids, b.types, b.mask).logits;
+      if (qat) qat->set_step(step);
+      torch::Tensor logits = qat ? qat->forward(b.ids, b.types, b.mask)
+                                 : model->forward(b.ids, b.types, b.mask).logits;
       torch::Tensor loss = spec.regression
                                ? torch::nn::functional::mse_loss(logits.squeeze(-1), b.labels)
                                : torch::nn::functional::cross_entropy(logits, b.labels);
@@ -502,14 +530,19 @@ FinetuneResult finetune(const FinetuneOptions& o, const FinetuneCallback& progre
     rec.train_loss = loss_sum / double(std::max<int64_t>(epoch_steps, 1));
     rec.examples_per_second = double(train_enc.size()) / std::max(rec.seconds, 1e-9);
     const auto t_eval = Clock::now();
-    rec.dev =
-        evaluate_torch(model, o.task, dev_enc, dev, o.eval_batch_size, pad_id, s.config.num_labels);
+    rec.dev = evaluate_torch(model, o.task, dev_enc, dev, o.eval_batch_size, pad_id,
+                             s.config.num_labels, qat.get());
     rec.eval_seconds = seconds_since(t_eval);
     const double main = rec.dev.main_value();
-    if (better(main, best) || r.best_epoch == 0) {
-      save_pretrained(model, s.config, s.vocab, o.out_dir, o.dtype);
-      if (s.tokenizer_config)
-        copy_file_atomic(*s.tokenizer_config, o.out_dir / "tokenizer_config.json");
+    // QAT: only once every quantizer is active can the INT8 model reproduce the dev figure.
+    if ((better(main, best) || r.best_epoch == 0) && (!qat || qat->ready())) {
+      if (qat) {
+        export_qat(*qat, s.config, s.vocab, o.out_dir, s.tokenizer_config);
+      } else {
+        save_pretrained(model, s.config, s.vocab, o.out_dir, o.dtype);
+        if (s.tokenizer_config)
+          copy_file_atomic(*s.tokenizer_config, o.out_dir / "tokenizer_config.json");
+      }
       rec.saved = true;
       r.best_epoch = epoch;
       r.best_dev = rec.dev;
@@ -544,6 +577,11 @@ FinetuneResult finetune(const FinetuneOptions& o, const FinetuneCallback& progre
     }
   }
 
+  if (qat && r.best_epoch == 0)
+    throw InvalidArgument(fmt::format(
+        "--qat: no epoch could be exported: the classifier's quantizer starts at step {} but "
+        "training ran {} steps; lower --qat-head-start-step or train longer",
+        o.qat.head_start_step, step));
   if (o.engine_eval) {
     const auto t_eval = Clock::now();
     r.engine_dev = evaluate_engine(o.out_dir, o.task, dev_enc, dev, o.eval_batch_size, o.threads);

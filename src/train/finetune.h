@@ -50,6 +50,7 @@
 #include "data/glue.h"
 #include "eval/metrics.h"
 #include "train/bert_torch.h"
+#include "train/qat.h"
 
 namespace octet::train {
 
@@ -91,6 +92,12 @@ struct FinetuneOptions {
   SaveDType dtype = SaveDType::F32;
   // Evaluate the saved best checkpoint with Octet's engine at the end (engine_dev).
   bool engine_eval = true;
+  // Quantization-aware fine-tuning (train/qat.h) when qat.enabled: the training and dev forward
+  // passes are fake-quantized, and out_dir receives the INT8 model (the format of `octet
+  // quantize`, EMA ranges as static scales) with the FP32 weights in out_dir/fp32/. An epoch is
+  // saved only once every quantizer has observed a batch (the head starts at
+  // qat.head_start_step). Needs dtype F32.
+  QatOptions qat;
 };
 
 struct EpochRecord {

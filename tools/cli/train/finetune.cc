@@ -39,6 +39,7 @@ Runner register_finetune(CLI::App& app) {
     std::string task, init = "pretrained", dtype = "f32";
     std::string model, config, vocab, train, dev, out;
     int64_t log_every = 50;
+    std::string qat_scheme = "symmetric", qat_weights = "per-tensor", qat_ste = "identity";
   };
   auto opts = std::make_shared<Options>();
   train::FinetuneOptions& ft = opts->ft;
@@ -89,6 +90,27 @@ Runner register_finetune(CLI::App& app) {
   sub->add_option("--dtype", opts->dtype, "Saved weights: f32 or f16")->capture_default_str();
   sub->add_option("--log-every", opts->log_every, "Print a progress line every N steps (0: off)")
       ->capture_default_str();
+  sub->add_flag("--qat", ft.qat.enabled,
+                "Quantization-aware fine-tuning (Q8BERT): --out receives the INT8 model (the "
+                "format of octet quantize) and the FP32 weights in --out/fp32 (docs/qat.md)");
+  sub->add_option("--qat-scheme", opts->qat_scheme,
+                  "QAT activations: symmetric (s8, Q8BERT) or asymmetric (u8 + zero point)")
+      ->capture_default_str();
+  sub->add_option("--qat-weights", opts->qat_weights,
+                  "QAT weight scales: per-tensor (Q8BERT) or per-channel")
+      ->capture_default_str();
+  sub->add_option("--qat-ste", opts->qat_ste,
+                  "QAT gradient: identity straight-through (Q8BERT) or clipped (zero outside the "
+                  "range)")
+      ->capture_default_str();
+  sub->add_option("--qat-ema-decay", ft.qat.ema_decay, "QAT activation range EMA decay")
+      ->capture_default_str();
+  sub->add_option("--qat-start-step", ft.qat.start_step,
+                  "QAT: step from which the encoder, pooler and embeddings are quantized")
+      ->capture_default_str();
+  sub->add_option("--qat-head-start-step", ft.qat.head_start_step,
+                  "QAT: step from which the classifier is quantized (Q8BERT: 200)")
+      ->capture_default_str();
 
   return [opts]() -> int {
     train::FinetuneOptions& o = opts->ft;
@@ -106,6 +128,27 @@ Runner register_finetune(CLI::App& app) {
       o.dtype = train::SaveDType::F16;
     else
       throw InvalidArgument(fmt::format("--dtype must be f32 or f16, found '{}'", opts->dtype));
+    if (opts->qat_scheme == "symmetric")
+      o.qat.scheme = quant::Scheme::symmetric;
+    else if (opts->qat_scheme == "asymmetric")
+      o.qat.scheme = quant::Scheme::asymmetric;
+    else
+      throw InvalidArgument(fmt::format("--qat-scheme must be symmetric or asymmetric, found '{}'",
+                                        opts->qat_scheme));
+    if (opts->qat_weights == "per-tensor")
+      o.qat.weights = quant::WeightGranularity::per_tensor;
+    else if (opts->qat_weights == "per-channel")
+      o.qat.weights = quant::WeightGranularity::per_channel;
+    else
+      throw InvalidArgument(fmt::format(
+          "--qat-weights must be per-tensor or per-channel, found '{}'", opts->qat_weights));
+    if (opts->qat_ste == "identity")
+      o.qat.ste = train::SteMode::identity;
+    else if (opts->qat_ste == "clipped")
+      o.qat.ste = train::SteMode::clipped;
+    else
+      throw InvalidArgument(
+          fmt::format("--qat-ste must be identity or clipped, found '{}'", opts->qat_ste));
     if (opts->log_every < 0)
       throw InvalidArgument(fmt::format("--log-every must be >= 0, found {}", opts->log_every));
     o.model_dir = opts->model;
@@ -157,7 +200,12 @@ Runner register_finetune(CLI::App& app) {
           "best        epoch {}: {} {:.4f} (Octet engine on the saved model; "
           "libtorch {:.4f})\n",
           r.best_epoch, r.engine_dev.main, r.engine_dev.main_value(), r.best_dev.main_value());
-    table += fmt::format("saved       {} (train_log.json)\n", o.out_dir.string());
+    if (o.qat.enabled)
+      table += fmt::format(
+          "saved       {} (INT8, quantization-aware; FP32 weights in fp32/; train_log.json)\n",
+          o.out_dir.string());
+    else
+      table += fmt::format("saved       {} (train_log.json)\n", o.out_dir.string());
     table += fmt::format("seconds     {:.1f}\n", r.seconds);
     std::fputs(table.c_str(), stdout);
     return kExitOk;

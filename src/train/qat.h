@@ -1,0 +1,165 @@
+// Quantization-aware fine-tuning (Q8BERT, QUANT_SPEC A) on the libtorch BERT, and its export to
+// the INT8 engine's static quantized model directory.
+//
+//   octet::train::QatOptions q;                         // Q8BERT defaults: symmetric, per tensor
+//   octet::train::QatBert qat(model, config, q);         // wraps a BertForSequenceClassification
+//   qat.set_step(step);                                  // before each training forward
+//   torch::Tensor logits = qat.forward(ids, types, mask);   // fake-quantized forward pass
+//   octet::train::export_qat(qat, config, "vocab.txt", "out/sst2-qat");   // `octet quantize`
+//   format
+//
+// Fake quantization (FakeQuant): the forward pass calls the engine's quantizer
+// (quant/quantizer.h: fake_quantize_symmetric / fake_quantize_asymmetric, quantize_weights +
+// dequantize_symmetric) on the contiguous float buffer of the tensor, so the codes are the ones the
+// INT8 engine computes, not a second implementation. The backward pass is the straight-through
+// estimator: identity (Q8BERT) or clipped (zero gradient where the input was clamped to the
+// range). Scales get no gradient.
+//
+// Where the quantizers sit: exactly where the engine's static INT8 graph quantizes
+// (docs/quantization.md, "The INT8 graph"), so that the exported model reproduces the
+// fake-quantized forward pass:
+//   * the input of every Linear (Q, K and V share one input quantizer, as the engine's fused QKV
+//     GEMM shares one input scale), the attention output, FFN in and out, pooler and classifier;
+//     activation ranges are an EMA of each training batch's max|x| (and min / max for the
+//     asymmetric scheme) with decay 0.9999, updated before the scale is read (A.2), through the
+//     engine's own EMA observer (quant/observer.h), whose statistics become the calibration;
+//   * every Linear weight from its current max|W| at every forward pass, per tensor (Q8BERT) or
+//     per output channel;
+//   * the word and position embedding tables, weights only, one scale per table.
+// Deviation from Q8BERT: the Q and K projection outputs are NOT fake-quantized, because the
+// engine runs the attention score matmul in FP32 (the attention_scores site is unsupported);
+// quantizing them in training would break parity with the INT8 model.
+//
+// Start steps: a quantizer is inactive (the layer runs in FP32 and its EMA is not updated) while
+// the step set by set_step() is below its start step: `start_step` for every site, and
+// `head_start_step` (Q8BERT: 200) for the classifier. In eval mode (the wrapped module's
+// is_training() false) no EMA is updated; a site whose EMA has never been updated runs in FP32.
+//
+// Export (export_qat): every site must have been observed (InvalidArgument otherwise, naming the
+// site and its start step). Writes <out>/fp32/ (the FP32 weights, save_pretrained),
+// <out>/qat_calibration.json (an `octet calibrate` document whose "ema" statistics are the EMA
+// ranges tracked in training, fingerprinted with <out>/fp32/model.safetensors) and the quantized
+// model in <out> (quant::quantize_bert with calibrator "ema" + quant::write_quantized_dir), which
+// BertModel::load, `octet eval` and `octet predict` run on the INT8 engine.
+//
+// Threading: like the wrapped module, not thread-safe.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/bert_config.h"
+#include "quant/config.h"
+#include "quant/observer.h"
+#include "quant/quantizer.h"
+#include "train/bert_torch.h"
+
+namespace octet::train {
+
+enum class SteMode { identity, clipped };
+
+struct QatOptions {
+  bool enabled = false;  // FinetuneOptions: run quantization-aware fine-tuning
+  quant::Scheme scheme =
+      quant::Scheme::symmetric;  // activations: s8 [-127, 127] or u8 + zero point
+  quant::WeightGranularity weights = quant::WeightGranularity::per_tensor;  // Q8BERT: per tensor
+  SteMode ste = SteMode::identity;
+  double ema_decay = 0.9999;
+  int64_t start_step = 0;         // every site but the classifier
+  int64_t head_start_step = 200;  // the classifier (Q8BERT's task head)
+};
+
+// Throws InvalidArgument naming the field (decay outside (0, 1), negative start steps).
+void check_qat_options(const QatOptions& o);
+
+std::string_view to_string(SteMode m);
+
+// --- Fake-quantization ops (autograd) -----------------------------------------------------------
+
+// Symmetric [-127, 127] with threshold T (inv_scale = 127 / T, T = 0 -> 1).
+torch::Tensor fake_quantize_symmetric(const torch::Tensor& x, float threshold, SteMode ste);
+// Asymmetric u8 over [min, max] (quant::asymmetric_params: widened to contain 0, zero point
+// nudged).
+torch::Tensor fake_quantize_asymmetric(const torch::Tensor& x, float min, float max, SteMode ste);
+// A weight [n, k] fake-quantized with quant::quantize_weights (max|W| per tensor or per row);
+// identity gradient.
+torch::Tensor fake_quantize_weight(const torch::Tensor& w, quant::WeightGranularity g,
+                                   const std::string& what);
+
+// One activation site: an EMA observer of its input and the fake quantizer it drives.
+class ActivationQuantizer {
+ public:
+  ActivationQuantizer(std::string name, const QatOptions& o, int64_t start_step);
+  // Training: from start_step on, observes x (EMA update) then fake-quantizes it with the updated
+  // range. Eval: fake-quantizes with the current range if any batch was observed, else returns x.
+  torch::Tensor forward(const torch::Tensor& x, bool training, int64_t step);
+  bool active(bool training, int64_t step) const;
+  bool observed() const { return observer_->count() > 0; }
+  const std::string& name() const { return name_; }
+  int64_t start_step() const { return start_step_; }
+  quant::Range range() const;               // the range the engine will use
+  nlohmann::json statistics() const;        // {"ema": observer to_json}
+  void restore(const nlohmann::json& ema);  // replaces the EMA state (observer JSON)
+
+ private:
+  std::string name_;
+  quant::Scheme scheme_;
+  SteMode ste_;
+  int64_t start_step_;
+  std::unique_ptr<quant::Observer> observer_;
+};
+
+// The fake-quantized forward pass of a BertForSequenceClassification (shares its parameters,
+// dropout and LayerNorm modules).
+class QatBert {
+ public:
+  QatBert(BertForSequenceClassification model, const io::BertConfig& config, QatOptions o);
+  // Logits [B, num_labels]; shapes as BertForSequenceClassification::forward.
+  torch::Tensor forward(const torch::Tensor& input_ids, torch::Tensor token_type_ids = {},
+                        torch::Tensor attention_mask = {});
+  void set_step(int64_t step) { step_ = step; }
+  int64_t step() const { return step_; }
+  const QatOptions& options() const { return o_; }
+  // Every site has observed at least one batch: the model can be exported.
+  bool ready() const;
+  BertForSequenceClassification& model() { return model_; }
+
+  // Activation sites in order, named by the Hugging Face prefix whose input they quantize.
+  const std::vector<std::unique_ptr<ActivationQuantizer>>& sites() const { return sites_; }
+  // The engine's quantization_config matching this training graph (static, calibrator ema).
+  quant::QuantizationConfig quantization_config() const;
+  // Restores every site's EMA from a calibration document written by export_qat
+  // (qat_calibration.json), e.g. to rebuild the fake-quantized model of an exported directory.
+  // ModelFormatError / InvalidArgument name the missing or malformed site.
+  void restore(const nlohmann::json& calibration);
+  // An `octet calibrate` document of the EMA ranges for the weights file `weights_file`.
+  // InvalidArgument if a site was never observed.
+  nlohmann::json calibration(const std::filesystem::path& weights_file) const;
+
+ private:
+  torch::Tensor linear(torch::nn::Linear lin, const std::string& name,
+                       const torch::Tensor& x_quantized, bool active);
+  torch::Tensor embed(torch::nn::Embedding emb, const std::string& name, const torch::Tensor& ids,
+                      bool active);
+
+  BertForSequenceClassification model_;
+  io::BertConfig config_;
+  QatOptions o_;
+  int64_t step_ = 0;
+  std::vector<std::unique_ptr<ActivationQuantizer>> sites_;  // 4 per layer, pooler, classifier
+};
+
+// Writes <out_dir>/fp32/, <out_dir>/qat_calibration.json and the quantized model in <out_dir>
+// (see the header comment). tokenizer_config, when set, is copied next to vocab.txt.
+void export_qat(QatBert& qat, const io::BertConfig& config, const std::filesystem::path& vocab,
+                const std::filesystem::path& out_dir,
+                const std::optional<std::filesystem::path>& tokenizer_config = std::nullopt);
+
+}  // namespace octet::train
