@@ -33,6 +33,12 @@
 //                 directory whose config says "activations": "dynamic" reports int8_dynamic. A
 //                 quantized directory always loads as stored: options.precision must be fp32 and
 //                 per_channel true (the defaults), else InvalidArgument.
+//   integer_only  reported for a quantized directory whose quantization_config has "mode":
+//                 "integer-only" (`octet quantize --mode integer-only`): I-BERT, the encoder from
+//                 the embedding lookup to the last LayerNorm in integer arithmetic only, scales
+//                 folded into integer multipliers at load; the pooler and classifier stay FP32
+//                 (models/bert_integer.h, docs/integer_only.md). Sequences run one per OpenMP
+//                 thread; results do not depend on the batch or the thread count.
 // Inputs: a batch of already tokenized sequences of any lengths in [1, max_position_embeddings];
 // token_type_ids may be empty (all zeros) or have the same length as input_ids. Sequences are
 // never padded to a common length: the valid tokens of all sequences are packed for the dense
@@ -79,7 +85,7 @@ namespace models {
 BertModel make_model(BertEncoder encoder, int threads);
 }
 
-enum class Precision { fp32, int8_dynamic, int8_static };
+enum class Precision { fp32, int8_dynamic, int8_static, integer_only };
 
 // Where forward() shows an activation to an ActivationTap.
 enum class TapPoint { input, output };

@@ -41,56 +41,118 @@ void fill_dyadic(const std::vector<double>& from, double to, std::vector<int32_t
   }
 }
 
-}  // namespace
-
-IntegerEncoderLayer IntegerEncoderLayer::prepare(const FloatEncoderWeights& w,
-                                                 const IntegerLayerScales& s, int ln1_shift,
-                                                 int ln2_shift, Isa isa) {
-  const int h = w.hidden, in = w.intermediate;
-  if (h <= 0 || in <= 0 || w.heads <= 0 || h % w.heads != 0) {
+void check_sizes(int h, int in, int heads) {
+  if (h <= 0 || in <= 0 || heads <= 0 || h % heads != 0) {
     throw InvalidArgument(fmt::format(
         "integer encoder layer: hidden {}, heads {}, intermediate {}: expected positive sizes "
         "with hidden divisible by heads",
-        h, w.heads, in));
+        h, heads, in));
   }
-  const std::size_t hh = std::size_t(h) * h, hi = std::size_t(h) * in;
-  check_size("wq", w.wq, hh), check_size("wk", w.wk, hh), check_size("wv", w.wv, hh);
-  check_size("wo", w.wo, hh), check_size("w1", w.w1, hi), check_size("w2", w.w2, hi);
-  for (const auto* v :
-       {&w.bq, &w.bk, &w.bv, &w.bo, &w.b2, &w.ln1_gamma, &w.ln1_beta, &w.ln2_gamma, &w.ln2_beta}) {
-    check_size("a bias or LayerNorm vector", *v, h);
-  }
-  check_size("b1", w.b1, in);
+}
+
+void check_scales(const IntegerLayerScales& s) {
   const float all[] = {s.input,    s.q,   s.k,    s.v,       s.context,
                        s.attn_sum, s.ln1, s.gelu, s.ffn_sum, s.output};
   const char* names[] = {"input",    "q",   "k",    "v",       "context",
                          "attn_sum", "ln1", "gelu", "ffn_sum", "output"};
   for (int i = 0; i < 10; ++i) check_scale(names[i], all[i]);
+}
+
+QuantizedLinearWeights quantize_linear(const std::vector<float>& wt, const std::vector<float>& b,
+                                       int n, int k, double s_x) {
+  SymmetricInt8 q = quantize_symmetric_int8(wt, n, k, /*per_row=*/true);
+  QuantizedLinearWeights out;
+  out.w = std::move(q.q);
+  out.scales = std::move(q.scales);
+  out.bias.resize(n);
+  for (int c = 0; c < n; ++c) {
+    const double v = std::nearbyint(b[c] / (s_x * out.scales[c]));
+    const double lim = std::numeric_limits<int32_t>::max();
+    out.bias[c] = static_cast<int32_t>(std::fmax(-lim, std::fmin(lim, v)));
+  }
+  return out;
+}
+
+void check_linear(std::string_view what, const QuantizedLinearWeights& l, int n, int k) {
+  if (l.w.size() != std::size_t(n) * k || l.scales.size() != std::size_t(n) ||
+      l.bias.size() != std::size_t(n)) {
+    throw InvalidArgument(fmt::format(
+        "integer encoder layer: {} has {} weights, {} scales, {} biases: expected {} x {}, {}, {}",
+        what, l.w.size(), l.scales.size(), l.bias.size(), n, k, n, n));
+  }
+  for (int c = 0; c < n; ++c) {
+    if (!(l.scales[c] > 0.0f) || !std::isfinite(l.scales[c])) {
+      throw InvalidArgument(
+          fmt::format("integer encoder layer: {} weight scale [{}] is {}: expected a positive "
+                      "finite value",
+                      what, c, l.scales[c]));
+    }
+  }
+}
+
+}  // namespace
+
+QuantizedEncoderWeights IntegerEncoderLayer::quantize_weights(const FloatEncoderWeights& w,
+                                                              const IntegerLayerScales& s) {
+  const int h = w.hidden, in = w.intermediate;
+  check_sizes(h, in, w.heads);
+  const std::size_t hh = std::size_t(h) * h, hi = std::size_t(h) * in;
+  check_size("wq", w.wq, hh), check_size("wk", w.wk, hh), check_size("wv", w.wv, hh);
+  check_size("wo", w.wo, hh), check_size("w1", w.w1, hi), check_size("w2", w.w2, hi);
+  for (const auto* v : {&w.bq, &w.bk, &w.bv, &w.bo, &w.b2}) check_size("a bias", *v, h);
+  check_size("b1", w.b1, in);
+  check_scales(s);
+  QuantizedEncoderWeights q;
+  q.hidden = h, q.heads = w.heads, q.intermediate = in;
+  q.q = quantize_linear(w.wq, w.bq, h, h, s.input);
+  q.k = quantize_linear(w.wk, w.bk, h, h, s.input);
+  q.v = quantize_linear(w.wv, w.bv, h, h, s.input);
+  q.o = quantize_linear(w.wo, w.bo, h, h, s.context);
+  q.fc1 = quantize_linear(w.w1, w.b1, in, h, s.ln1);
+  q.fc2 = quantize_linear(w.w2, w.b2, h, in, s.gelu);
+  q.ln1_gamma = w.ln1_gamma, q.ln1_beta = w.ln1_beta;
+  q.ln2_gamma = w.ln2_gamma, q.ln2_beta = w.ln2_beta;
+  return q;
+}
+
+IntegerEncoderLayer IntegerEncoderLayer::prepare(const FloatEncoderWeights& w,
+                                                 const IntegerLayerScales& s, int ln1_shift,
+                                                 int ln2_shift, Isa isa) {
+  return prepare_quantized(quantize_weights(w, s), s, ln1_shift, ln2_shift, isa);
+}
+
+IntegerEncoderLayer IntegerEncoderLayer::prepare_quantized(const QuantizedEncoderWeights& w,
+                                                           const IntegerLayerScales& s,
+                                                           int ln1_shift, int ln2_shift, Isa isa) {
+  const int h = w.hidden, in = w.intermediate;
+  check_sizes(h, in, w.heads);
+  check_linear("query", w.q, h, h), check_linear("key", w.k, h, h);
+  check_linear("value", w.v, h, h), check_linear("attention output", w.o, h, h);
+  check_linear("FC1", w.fc1, in, h), check_linear("FC2", w.fc2, h, in);
+  for (const auto* v : {&w.ln1_gamma, &w.ln1_beta, &w.ln2_gamma, &w.ln2_beta}) {
+    check_size("a LayerNorm vector", *v, h);
+  }
+  check_scales(s);
 
   IntegerEncoderLayer l;
   l.hidden_ = h, l.heads_ = w.heads, l.head_dim_ = h / w.heads, l.inter_ = in, l.isa_ = isa;
 
-  // Linear: per-output-channel int8 weights, int32 bias at S_x S_w[c]; returns the accumulator
-  // scales S_x S_w[c].
-  auto linear = [&](Linear& lin, const std::vector<float>& wt, const std::vector<float>& b, int n,
-                    int k, double s_x) {
-    const SymmetricInt8 q = quantize_symmetric_int8(wt, n, k, /*per_row=*/true);
-    lin.w = l.pack(q.q.data(), n, k, k);
-    lin.bias.resize(n);
+  // Linear: packed int8 weights and int32 bias; returns the accumulator scales S_x S_w[c].
+  auto linear = [&](Linear& lin, const QuantizedLinearWeights& q, int n, int k, double s_x) {
+    lin.w = l.pack(q.w.data(), n, k, k);
+    lin.bias = q.bias;
     std::vector<double> acc(n);
-    for (int c = 0; c < n; ++c) {
-      acc[c] = s_x * q.scales[c];
-      const double v = std::nearbyint(b[c] / acc[c]);
-      const double lim = std::numeric_limits<int32_t>::max();
-      lin.bias[c] = static_cast<int32_t>(std::fmax(-lim, std::fmin(lim, v)));
-    }
+    for (int c = 0; c < n; ++c) acc[c] = s_x * q.scales[c];
     return acc;
   };
 
-  std::vector<float> wqkv, bqkv;
-  for (const auto* m : {&w.wq, &w.wk, &w.wv}) wqkv.insert(wqkv.end(), m->begin(), m->end());
-  for (const auto* b : {&w.bq, &w.bk, &w.bv}) bqkv.insert(bqkv.end(), b->begin(), b->end());
-  const std::vector<double> acc_qkv = linear(l.qkv_, wqkv, bqkv, 3 * h, h, s.input);
+  QuantizedLinearWeights qkv;
+  for (const auto* m : {&w.q, &w.k, &w.v}) {
+    qkv.w.insert(qkv.w.end(), m->w.begin(), m->w.end());
+    qkv.scales.insert(qkv.scales.end(), m->scales.begin(), m->scales.end());
+    qkv.bias.insert(qkv.bias.end(), m->bias.begin(), m->bias.end());
+  }
+  const std::vector<double> acc_qkv = linear(l.qkv_, qkv, 3 * h, h, s.input);
   {
     auto& p = l.qkv_req_.p;
     p.mx.resize(3 * h), p.sx.resize(3 * h);
@@ -106,7 +168,7 @@ IntegerEncoderLayer IntegerEncoderLayer::prepare(const FloatEncoderWeights& w,
   fill_dyadic(std::vector<double>(h, ops::kIsoftmaxOutScale * s.v), s.context, l.ctx_req_.p.mx,
               l.ctx_req_.p.sx, 63);
 
-  const std::vector<double> acc_out = linear(l.out_, w.wo, w.bo, h, h, s.context);
+  const std::vector<double> acc_out = linear(l.out_, w.o, h, h, s.context);
   fill_dyadic(acc_out, s.attn_sum, l.attn_sum_req_.p.mx, l.attn_sum_req_.p.sx, 63);
   fill_dyadic(std::vector<double>(h, s.input), s.attn_sum, l.attn_sum_req_.p.mr,
               l.attn_sum_req_.p.sr, 63);
@@ -115,11 +177,11 @@ IntegerEncoderLayer IntegerEncoderLayer::prepare(const FloatEncoderWeights& w,
   l.ln1_ = ops::prepare_ilayernorm(w.ln1_gamma, w.ln1_beta, ln1_shift);
   fill_dyadic(l.ln1_.out_scale, s.ln1, l.ln1_m_, l.ln1_s_, kernels::kMaxWideShift);
 
-  const std::vector<double> acc1 = linear(l.fc1_, w.w1, w.b1, in, h, s.ln1);
+  const std::vector<double> acc1 = linear(l.fc1_, w.fc1, in, h, s.ln1);
   l.gelu_ = ops::prepare_igelu(std::vector<float>(acc1.begin(), acc1.end()));
   fill_dyadic(l.gelu_.out_scale, s.gelu, l.gelu_m_, l.gelu_s_, kernels::kMaxWideShift);
 
-  const std::vector<double> acc2 = linear(l.fc2_, w.w2, w.b2, h, in, s.gelu);
+  const std::vector<double> acc2 = linear(l.fc2_, w.fc2, h, in, s.gelu);
   fill_dyadic(acc2, s.ffn_sum, l.ffn_sum_req_.p.mx, l.ffn_sum_req_.p.sx, 63);
   fill_dyadic(std::vector<double>(h, s.ln1), s.ffn_sum, l.ffn_sum_req_.p.mr, l.ffn_sum_req_.p.sr,
               63);
@@ -161,8 +223,22 @@ void IntegerEncoderLayer::gemm(const void* a, kernels::ActDtype dtype, int m, st
 
 void IntegerEncoderLayer::forward(std::span<const int8_t> x, int tokens,
                                   std::span<int8_t> y) const {
+  const std::size_t th = std::size_t(tokens > 0 ? tokens : 0) * hidden_;
+  if (tokens <= 0 || y.size() != th) {
+    throw InvalidArgument(
+        fmt::format("integer encoder layer: {} tokens with output {} values: expected {} x {}",
+                    tokens, y.size(), tokens, hidden_));
+  }
+  std::vector<int64_t> ln(th);
+  forward_ln(x, tokens, ln);
+  ops::requantize_wide(ln.data(), tokens, hidden_, hidden_, ln2_m_, ln2_s_, 8, y.data(), hidden_,
+                       isa_);
+}
+
+void IntegerEncoderLayer::forward_ln(std::span<const int8_t> x, int tokens,
+                                     std::span<int64_t> y) const {
   const int h = hidden_, d = head_dim_, t = tokens;
-  const std::size_t th = std::size_t(t) * h;
+  const std::size_t th = std::size_t(t > 0 ? t : 0) * h;
   if (t <= 0 || x.size() != th || y.size() != th) {
     throw InvalidArgument(fmt::format(
         "integer encoder layer: {} tokens with input {} and output {} values: expected {} x {}", t,
@@ -217,8 +293,7 @@ void IntegerEncoderLayer::forward(std::span<const int8_t> x, int tokens,
   gemm(g8.data(), s8, t, inter_, fc2_.w, fc2_.bias.data(), acc_h.data(), h);
   ops::residual_add(acc_h.data(), h, hid.data(), h, t, h, ffn_sum_req_.p, ffn_sum_req_.bits,
                     sum22.data(), h, isa_);
-  ops::ilayernorm(sum22.data(), t, h, h, ln2_, ln.data(), h, isa_);
-  ops::requantize_wide(ln.data(), t, h, h, ln2_m_, ln2_s_, 8, y.data(), h, isa_);
+  ops::ilayernorm(sum22.data(), t, h, h, ln2_, y.data(), h, isa_);
 }
 
 }  // namespace octet::layers

@@ -62,13 +62,43 @@ struct IntegerLayerScales {
   float output = 0;    // 8-bit layer output
 };
 
+// One Linear already quantized: int8 weights [n, k] symmetric per output channel ([-127, 127]),
+// their scales (n entries) and the int32 bias at input_scale * scales[c].
+struct QuantizedLinearWeights {
+  std::vector<int8_t> w;
+  std::vector<float> scales;
+  std::vector<int32_t> bias;
+};
+
+// The int8 weights of one layer (what a quantized model directory stores); LayerNorm stays FP32
+// until prepare folds it into integer constants.
+struct QuantizedEncoderWeights {
+  int hidden = 0, heads = 0, intermediate = 0;
+  QuantizedLinearWeights q, k, v, o, fc1, fc2;
+  std::vector<float> ln1_gamma, ln1_beta, ln2_gamma, ln2_beta;
+};
+
 class IntegerEncoderLayer {
  public:
   static IntegerEncoderLayer prepare(const FloatEncoderWeights& w, const IntegerLayerScales& s,
                                      int ln1_shift, int ln2_shift, Isa isa = active_isa());
+  // The same from int8 weights (biases at scales.input / context / ln1 / gelu times the weight
+  // scales); throws InvalidArgument for inconsistent sizes or non-positive scales.
+  static IntegerEncoderLayer prepare_quantized(const QuantizedEncoderWeights& w,
+                                               const IntegerLayerScales& s, int ln1_shift,
+                                               int ln2_shift, Isa isa = active_isa());
+  // The weight quantization prepare() applies: per output channel, int32 biases at the
+  // activation scales of `s`.
+  static QuantizedEncoderWeights quantize_weights(const FloatEncoderWeights& w,
+                                                  const IntegerLayerScales& s);
 
   // x: tokens x hidden int8 codes at scales.input; y: tokens x hidden int8 at scales.output.
   void forward(std::span<const int8_t> x, int tokens, std::span<int8_t> y) const;
+  // The same up to the last i-LayerNorm, whose int64 output (tokens x hidden, per-column scale
+  // output_ln_scale()) is returned instead of the 8-bit requantization (scales.output unused).
+  void forward_ln(std::span<const int8_t> x, int tokens, std::span<int64_t> ln_out) const;
+  // gamma[c] * sqrt(hidden) / 2^30: the real value of one unit of forward_ln's column c.
+  const std::vector<double>& output_ln_scale() const { return ln2_.out_scale; }
 
   int hidden() const { return hidden_; }
 

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
@@ -34,6 +35,8 @@
 #include "ops/matmul_f32.h"
 
 namespace octet::models {
+
+class IntegerBertEncoder;
 
 // Reusable scratch for one forward pass at a time: grown on demand, never shrunk.
 struct BertWorkspace {
@@ -59,6 +62,9 @@ struct BertEncoder {
   int64_t parameter_count = 0;
   // Quantized directories: the parsed quantization_config (null for FP32 directories).
   nlohmann::json quantization_config;
+  // Integer-only (I-BERT) models: the integer encoder replaces embeddings and layers (left
+  // empty); the head above runs in FP32 on its dequantized output. models/bert_integer.h.
+  std::shared_ptr<const IntegerBertEncoder> integer;
 
   // ids / types packed and validated (types may not be empty here); offsets: B + 1 entries.
   // tap: optional (octet/model.h ActivationTap).

@@ -10,6 +10,7 @@
 #include "io/model_dir.h"
 #include "io/safetensors.h"
 #include "models/bert.h"
+#include "models/bert_integer.h"
 #include "octet/error.h"
 #include "octet/model.h"
 
@@ -46,9 +47,14 @@ BertModel BertModel::load(const std::filesystem::path& dir, const BertLoadOption
           "stored; precision int8_dynamic / per_channel = false apply to FP32 directories only",
           files.dir.string()));
     }
-    impl->encoder = models::load_bert_encoder_quantized(config, config.raw["quantization_config"],
-                                                        models::SafetensorsSource(reader),
-                                                        options.load_head, files.config.string());
+    const nlohmann::json& qc = config.raw["quantization_config"];
+    if (models::is_integer_only_config(qc)) {
+      impl->encoder = models::load_bert_integer(config, qc, models::SafetensorsSource(reader),
+                                                options.load_head, files.config.string());
+    } else {
+      impl->encoder = models::load_bert_encoder_quantized(
+          config, qc, models::SafetensorsSource(reader), options.load_head, files.config.string());
+    }
   } else {
     if (options.precision != Precision::fp32 && options.precision != Precision::int8_dynamic) {
       throw InvalidArgument(

@@ -17,6 +17,7 @@
 #include "io/model_dir.h"
 #include "octet/error.h"
 #include "quant/bert_quant.h"
+#include "quant/integer_quant.h"
 #include "quant_common.h"
 
 namespace octet::cli {
@@ -63,25 +64,33 @@ Runner register_calibrate(CLI::App& app) {
   sub->add_option("--seed", o->seed, "Random seed of the sample")->capture_default_str();
   sub->add_option("--calibrator", o->calibrator,
                   "Statistics to record: all | max | ema | percentile | kl | mse (the last three "
-                  "share one histogram)")
+                  "share one histogram) | ema-minmax (I-BERT: EMA min/max, momentum 0.95, at the "
+                  "inputs and outputs of every layer and the embedding sums; for quantize --mode "
+                  "integer-only)")
       ->capture_default_str();
   sub->add_option("--bins", o->bins, "Histogram bins per side")->capture_default_str();
-  sub->add_option("--ema-decay", o->ema_decay, "EMA decay")->capture_default_str();
+  CLI::Option* decay_flag = sub->add_option("--ema-decay", o->ema_decay,
+                                            "EMA decay [default: 0.9999; 0.95 with ema-minmax]");
   sub->add_option("--max-seq-len", o->max_seq_len,
                   "Maximum tokens per example [default: 128, or max_position_embeddings]");
   sub->add_option("--batch-size", o->batch_size, "Examples per forward pass")
       ->capture_default_str();
   sub->add_option("--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
-  return [o]() -> int {
-    quant::CalibrationOptions copt{.ema_decay = o->ema_decay, .bins = o->bins};
+  return [o, decay_flag]() -> int {
     const std::string& k = o->calibrator;
-    if (k != "all") {
+    const bool ibert = k == "ema-minmax";
+    if (ibert && decay_flag->count() == 0) o->ema_decay = quant::kIbertEmaMomentum;
+    quant::CalibrationOptions copt{.ema_decay = o->ema_decay, .bins = o->bins};
+    if (ibert) {
+      copt.max = copt.histogram = false;
+    } else if (k != "all") {
       copt.max = k == "max";
       copt.ema = k == "ema";
       copt.histogram = k == "percentile" || k == "kl" || k == "mse";
       if (!copt.max && !copt.ema && !copt.histogram) {
         throw InvalidArgument(fmt::format(
-            "--calibrator must be all, max, ema, percentile, kl or mse, found '{}'", k));
+            "--calibrator must be all, max, ema, percentile, kl, mse or ema-minmax, found '{}'",
+            k));
       }
     }
     if (o->samples < 1) throw InvalidArgument("--samples must be at least 1, found 0");
@@ -123,7 +132,21 @@ Runner register_calibrate(CLI::App& app) {
     }
 
     const EncodedBatches batches = encode_batches(tok, chosen, max_len, o->batch_size);
-    run_logits(model, batches, collector.tap(), "calibration");
+    std::size_t recorded = 0;
+    nlohmann::json tensors;
+    if (ibert) {
+      // I-BERT: every activation of the integer-only graph, one EMA update per batch.
+      quant::IntegerCalibrationCollector icol(o->model, o->ema_decay);
+      const ActivationTap itap = icol.tap();
+      for (const auto& batch : batches.batches) icol.observe_embeddings(batch);
+      run_logits(model, batches, itap, "calibration");
+      recorded = icol.tensors();
+      tensors = icol.to_json();
+    } else {
+      run_logits(model, batches, collector.tap(), "calibration");
+      recorded = collector.tensors();
+      tensors = collector.to_json();
+    }
 
     const io::ModelFiles files = io::locate_model(o->model);
     nlohmann::json doc;
@@ -142,10 +165,11 @@ Runner register_calibrate(CLI::App& app) {
                          {"histogram", copt.histogram},
                          {"ema_decay", copt.ema_decay},
                          {"bins", copt.bins}};
-    doc["tensors"] = collector.to_json();
+    if (ibert) doc["calibrator"] = "ema-minmax";
+    doc["tensors"] = std::move(tensors);
     io::write_file_atomic(o->out, doc.dump() + "\n");
     std::printf("calibrated %zu examples of %s (%s) on %zu tensors -> %s\n", n, o->data.c_str(),
-                std::string(spec.name).c_str(), collector.tensors(), o->out.c_str());
+                std::string(spec.name).c_str(), recorded, o->out.c_str());
     return kExitOk;
   };
 }
