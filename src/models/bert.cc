@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "models/bert_integer.h"
 #include "octet/error.h"
 #include "ops/fp32_ops.h"
 
@@ -254,9 +255,13 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
   float* cls = ptrs[5];
   float* pooled = ptrs[6];
 
-  embeddings.forward(ids, types, offsets, hidden, threads);
-  if (tap != nullptr) (*tap)("bert.embeddings", TapPoint::output, hidden, tokens, h, h);
-  for (const layers::EncoderLayer& layer : layers) layer.forward(hidden, offsets, s, threads);
+  if (integer != nullptr) {
+    integer->forward_dequantized(ids, types, offsets, hidden, threads);
+  } else {
+    embeddings.forward(ids, types, offsets, hidden, threads);
+    if (tap != nullptr) (*tap)("bert.embeddings", TapPoint::output, hidden, tokens, h, h);
+    for (const layers::EncoderLayer& layer : layers) layer.forward(hidden, offsets, s, threads);
+  }
 
   out.batch = batch;
   out.hidden_size = h;
