@@ -5,6 +5,8 @@
 // rejection of bad integer-only files and calibrations with clear messages. The compile-time proof
 // that the encoder path carries integers only is the static_assert in models/bert_integer.h
 // (repeated here so a change of signature fails this test's build).
+#include "models/bert_integer.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -21,7 +23,6 @@
 #include "common/tiny_bert.h"
 #include "io/bert_config.h"
 #include "models/bert.h"
-#include "models/bert_integer.h"
 #include "octet/error.h"
 #include "octet/model.h"
 #include "quant/bert_quant.h"
@@ -38,8 +39,8 @@ struct IntegerOnly<R (C::*)(A...) const>
     : std::bool_constant<(!std::is_floating_point_v<std::remove_cvref_t<A>> && ...)> {};
 static_assert(IntegerOnly<decltype(&models::IntegerBertEncoder::encode)>::value);
 static_assert(std::is_same_v<decltype(&layers::IntegerEncoderLayer::forward_ln),
-                             void (layers::IntegerEncoderLayer::*)(
-                                 std::span<const int8_t>, int, std::span<int64_t>) const>);
+                             void (layers::IntegerEncoderLayer::*)(std::span<const int8_t>, int,
+                                                                   std::span<int64_t>) const>);
 
 double cosine(const std::vector<float>& a, const std::vector<float>& b) {
   double ab = 0.0, aa = 0.0, bb = 0.0;
@@ -178,9 +179,10 @@ TEST_F(BertInteger, AgreesWithFp32OnOtherInputs) {
     };
     agree += argmax(f.logits) == argmax(i.logits);
   }
-  std::printf("integer-only vs FP32 (16 random sequences): cosine logits %.5f, pooled %.5f, "
-              "last hidden %.5f; argmax agreement %d / 16\n",
-              c_logits, c_pooled, c_hidden, agree);
+  std::printf(
+      "integer-only vs FP32 (16 random sequences): cosine logits %.5f, pooled %.5f, "
+      "last hidden %.5f; argmax agreement %d / 16\n",
+      c_logits, c_pooled, c_hidden, agree);
   EXPECT_GE(c_logits, 0.98);
   EXPECT_GE(c_pooled, 0.98);
   EXPECT_GE(c_hidden, 0.98);
@@ -231,10 +233,9 @@ TEST_F(BertInteger, RejectsBadFiles) {
                           std::memcpy(b.data(), &v, 4);
                         })),
       "expected a scale > 0");
-  has(load_error(edited("bert.embeddings.word_embeddings.weight",
-                        [](io::TensorInfo&, std::vector<std::byte>& b) {
-                          b[17] = std::byte{0x80};
-                        })),
+  has(load_error(
+          edited("bert.embeddings.word_embeddings.weight",
+                 [](io::TensorInfo&, std::vector<std::byte>& b) { b[17] = std::byte{0x80}; })),
       "holds -128 at flat index 17");
   has(load_error(edited(l1 + "output.LayerNorm.shift",
                         [](io::TensorInfo&, std::vector<std::byte>& b) {
