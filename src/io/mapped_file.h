@@ -29,6 +29,12 @@ class MappedFile {
   std::size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
 
+  // Drops this process's resident pages of bytes [offset, offset + length) (the whole pages
+  // inside the range) with madvise(MADV_DONTNEED): a loader that has converted a tensor gives its
+  // pages back, so peak resident memory does not hold the whole file. The bytes stay readable
+  // (read again from the file on the next access). Best effort: errors are ignored.
+  void drop_pages(std::size_t offset, std::size_t length) const noexcept;
+
  private:
   void release() noexcept;
 

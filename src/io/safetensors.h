@@ -82,6 +82,12 @@ class SafetensorsReader {
   const TensorInfo& get(std::string_view name) const;
   // The tensor's bytes (little-endian, row-major), inside the mapping; no alignment promised.
   std::span<const std::byte> bytes(const TensorInfo& t) const;
+  // Gives the tensor's resident pages back (MappedFile::drop_pages) once it has been converted;
+  // its bytes stay readable.
+  void drop_pages(const TensorInfo& t) const noexcept {
+    file_.drop_pages(static_cast<std::size_t>(data_start_ + t.offset),
+                     static_cast<std::size_t>(t.nbytes));
+  }
 
   // Converts an F32, F16, BF16 or F64 tensor to float (F64 rounds to nearest). `out.size()` must
   // equal t.numel(); otherwise, or for another dtype, ModelFormatError naming file and tensor.

@@ -9,16 +9,6 @@
 #include "octet/error.h"
 
 namespace octet::layers {
-namespace {
-
-// The same rounding as the activation kernels (kernels::quantize_s8): multiply by 127 / a, round
-// half to even (the default FP environment), clamp to the restricted range.
-int8_t quantize_one(float w, float inv_scale) {
-  const float r = std::nearbyint(w * inv_scale);
-  return static_cast<int8_t>(std::clamp(r, -127.0f, 127.0f));
-}
-
-}  // namespace
 
 SymmetricInt8 quantize_symmetric_int8(std::span<const float> w, int64_t rows, int64_t cols,
                                       bool per_row) {
@@ -47,7 +37,7 @@ SymmetricInt8 quantize_symmetric_int8(std::span<const float> w, int64_t rows, in
     const float inv_scale = amax > 0.0f ? 127.0f / amax : 1.0f;
     out.scales[g] = amax > 0.0f ? amax / 127.0f : 1.0f;
     int8_t* dst = out.q.data() + g * group_size;
-    for (int64_t i = 0; i < group_size; ++i) dst[i] = quantize_one(src[i], inv_scale);
+    for (int64_t i = 0; i < group_size; ++i) dst[i] = quantize_symmetric_one(src[i], inv_scale);
   }
   return out;
 }

@@ -29,6 +29,8 @@
 // (0: omp_get_max_threads()). It never allocates.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -43,6 +45,13 @@ namespace octet::layers {
 // Symmetric int8 weights with their scales (1 per row, or 1 for the whole matrix). The single
 // place where Octet's dynamic-quantization baseline turns FP32 weights into int8; calibrated
 // schemes live in src/quant/.
+// One weight to int8 at 127 / a: multiply, round half to even (the default FP environment, as
+// the activation kernels kernels::quantize_s8 do), clamp to [-127, 127].
+inline int8_t quantize_symmetric_one(float w, float inv_scale) {
+  const float r = std::nearbyint(w * inv_scale);
+  return static_cast<int8_t>(std::clamp(r, -127.0f, 127.0f));
+}
+
 struct SymmetricInt8 {
   std::vector<int8_t> q;      // rows x cols
   std::vector<float> scales;  // rows entries (per row) or 1 entry (per tensor)
