@@ -34,7 +34,7 @@ struct PretrainOptions {
   int64_t save_every = 200;      // resumable checkpoint; 0 = only at the end
   int64_t eval_sequences = 256;  // held out from the end of the corpus, never trained on
   double max_minutes = 0;        // stop (checkpoint and model saved) after this much training time
-  int64_t stop_at_step = 0;  // > 0: stop after this step as if interrupted (checkpoint saved)
+  int64_t stop_at_step = 0;      // > 0: stop after this step as if interrupted (checkpoint saved)
   bool resume = false;           // continue from <out>/checkpoint if present
   bool f16 = false;              // write the final model.safetensors as F16
   int64_t benchmark_steps = 0;   // > 0: time this many steps, print tokens/s, write nothing
