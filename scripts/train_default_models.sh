@@ -35,7 +35,7 @@ sst2="$work/octet-bert-mini-sst2"
 ft=(--model "$repo/models/octet-bert-mini-uncased" --task sst2 --new-head
     --train "$data/glue/SST-2/train.tsv" --dev "$data/glue/SST-2/dev.tsv" --out "$sst2"
     --overwrite --epochs 1 --batch-size 32 --lr 1e-4 --warmup-ratio 0.1 --max-seq-len 128
-    --seed 42 --threads 2 --dtype f16)
+    --seed 42 --threads 1 --dtype f16)
 "$octet" finetune "${ft[@]}"
 mkdir -p "$repo/models/octet-bert-mini-sst2"
 cp "$sst2"/{config.json,model.safetensors,vocab.txt,train_log.json} "$repo/models/octet-bert-mini-sst2/"
