@@ -27,8 +27,10 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DOCTET_WERROR=ON >/dev/
 ninja -C build -j "$jobs"
 
 echo "== Sanitizer build (address, undefined) =="
+# The trainer is left out: libtorch is not built with sanitizers, and GCC 12 raises
+# -Wmaybe-uninitialized false positives inside its headers under -fsanitize.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOCTET_SANITIZE=ON \
-  -DOCTET_BUILD_BENCH=OFF -DOCTET_WERROR=ON >/dev/null
+  -DOCTET_BUILD_BENCH=OFF -DOCTET_BUILD_TRAIN=OFF -DOCTET_WERROR=ON >/dev/null
 ninja -C build-asan -j "$jobs" octet_tests octet_kernel_tests
 
 echo "== Sanitizer tests =="
