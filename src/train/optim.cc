@@ -1,6 +1,7 @@
 #include "train/optim.h"
 
 #include <ATen/Parallel.h>
+#include <malloc.h>
 #include <omp.h>
 
 #include <string>
@@ -51,6 +52,10 @@ void set_torch_threads(int threads) {
   static bool interop_set = false;
   if (!interop_set) {
     at::set_num_interop_threads(1);
+    // Keep freed memory in the process (see optim.h). Failure only costs speed.
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_TOP_PAD, 64 << 20);
     interop_set = true;
   }
 }
