@@ -397,6 +397,8 @@ const char* cap_onednn_isa() {
   const char* env = std::getenv("OCTET_BENCH_ONEDNN_ISA");
   if (env != nullptr && std::string(env) == "native") return "native (may use AMX)";
   switch (octet::active_isa()) {
+    case Isa::amx:
+      return "native (AMX, as Octet)";
     case Isa::avx512_vnni:
       dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx512_core_vnni);
       return "avx512_core_vnni";

@@ -7,9 +7,14 @@
 //   octet::Isa isa = octet::active_isa();            // e.g. Isa::avx512_vnni
 //   octet::set_max_isa(octet::Isa::avx2);            // throws Unsupported if it cannot run
 //
-// OCTET_MAX_ISA accepts ref, avx2, avx512, avx512_vnni (also spelled avx512vnni). An unknown
-// value, or one the CPU or build cannot run, is an error (octet::InvalidArgument / Unsupported)
-// raised on first use, never silently ignored.
+// OCTET_MAX_ISA accepts ref, avx2, avx512, avx512_vnni (also spelled avx512vnni), amx. An
+// unknown value, or one the CPU or build cannot run, is an error (octet::InvalidArgument /
+// Unsupported) raised on first use, never silently ignored.
+//
+// AMX needs more than cpuid: the OS must enable the tile state (XCR0 bits 17 and 18) and, on
+// Linux, grant this process the permission to use it (arch_prctl(ARCH_REQ_XCOMP_PERM,
+// XFEATURE_XTILEDATA)), which detection requests once. When any step fails the CPU is reported
+// as avx512_vnni and cpu_description() says why AMX is unavailable.
 #pragma once
 
 #include <string>
@@ -24,10 +29,12 @@ enum class Isa : int {
   avx2 = 1,         // AVX2 + FMA + F16C
   avx512 = 2,       // AVX-512 F, BW, VL, DQ
   avx512_vnni = 3,  // avx512 + AVX512_VNNI (vpdpbusd)
+  amx = 4,          // avx512_vnni + AMX-TILE + AMX-INT8 (tdpbusd/tdpbssd), OS state and permission
 };
 
 const char* isa_name(Isa isa);
-// Parses "ref", "avx2", "avx512", "avx512_vnni" / "avx512vnni"; throws InvalidArgument otherwise.
+// Parses "ref", "avx2", "avx512", "avx512_vnni" / "avx512vnni", "amx"; throws InvalidArgument
+// otherwise.
 Isa parse_isa(std::string_view name);
 
 // The best ISA the CPU and the OS (saved register state) support.
@@ -44,7 +51,8 @@ Isa active_isa();
 // Not thread-safe with concurrent kernel calls: call it between runs.
 void set_max_isa(Isa isa);
 
-// A one-line description: CPU brand string and flags that matter to Octet.
+// A one-line description: CPU brand string and flags that matter to Octet, and why AMX is
+// unavailable when the CPU has it but the OS or the permission request refused it.
 std::string cpu_description();
 
 }  // namespace octet

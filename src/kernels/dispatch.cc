@@ -21,6 +21,9 @@
 #if defined(OCTET_HAVE_AVX512_VNNI)
 #include "kernels/avx512_vnni/int8_avx512_vnni.h"
 #endif
+#if defined(OCTET_HAVE_AMX)
+#include "kernels/amx/int8_amx.h"
+#endif
 #include "octet/error.h"
 
 namespace octet::kernels {
@@ -137,6 +140,16 @@ void fill(KernelTable& t, Isa isa) {
       t.int8.gemm = avx512_vnni::gemm;
 #endif
       break;
+    case Isa::amx:
+#if defined(OCTET_HAVE_AMX)
+      // int8 (amx): the packed layout is VNNI's (plus a zeroed guard); blocks of fewer than 8
+      // rows run the VNNI kernel
+      t.int8.gemm_packed_b_size = amx::gemm_packed_b_size;
+      t.int8.gemm_pack_b = amx::gemm_pack_b;
+      t.int8.gemm_workspace_size = amx::gemm_workspace_size;
+      t.int8.gemm = amx::gemm;
+#endif
+      break;
   }
 }
 
@@ -150,8 +163,8 @@ KernelTable build(Isa isa) {
 }  // namespace
 
 const KernelTable& table_for(Isa isa) {
-  static std::array<KernelTable, 4> tables;
-  static std::array<std::once_flag, 4> once;
+  static std::array<KernelTable, 5> tables;
+  static std::array<std::once_flag, 5> once;
   bool runnable = false;
   for (Isa r : runnable_isas()) runnable |= (r == isa);
   if (!runnable) {

@@ -6,8 +6,8 @@
 // and within a K-dependent tolerance on float outputs.
 //
 // Each ISA's functions live in their own namespace (octet::kernels::ref, ::avx2, ::avx512,
-// ::avx512_vnni), in files built with that ISA's flags only. dispatch.cc is the one place that
-// maps an ISA to functions.
+// ::avx512_vnni, ::amx), in files built with that ISA's flags only. dispatch.cc is the one place
+// that maps an ISA to functions.
 //
 //   const octet::kernels::KernelTable& k = octet::kernels::table();   // for active_isa()
 //   k.layer_norm_f32(...);

@@ -24,7 +24,7 @@ inline std::set<Isa>& exercised_int8_isas() {
 }
 
 inline const std::vector<Isa>& all_isas() {
-  static const std::vector<Isa> isas{Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512_vnni};
+  static const std::vector<Isa> isas{Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512_vnni, Isa::amx};
   return isas;
 }
 

@@ -1,0 +1,258 @@
+// AMX INT8 GEMM (AMX-TILE + AMX-INT8: tdpbssd / tdpbusd), C tiles of 32 x 32, fused epilogues
+// s32 / f32 (+GELU/ReLU, residual) / s8 / u8 applied by the AVX-512 epilogue code
+// (kernels/avx512/gemm_int8_avx512_impl.h, store_tile) from an int32 scratch block.
+//
+// Tiles (palette 1, every tile 16 rows x 64 bytes):
+//   tmm0..3  C, int32 16 x 16 each: [rows 0-15 | 16-31] x [columns 0-15 | 16-31] of the block
+//   tmm4, 5  A, 16 rows x 64 k bytes (rows 0-15 and 16-31), read with the row stride of A
+//   tmm6, 7  B, 16 k-groups x [16 columns][4 k]: 16 consecutive groups of one VNNI panel, which
+//            are contiguous 1 KiB, so the VNNI packed layout is the AMX B layout (stride 64)
+// One K step of 64 costs 4 tile loads and 4 tdp (16 x 16 x 64 MACs each): 2 loads per 2 tdp.
+//
+// s8 activations: tdpbssd multiplies s8 by s8, so no +128 shift and no column-sum correction.
+// u8 activations: tdpbusd (u8 x s8) and the epilogue removes za * colsum[j], as VNNI does.
+// Tails: N is padded to 16 columns in packed B and masked in the epilogue. K not a multiple of
+// 64: A is packed into the workspace with zero padding to a multiple of 64; the B tile of the last
+// step then reads up to 15 groups past the panel (into the next panel, or into the zeroed guard
+// after the last one) and multiplies them by those zeros: exact. M: a tile of fewer than 16 rows
+// reads its rows from a 16-row copy in the workspace (the rows past it are never written out).
+//
+// Tile state: LDTILECFG at every call (another library may have configured the tiles
+// differently on this thread) and TILERELEASE before returning, so that no tile state stays live
+// between calls (the OS then need not save 8 KiB per context switch of this thread).
+#include <cstring>
+
+#include "kernels/amx/int8_amx.h"
+#include "kernels/avx512/gemm_int8_avx512_impl.h"
+#include "kernels/avx512_vnni/int8_avx512_vnni.h"
+
+namespace octet::kernels::amx {
+namespace {
+
+constexpr int kTileRows = 16;  // rows of an A or C tile
+constexpr int kTileK = 64;     // k bytes of an A tile row (16 groups of 4)
+constexpr int kBlockRows = 2 * kTileRows;
+constexpr int kBlockCols = 32;
+// Blocks with fewer rows than this use the VNNI kernel: a 16-row tile computes at least 16 rows
+// whatever M is, and for a handful of rows streaming B through vpdpbusd is as fast (measured).
+constexpr int kMinAmxRows = 8;
+// Bytes the B tile of the last K step may read past the end of packed B: 15 groups of 64.
+constexpr std::size_t kPackedBGuard = 1024;
+constexpr std::size_t kScratchBytes = kBlockRows * kBlockCols * sizeof(int32_t);
+
+struct alignas(64) TileConfig {
+  uint8_t palette_id = 0;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+static_assert(sizeof(TileConfig) == 64);
+
+// Every tile 16 rows x 64 bytes. A constant in memory, not a stack buffer: GCC 12's
+// _tile_loadconfig declares an 8-byte memory operand, so stores to a local config before it may
+// be dropped as dead.
+constexpr TileConfig make_tile_config() {
+  TileConfig cfg{};
+  cfg.palette_id = 1;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = kTileRows;
+  }
+  return cfg;
+}
+constexpr TileConfig kTileConfig = make_tile_config();
+
+void load_tile_config() { _tile_loadconfig(&kTileConfig); }
+
+std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
+
+int padded_k(int k) { return static_cast<int>(round_up(static_cast<std::size_t>(k), kTileK)); }
+
+// Workspace: [scratch C block][A rows: all rows packed (K % 64 != 0), or the 16-row tail copy].
+std::size_t amx_workspace_bytes(int rows, int k) {
+  const std::size_t a_rows = round_up(static_cast<std::size_t>(rows), kTileRows);
+  return kScratchBytes + round_up(a_rows * static_cast<std::size_t>(padded_k(k)), 64);
+}
+
+// Accumulates the MT x NT tiles of one C block over `steps` K steps and stores them to `c`
+// (32 x 32 int32, row stride 32). a0/a1: the two A tiles' first rows; b0/b1: the two panels.
+template <bool U8, int MT, int NT>
+void block(const uint8_t* a0, const uint8_t* a1, std::ptrdiff_t lda, const int8_t* b0,
+           const int8_t* b1, int steps, int32_t* c) {
+  _tile_zero(0);
+  if constexpr (NT == 2) _tile_zero(1);
+  if constexpr (MT == 2) {
+    _tile_zero(2);
+    if constexpr (NT == 2) _tile_zero(3);
+  }
+  for (int s = 0; s < steps; ++s) {
+    _tile_loadd(4, a0 + s * kTileK, lda);
+    _tile_loadd(6, b0 + s * 1024, 64);
+    if constexpr (NT == 2) _tile_loadd(7, b1 + s * 1024, 64);
+    if constexpr (MT == 2) _tile_loadd(5, a1 + s * kTileK, lda);
+    if constexpr (U8) {
+      _tile_dpbusd(0, 4, 6);
+      if constexpr (NT == 2) _tile_dpbusd(1, 4, 7);
+      if constexpr (MT == 2) {
+        _tile_dpbusd(2, 5, 6);
+        if constexpr (NT == 2) _tile_dpbusd(3, 5, 7);
+      }
+    } else {
+      _tile_dpbssd(0, 4, 6);
+      if constexpr (NT == 2) _tile_dpbssd(1, 4, 7);
+      if constexpr (MT == 2) {
+        _tile_dpbssd(2, 5, 6);
+        if constexpr (NT == 2) _tile_dpbssd(3, 5, 7);
+      }
+    }
+  }
+  constexpr std::ptrdiff_t ldc = kBlockCols * sizeof(int32_t);
+  _tile_stored(0, c, ldc);
+  if constexpr (NT == 2) _tile_stored(1, c + 16, ldc);
+  if constexpr (MT == 2) {
+    _tile_stored(2, c + 16 * kBlockCols, ldc);
+    if constexpr (NT == 2) _tile_stored(3, c + 16 * kBlockCols + 16, ldc);
+  }
+}
+
+using BlockFn = void (*)(const uint8_t*, const uint8_t*, std::ptrdiff_t, const int8_t*,
+                         const int8_t*, int, int32_t*);
+
+template <bool U8>
+BlockFn block_fn(int mt, int nt) {
+  if (mt == 2) return nt == 2 ? &block<U8, 2, 2> : &block<U8, 2, 1>;
+  return nt == 2 ? &block<U8, 1, 2> : &block<U8, 1, 1>;
+}
+
+// The epilogue of `rows` x (16 * NT) outputs of the scratch block, through the AVX-512 register
+// tile epilogue: 8 rows at a time, then single rows.
+template <int NT>
+void epilogue(avx512_gemm::TileArgs& t, const int32_t* c, int rows) {
+  int r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    __m512i acc[8][NT];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+#pragma GCC unroll 2
+      for (int v = 0; v < NT; ++v)
+        acc[i][v] = _mm512_loadu_si512(c + (r + i) * kBlockCols + 16 * v);
+    }
+    avx512_gemm::store_tile<8, NT>(t, acc);
+    t.i0 += 8;
+  }
+  for (; r < rows; ++r) {
+    __m512i acc[1][NT];
+#pragma GCC unroll 2
+    for (int v = 0; v < NT; ++v) acc[0][v] = _mm512_loadu_si512(c + r * kBlockCols + 16 * v);
+    avx512_gemm::store_tile<1, NT>(t, acc);
+    t.i0 += 1;
+  }
+}
+
+// Copies `rows` rows of `k` bytes (stride lda) into `dst` (stride ld), zero-filling each row to
+// ld bytes and the rows up to `rows_total`.
+void copy_rows(const uint8_t* src, std::ptrdiff_t lda, int rows, int k, uint8_t* dst,
+               std::ptrdiff_t ld, int rows_total) {
+  for (int i = 0; i < rows; ++i) {
+    std::memcpy(dst + i * ld, src + i * lda, static_cast<std::size_t>(k));
+    std::memset(dst + i * ld + k, 0, static_cast<std::size_t>(ld - k));
+  }
+  if (rows_total > rows) {
+    std::memset(dst + rows * ld, 0, static_cast<std::size_t>(rows_total - rows) * ld);
+  }
+}
+
+template <bool U8>
+void gemm_amx(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) {
+  const int rows = m1 - m0;
+  int32_t* scratch = static_cast<int32_t*>(workspace);
+  uint8_t* ws_a = static_cast<uint8_t*>(workspace) + kScratchBytes;
+  const uint8_t* a = static_cast<const uint8_t*>(p.a) + m0 * p.lda;
+  std::ptrdiff_t lda = p.lda;
+  const int kp = padded_k(p.k);
+  // Rows of A covered by whole 16-row tiles read in place; the rest come from the workspace.
+  int full_rows = rows / kTileRows * kTileRows;
+  const uint8_t* tail = ws_a;
+  if (kp != p.k) {
+    copy_rows(a, p.lda, rows, p.k, ws_a, kp, static_cast<int>(round_up(rows, kTileRows)));
+    a = ws_a;
+    lda = kp;
+    full_rows = static_cast<int>(round_up(rows, kTileRows));
+  } else if (full_rows < rows) {
+    copy_rows(a + full_rows * p.lda, p.lda, rows - full_rows, p.k, ws_a, kp, kTileRows);
+  }
+  auto a_tile = [&](int r) -> const uint8_t* {
+    return r < full_rows ? a + r * lda : tail;  // the tail tile is the last one
+  };
+  const std::ptrdiff_t tail_ld = kp;
+  const int steps = kp / kTileK;
+  const std::ptrdiff_t b_panel = static_cast<std::ptrdiff_t>(p.k + 3) / 4 * 64;
+  const int8_t* b = static_cast<const int8_t*>(p.packed_b);
+
+  avx512_gemm::TileArgs t{};
+  t.p = &p;
+  t.za = U8 ? p.a_zero_point : 0;
+  load_tile_config();
+  for (int j = n0; j < n1; j += kBlockCols) {
+    const int cols = n1 - j < kBlockCols ? n1 - j : kBlockCols;
+    const int nt = (cols + 15) / 16;
+    t.j0 = j;
+    t.last_mask = avx512_gemm::column_mask(cols - 16 * (nt - 1));
+    const int8_t* b0 = b + (j / 16) * b_panel;
+    for (int r = 0; r < rows; r += kBlockRows) {
+      const int block_rows = rows - r < kBlockRows ? rows - r : kBlockRows;
+      const int mt = block_rows > kTileRows ? 2 : 1;
+      const uint8_t* a0 = a_tile(r);
+      const std::ptrdiff_t ld0 = r < full_rows ? lda : tail_ld;
+      if (mt == 2 && r + kTileRows >= full_rows && lda != tail_ld) {
+        // Rows 16..31 of the block are the tail copy, with another stride: two one-tile blocks.
+        block_fn<U8>(1, nt)(a0, a0, ld0, b0, b0 + b_panel, steps, scratch);
+        block_fn<U8>(1, nt)(tail, tail, tail_ld, b0, b0 + b_panel, steps,
+                            scratch + kTileRows * kBlockCols);
+      } else {
+        block_fn<U8>(mt, nt)(a0, a_tile(r + kTileRows), ld0, b0, b0 + b_panel, steps, scratch);
+      }
+      t.i0 = m0 + r;
+      if (nt == 2) {
+        epilogue<2>(t, scratch, block_rows);
+      } else {
+        epilogue<1>(t, scratch, block_rows);
+      }
+    }
+  }
+  _tile_release();
+}
+
+}  // namespace
+
+std::size_t gemm_packed_b_size(int n, int k) {
+  return avx512_vnni::gemm_packed_b_size(n, k) + kPackedBGuard;
+}
+
+void gemm_pack_b(const int8_t* b, std::ptrdiff_t ldb, int n, int k, void* packed) {
+  avx512_vnni::gemm_pack_b(b, ldb, n, k, packed);
+  std::memset(static_cast<uint8_t*>(packed) + avx512_vnni::gemm_packed_b_size(n, k), 0,
+              kPackedBGuard);
+}
+
+std::size_t gemm_workspace_size(int rows, int k) {
+  const std::size_t vnni = avx512_vnni::gemm_workspace_size(rows, k);
+  const std::size_t tiles = amx_workspace_bytes(rows, k);
+  return vnni > tiles ? vnni : tiles;
+}
+
+void gemm(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) {
+  if (m1 <= m0 || n1 <= n0) return;
+  if (m1 - m0 < kMinAmxRows) {
+    avx512_vnni::gemm(p, m0, m1, n0, n1, workspace);
+    return;
+  }
+  if (p.a_dtype == ActDtype::u8) {
+    gemm_amx<true>(p, m0, m1, n0, n1, workspace);
+  } else {
+    gemm_amx<false>(p, m0, m1, n0, n1, workspace);
+  }
+}
+
+}  // namespace octet::kernels::amx
