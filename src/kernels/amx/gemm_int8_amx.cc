@@ -11,15 +11,23 @@
 //
 // s8 activations: tdpbssd multiplies s8 by s8, so no +128 shift and no column-sum correction.
 // u8 activations: tdpbusd (u8 x s8) and the epilogue removes za * colsum[j], as VNNI does.
+// A is read in place when its rows are 64-byte aligned, K is a multiple of 64 and the rows fill
+// whole tiles; otherwise the block's rows are copied once into the workspace (cost: M x K bytes
+// per call against M x N x K MACs).
 // Tails: N is padded to 16 columns in packed B and masked in the epilogue. K not a multiple of
-// 64: A is packed into the workspace with zero padding to a multiple of 64; the B tile of the last
-// step then reads up to 15 groups past the panel (into the next panel, or into the zeroed guard
-// after the last one) and multiplies them by those zeros: exact. M: a tile of fewer than 16 rows
-// reads its rows from a 16-row copy in the workspace (the rows past it are never written out).
+// 64: the A copy is zero padded to a multiple of 64; the B tile of the last step then reads up
+// to 15 groups past the panel (into the next panel, or into the zeroed guard after the last one)
+// and multiplies them by those zeros: exact. M: the copy is zero padded to 16 rows; rows past M
+// are computed and never written out.
+//
+// Pipelining: the tdp instructions of a block and the AVX-512 epilogue of the previous block are
+// independent, so the epilogue is issued between the two (double-buffered int32 scratch) and
+// the core runs it while the AMX unit computes: +10 to 40% over epilogue-after-tiles at M = 128.
 //
 // Tile state: LDTILECFG at every call (another library may have configured the tiles
 // differently on this thread) and TILERELEASE before returning, so that no tile state stays live
 // between calls (the OS then need not save 8 KiB per context switch of this thread).
+#include <cstdint>
 #include <cstring>
 
 #include "kernels/amx/int8_amx.h"
@@ -69,25 +77,26 @@ std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to *
 
 int padded_k(int k) { return static_cast<int>(round_up(static_cast<std::size_t>(k), kTileK)); }
 
-// Workspace: [scratch C block][A rows: all rows packed (K % 64 != 0), or the 16-row tail copy].
+// Workspace: [two scratch C blocks][A rows packed when they cannot be read in place].
 std::size_t amx_workspace_bytes(int rows, int k) {
   const std::size_t a_rows = round_up(static_cast<std::size_t>(rows), kTileRows);
-  return kScratchBytes + round_up(a_rows * static_cast<std::size_t>(padded_k(k)), 64);
+  return 2 * kScratchBytes + round_up(a_rows * static_cast<std::size_t>(padded_k(k)), 64);
 }
 
-// Accumulates the MT x NT tiles of one C block over `steps` K steps and stores them to `c`
-// (32 x 32 int32, row stride 32). a0/a1: the two A tiles' first rows; b0/b1: the two panels.
+// Accumulates the MT x NT C tiles of one block over `steps` K steps: tmm0/1 = rows 0-15 x panels
+// 0/1, tmm2/3 = rows 16-31. `a`: the block's first row (row stride lda); b0, b1: the two panels.
 template <bool U8, int MT, int NT>
-void block(const uint8_t* a0, const uint8_t* a1, std::ptrdiff_t lda, const int8_t* b0,
-           const int8_t* b1, int steps, int32_t* c) {
+void accumulate(const uint8_t* a, std::ptrdiff_t lda, const int8_t* b0, const int8_t* b1,
+                int steps) {
   _tile_zero(0);
   if constexpr (NT == 2) _tile_zero(1);
   if constexpr (MT == 2) {
     _tile_zero(2);
     if constexpr (NT == 2) _tile_zero(3);
   }
+  const uint8_t* a1 = a + kTileRows * lda;
   for (int s = 0; s < steps; ++s) {
-    _tile_loadd(4, a0 + s * kTileK, lda);
+    _tile_loadd(4, a + s * kTileK, lda);
     _tile_loadd(6, b0 + s * 1024, 64);
     if constexpr (NT == 2) _tile_loadd(7, b1 + s * 1024, 64);
     if constexpr (MT == 2) _tile_loadd(5, a1 + s * kTileK, lda);
@@ -107,6 +116,11 @@ void block(const uint8_t* a0, const uint8_t* a1, std::ptrdiff_t lda, const int8_
       }
     }
   }
+}
+
+// Stores the C tiles to `c` (32 x 32 int32, row stride 32).
+template <int MT, int NT>
+void store_c_tiles(int32_t* c) {
   constexpr std::ptrdiff_t ldc = kBlockCols * sizeof(int32_t);
   _tile_stored(0, c, ldc);
   if constexpr (NT == 2) _tile_stored(1, c + 16, ldc);
@@ -116,13 +130,24 @@ void block(const uint8_t* a0, const uint8_t* a1, std::ptrdiff_t lda, const int8_
   }
 }
 
-using BlockFn = void (*)(const uint8_t*, const uint8_t*, std::ptrdiff_t, const int8_t*,
-                         const int8_t*, int, int32_t*);
-
 template <bool U8>
-BlockFn block_fn(int mt, int nt) {
-  if (mt == 2) return nt == 2 ? &block<U8, 2, 2> : &block<U8, 2, 1>;
-  return nt == 2 ? &block<U8, 1, 2> : &block<U8, 1, 1>;
+void accumulate(int mt, int nt, const uint8_t* a, std::ptrdiff_t lda, const int8_t* b0,
+                const int8_t* b1, int steps) {
+  if (mt == 2) {
+    nt == 2 ? accumulate<U8, 2, 2>(a, lda, b0, b1, steps)
+            : accumulate<U8, 2, 1>(a, lda, b0, b1, steps);
+  } else {
+    nt == 2 ? accumulate<U8, 1, 2>(a, lda, b0, b1, steps)
+            : accumulate<U8, 1, 1>(a, lda, b0, b1, steps);
+  }
+}
+
+void store_c_tiles(int mt, int nt, int32_t* c) {
+  if (mt == 2) {
+    nt == 2 ? store_c_tiles<2, 2>(c) : store_c_tiles<2, 1>(c);
+  } else {
+    nt == 2 ? store_c_tiles<1, 2>(c) : store_c_tiles<1, 1>(c);
+  }
 }
 
 // The epilogue of `rows` x (16 * NT) outputs of the scratch block, through the AVX-512 register
@@ -135,8 +160,9 @@ void epilogue(avx512_gemm::TileArgs& t, const int32_t* c, int rows) {
 #pragma GCC unroll 8
     for (int i = 0; i < 8; ++i) {
 #pragma GCC unroll 2
-      for (int v = 0; v < NT; ++v)
+      for (int v = 0; v < NT; ++v) {
         acc[i][v] = _mm512_loadu_si512(c + (r + i) * kBlockCols + 16 * v);
+      }
     }
     avx512_gemm::store_tile<8, NT>(t, acc);
     t.i0 += 8;
@@ -147,6 +173,25 @@ void epilogue(avx512_gemm::TileArgs& t, const int32_t* c, int rows) {
     for (int v = 0; v < NT; ++v) acc[0][v] = _mm512_loadu_si512(c + r * kBlockCols + 16 * v);
     avx512_gemm::store_tile<1, NT>(t, acc);
     t.i0 += 1;
+  }
+}
+
+// A block whose tiles are computed but whose epilogue has not run yet.
+struct PendingBlock {
+  const int32_t* c = nullptr;  // its scratch (nullptr: none)
+  int rows = 0, nt = 0, i0 = 0, j0 = 0;
+  __mmask16 last_mask = 0;
+};
+
+void run_epilogue(avx512_gemm::TileArgs& t, const PendingBlock& b) {
+  if (b.c == nullptr) return;
+  t.i0 = b.i0;
+  t.j0 = b.j0;
+  t.last_mask = b.last_mask;
+  if (b.nt == 2) {
+    epilogue<2>(t, b.c, b.rows);
+  } else {
+    epilogue<1>(t, b.c, b.rows);
   }
 }
 
@@ -166,27 +211,22 @@ void copy_rows(const uint8_t* src, std::ptrdiff_t lda, int rows, int k, uint8_t*
 template <bool U8>
 void gemm_amx(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) {
   const int rows = m1 - m0;
-  int32_t* scratch = static_cast<int32_t*>(workspace);
-  uint8_t* ws_a = static_cast<uint8_t*>(workspace) + kScratchBytes;
+  int32_t* scratch[2] = {static_cast<int32_t*>(workspace),
+                         static_cast<int32_t*>(workspace) + kBlockRows * kBlockCols};
+  uint8_t* ws_a = static_cast<uint8_t*>(workspace) + 2 * kScratchBytes;
   const uint8_t* a = static_cast<const uint8_t*>(p.a) + m0 * p.lda;
   std::ptrdiff_t lda = p.lda;
-  const int kp = padded_k(p.k);
-  // Rows of A covered by whole 16-row tiles read in place; the rest come from the workspace.
-  int full_rows = rows / kTileRows * kTileRows;
-  const uint8_t* tail = ws_a;
-  if (kp != p.k) {
-    copy_rows(a, p.lda, rows, p.k, ws_a, kp, static_cast<int>(round_up(rows, kTileRows)));
+  // A is read in place when every tile row is a whole, aligned 64-byte line (an unaligned row
+  // touches two lines per tile row: measured 1.4x slower) and the rows fill whole tiles; else the
+  // block's rows are copied once into the workspace, zero padded to 64 k and 16 rows.
+  const bool in_place = reinterpret_cast<std::uintptr_t>(a) % 64 == 0 && p.lda % 64 == 0 &&
+                        p.k % kTileK == 0 && rows % kTileRows == 0;
+  if (!in_place) {
+    lda = padded_k(p.k);
+    copy_rows(a, p.lda, rows, p.k, ws_a, lda, static_cast<int>(round_up(rows, kTileRows)));
     a = ws_a;
-    lda = kp;
-    full_rows = static_cast<int>(round_up(rows, kTileRows));
-  } else if (full_rows < rows) {
-    copy_rows(a + full_rows * p.lda, p.lda, rows - full_rows, p.k, ws_a, kp, kTileRows);
   }
-  auto a_tile = [&](int r) -> const uint8_t* {
-    return r < full_rows ? a + r * lda : tail;  // the tail tile is the last one
-  };
-  const std::ptrdiff_t tail_ld = kp;
-  const int steps = kp / kTileK;
+  const int steps = padded_k(p.k) / kTileK;
   const std::ptrdiff_t b_panel = static_cast<std::ptrdiff_t>(p.k + 3) / 4 * 64;
   const int8_t* b = static_cast<const int8_t*>(p.packed_b);
 
@@ -194,33 +234,31 @@ void gemm_amx(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspa
   t.p = &p;
   t.za = U8 ? p.a_zero_point : 0;
   load_tile_config();
+  // Software pipeline: the AVX-512 epilogue of the previous block runs while the tdp
+  // instructions of this block execute (they are independent), then this block's tiles are
+  // stored into the other scratch buffer.
+  PendingBlock pending;
+  int buffer = 0;
   for (int j = n0; j < n1; j += kBlockCols) {
     const int cols = n1 - j < kBlockCols ? n1 - j : kBlockCols;
     const int nt = (cols + 15) / 16;
-    t.j0 = j;
-    t.last_mask = avx512_gemm::column_mask(cols - 16 * (nt - 1));
     const int8_t* b0 = b + (j / 16) * b_panel;
     for (int r = 0; r < rows; r += kBlockRows) {
       const int block_rows = rows - r < kBlockRows ? rows - r : kBlockRows;
       const int mt = block_rows > kTileRows ? 2 : 1;
-      const uint8_t* a0 = a_tile(r);
-      const std::ptrdiff_t ld0 = r < full_rows ? lda : tail_ld;
-      if (mt == 2 && r + kTileRows >= full_rows && lda != tail_ld) {
-        // Rows 16..31 of the block are the tail copy, with another stride: two one-tile blocks.
-        block_fn<U8>(1, nt)(a0, a0, ld0, b0, b0 + b_panel, steps, scratch);
-        block_fn<U8>(1, nt)(tail, tail, tail_ld, b0, b0 + b_panel, steps,
-                            scratch + kTileRows * kBlockCols);
-      } else {
-        block_fn<U8>(mt, nt)(a0, a_tile(r + kTileRows), ld0, b0, b0 + b_panel, steps, scratch);
-      }
-      t.i0 = m0 + r;
-      if (nt == 2) {
-        epilogue<2>(t, scratch, block_rows);
-      } else {
-        epilogue<1>(t, scratch, block_rows);
-      }
+      accumulate<U8>(mt, nt, a + r * lda, lda, b0, b0 + b_panel, steps);
+      run_epilogue(t, pending);
+      store_c_tiles(mt, nt, scratch[buffer]);
+      pending.c = scratch[buffer];
+      pending.rows = block_rows;
+      pending.nt = nt;
+      pending.i0 = m0 + r;
+      pending.j0 = j;
+      pending.last_mask = avx512_gemm::column_mask(cols - 16 * (nt - 1));
+      buffer ^= 1;
     }
   }
+  run_epilogue(t, pending);
   _tile_release();
 }
 
