@@ -4,12 +4,14 @@
 //   OCTET_MAX_ISA=avx2 build-*/gemm_int8_bench                  # another ISA
 //
 // Entries (Google Benchmark names): Peak/vpdpbusd (a register-only vpdpbusd stream: the
-// machine's INT8 peak), then for every M in {1, 8, 32, 128, 512, 1024}, (K, N) in the BERT shapes
+// machine's VNNI peak) and, under amx, PeakAmx/tdpbusd (4 C tiles, operands already in tiles: the
+// AMX compute peak), then for every M in {1, 8, 32, 128, 512, 1024}, (K, N) in the BERT shapes
 // and 1 and 2 threads: oneDNN/u8s8s32, Octet/<isa>/u8_f32 (dequantize epilogue, u8 activations
-// like oneDNN's), Octet/<isa>/s8_f32 (Q8BERT's signed activations, +128 path) and
-// Octet/<isa>/s8_s32. Counters: ops = 2*M*N*K per second, vs_onednn = oneDNN time / Octet time
-// for the same shape and threads, of_peak = fraction of the single-core vpdpbusd peak (times
-// the thread count).
+// like oneDNN's), Octet/<isa>/s8_f32 (Q8BERT's signed activations) and Octet/<isa>/s8_s32. Under
+// the amx ISA both Octet/amx and Octet/avx512_vnni entries run, and oneDNN is not capped (it uses
+// its AMX kernel, brg:avx512_core_amx_int8). Counters: ops = 2*M*N*K per second, vs_onednn =
+// oneDNN time / Octet time for the same shape and threads, of_peak = fraction of the single-core
+// vpdpbusd peak (times the thread count).
 //
 // Before timing, every entry checks its output: oneDNN's s32 against the reference kernel on the
 // first rows (without VNNI oneDNN saturates int16 pair sums: such entries are labelled INEXACT and
@@ -117,6 +119,38 @@ void BM_PeakVpdpbusd(benchmark::State& state) {
   constexpr int64_t kIterations = 1 << 16;
   timed_loop(state, 1, [] { vpdpbusd_stream(kIterations); });
   const double ops = kPeakChains * 64.0 * 2 * kIterations;
+  state.counters["ops_per_call"] = ops;
+  state.counters["ops"] = benchmark::Counter(ops, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// ---- AMX peak: 4 independent C tiles, tdpbusd on tiles already loaded (no memory traffic) ----
+struct alignas(64) AmxConfig {
+  uint8_t bytes[64];
+};
+constexpr AmxConfig amx_config() {
+  AmxConfig c{};
+  c.bytes[0] = 1;  // palette 1; every tile 16 rows x 64 bytes
+  for (int t = 0; t < 8; ++t) c.bytes[16 + 2 * t] = 64, c.bytes[48 + t] = 16;
+  return c;
+}
+constexpr AmxConfig kAmxConfig = amx_config();
+
+__attribute__((target("amx-tile,amx-int8"))) void tdpbusd_stream(int64_t iterations) {
+  _tile_loadconfig(kAmxConfig.bytes);
+  // The operand tiles hold zeros (LDTILECFG clears them): their values do not change the speed.
+  for (int64_t i = 0; i < iterations; ++i) {
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(1, 4, 7);
+    _tile_dpbusd(2, 5, 6);
+    _tile_dpbusd(3, 5, 7);
+  }
+  _tile_release();
+}
+
+void BM_PeakTdpbusd(benchmark::State& state) {
+  constexpr int64_t kIterations = 1 << 14;
+  timed_loop(state, 1, [] { tdpbusd_stream(kIterations); });
+  const double ops = 4.0 * 16 * 16 * 64 * 2 * kIterations;
   state.counters["ops_per_call"] = ops;
   state.counters["ops"] = benchmark::Counter(ops, benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -277,10 +311,9 @@ double busiest_thread_speedup(const Problem& pr, const octet::ops::ActivationsIn
   return single / busiest;
 }
 
-void BM_Octet(benchmark::State& state, Variant variant) {
+void BM_Octet(benchmark::State& state, Variant variant, Isa isa) {
   const int m = state.range(0), k = state.range(1), n = state.range(2), threads = state.range(3);
   Problem& pr = problem(m, n, k);
-  const Isa isa = octet::active_isa();
   auto w = octet::ops::PackedWeightsInt8::pack(pr.w.data(), n, k, k, pr.w_scales, isa);
   const bool s8 = variant != Variant::u8_f32;
   // s8 activations are a_u8 - 128, so with zero point 128 on a_u8 both compute the same sums.
@@ -364,7 +397,12 @@ class OctetRatioReporter : public RatioReporter {
 
 void register_all() {
   benchmark::RegisterBenchmark("Peak/vpdpbusd", BM_PeakVpdpbusd)->MinTime(0.2);
-  const std::string isa = octet::isa_name(octet::active_isa());
+  if (octet::active_isa() == Isa::amx) {
+    benchmark::RegisterBenchmark("PeakAmx/tdpbusd", BM_PeakTdpbusd)->MinTime(0.2);
+  }
+  // Under amx the VNNI kernel runs in the same binary too, for the ratio of the two in one run.
+  std::vector<Isa> isas{octet::active_isa()};
+  if (octet::active_isa() == Isa::amx) isas.push_back(Isa::avx512_vnni);
   const int ms[] = {1, 8, 32, 128, 512, 1024};
   const std::pair<int, int> kns[] = {{768, 768}, {768, 3072}, {3072, 768}, {1024, 4096}};
   for (int threads : {1, 2}) {
@@ -379,20 +417,23 @@ void register_all() {
           if (threads > 1) b->UseRealTime();
         };
         shape(benchmark::RegisterBenchmark("oneDNN/u8s8s32", BM_OneDnn));
-        shape(benchmark::RegisterBenchmark(("Octet/" + isa + "/u8_f32").c_str(), BM_Octet,
-                                           Variant::u8_f32));
-        shape(benchmark::RegisterBenchmark(("Octet/" + isa + "/s8_f32").c_str(), BM_Octet,
-                                           Variant::s8_f32));
-        shape(benchmark::RegisterBenchmark(("Octet/" + isa + "/s8_s32").c_str(), BM_Octet,
-                                           Variant::s8_s32));
+        for (Isa i : isas) {
+          const std::string isa = octet::isa_name(i);
+          shape(benchmark::RegisterBenchmark(("Octet/" + isa + "/u8_f32").c_str(), BM_Octet,
+                                             Variant::u8_f32, i));
+          shape(benchmark::RegisterBenchmark(("Octet/" + isa + "/s8_f32").c_str(), BM_Octet,
+                                             Variant::s8_f32, i));
+          shape(benchmark::RegisterBenchmark(("Octet/" + isa + "/s8_s32").c_str(), BM_Octet,
+                                             Variant::s8_s32, i));
+        }
       }
     }
   }
 }
 
-// oneDNN picks AMX (brg:avx512_core_amx_int8) where the CPU has it; Octet has no AMX kernel.
-// By default oneDNN is capped at the instruction set Octet runs (VNNI for avx512_vnni), the
-// like-for-like comparison; OCTET_BENCH_ONEDNN_ISA=native lets it use everything.
+// oneDNN picks AMX (brg:avx512_core_amx_int8) where the CPU has it. By default oneDNN is capped
+// at the instruction set Octet runs (VNNI for avx512_vnni, nothing for amx), the like-for-like
+// comparison; OCTET_BENCH_ONEDNN_ISA=native lets it use everything.
 const char* cap_onednn_isa() {
   const char* env = std::getenv("OCTET_BENCH_ONEDNN_ISA");
   if (env != nullptr && std::string(env) == "native") return "native (may use AMX)";

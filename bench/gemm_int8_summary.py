@@ -16,6 +16,7 @@ import sys
 def main(path):
     data = json.load(open(path))
     peak = None
+    amx_peak = None
     best = collections.OrderedDict()
     speedup = {}
     for b in data['benchmarks']:
@@ -27,7 +28,10 @@ def main(path):
         name = b['name']
         if name.startswith('Peak'):
             rate = b['ops_per_call'] / (b['best_us'] * 1e-6) if 'best_us' in b else b['ops']
-            peak = max(peak or 0.0, rate)
+            if name.startswith('PeakAmx'):
+                amx_peak = max(amx_peak or 0.0, rate)
+            else:
+                peak = max(peak or 0.0, rate)
             continue
         m, n, k, t = (int(b[c]) for c in ('M', 'N', 'K', 'threads'))
         if 'best_us' in b:  # fastest single call (see timed_loop in the benchmark)
@@ -45,18 +49,28 @@ def main(path):
     for v in best.values():
         kinds += [k for k in v if k not in kinds]
     print('vpdpbusd peak, one core: %.0f GOP/s' % (peak / 1e9 if peak else float('nan')))
+    if amx_peak:
+        print('tdpbusd peak (AMX), one core: %.0f GOP/s' % (amx_peak / 1e9))
+    both = 'Octet/amx/u8_f32' in kinds and 'Octet/avx512_vnni/u8_f32' in kinds
     print('| threads | K | N | M | ' + ' | '.join(k.replace('Octet/', '') for k in kinds) +
-          ' | u8_f32 / oneDNN | of peak | busiest-thread speed-up |')
-    print('|' + ' --- |' * (len(kinds) + 7))
+          ' | u8_f32 / oneDNN | of peak |' + (' amx / vnni (u8_f32) |' if both else '') +
+          ' busiest-thread speed-up |')
+    print('|' + ' --- |' * (len(kinds) + 7 + (1 if both else 0)))
     for (t, k, n, m), v in best.items():
         onednn = v.get('oneDNN/u8s8s32')
         ours = next((x for kk, x in v.items() if kk.endswith('u8_f32')), None)
         ratio = ours / onednn if ours and onednn else float('nan')
-        frac = ours / (peak / 1e9 * t) if ours and peak else float('nan')
+        # The AMX entries against the AMX peak, the others against the vpdpbusd peak.
+        top = amx_peak if both or (amx_peak and 'Octet/amx/u8_f32' in v) else peak
+        frac = ours / (top / 1e9 * t) if ours and top else float('nan')
+        amx_vnni = ''
+        if both:
+            a, w = v.get('Octet/amx/u8_f32'), v.get('Octet/avx512_vnni/u8_f32')
+            amx_vnni = ' %.2f |' % (a / w) if a and w else ' - |'
         sp = speedup.get((t, k, n, m))
         print('| %d | %d | %d | %d | ' % (t, k, n, m) +
               ' | '.join('%.0f' % v[kk] if kk in v else '-' for kk in kinds) +
-              ' | %.2f | %.2f | %s |' % (ratio, frac, '%.2f' % sp if sp else '-'))
+              ' | %.2f | %.2f |%s %s |' % (ratio, frac, amx_vnni, '%.2f' % sp if sp else '-'))
 
 
 if __name__ == '__main__':
