@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <string>
 
 namespace octet::cli {
@@ -29,10 +30,15 @@ Runner register_compare(CLI::App& app);
 // Runtime speed and memory (tools/cli/bench.cc).
 Runner register_bench(CLI::App& app);
 #ifdef OCTET_HAVE_TRAIN
-// tools/cli/train/: built only with the libtorch trainer.
+// tools/cli/train/: the separate `octet-train` program, built only with the libtorch trainer
+// (`octet pretrain|finetune` exec it, so that `octet` never loads libtorch).
 Runner register_pretrain(CLI::App& app);
 Runner register_finetune(CLI::App& app);
 #endif
+
+// Parses argv into `app` and runs the Runner of the subcommand chosen (keyed by its name), mapping
+// exceptions to the exit codes above with an "octet: error: " message (tools/cli/app.cc).
+int run_app(CLI::App& app, int argc, char** argv, const std::map<std::string, Runner>& runners);
 
 // A progress bar on stderr, drawn only when stderr is a terminal; at most ~10 redraws a second.
 class Progress {
