@@ -15,7 +15,8 @@
 # agreement check; REAL_DATA (1): also run Octet from raw text on SST-2 and MRPC dev (sorted
 # versus input order, each thread count, each precision); OUT (docs/results/speed.md).
 #
-# Steps: (1) the model and its ONNX graphs; (2) the agreement check: CHECK_BATCH random
+# Steps: (1) the model and its ONNX graphs, and this core's vpdpbusd and FP32 FMA peaks
+# (bench/peers/peak.cc, compiled here with c++; the compute floor in the table uses them); (2) the agreement check: CHECK_BATCH random
 # sequences through every system, FP32 logits within 1e-3 of Octet FP32 (max |diff| / max
 # |logit|), INT8 predictions agreeing with Octet FP32 on >= 99% and logits cosine >= 0.99 — the
 # run stops if any system fails; (3) timing: one fresh process per system, precision, batch and
@@ -64,6 +65,10 @@ else
     --out "$model" >&2
   model_desc="random $shape (scripts/make_random_model.py, seed 42)"
 fi
+echo "compare: measuring the single-core vpdpbusd and FP32 FMA peaks (bench/peers/peak.cc)" >&2
+c++ -O2 -std=c++17 "$peers/peak.cc" -o "$work/peak" || die "cannot compile $peers/peak.cc"
+"$work/peak" 40 >"$work/peak.json" || die "the peak microbenchmark failed"
+cat "$work/peak.json" >&2
 echo "compare: writing ONNX graphs" >&2
 $py "$peers/export_onnx.py" --model "$model" --out-fp32 "$work/fp32.onnx" --out-int8 "$work/int8.onnx"
 # Octet's INT8 also from a quantized model directory (int8 weights on disk, dynamic activations):
@@ -143,4 +148,4 @@ fi
 $py "$here/bench/peers/summarize.py" --work "$work" --out "$out" --model "$model" \
   --model-desc "$model_desc" --seq "$seq_len" --batches "$batches" --threads "$threads_list" \
   --rounds "$rounds" --reps "$reps" --command "$0 $* (SHAPE=$shape SEQ=$seq_len BATCHES=\"$batches\" THREADS=\"$threads_list\" REPS=$reps ROUNDS=$rounds CHECK_BATCH=$check_batch REAL_DATA=$real_data${MODEL:+ MODEL=$MODEL})" \
-  --octet "$octet"
+  --octet "$octet" --peak "$work/peak.json"

@@ -30,9 +30,11 @@ SYSTEMS = [("octet", "fp32"), ("octet", "int8"), ("octet", "int8q"), ("pytorch",
            ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
 LABEL = {"octet": "Octet", "pytorch": "PyTorch", "onnxruntime": "ONNX Runtime"}
 PREC = {"fp32": "fp32", "int8": "int8", "int8q": "int8 (quantized dir)"}
-# Peaks quoted in /work/shared/docs/PEERS.md for this machine type (one core): the compute
-# floor uses them; they are not measured by this script.
-PEAK = {"int8": 450e9, "int8q": 450e9, "fp32": 112e9}
+# The compute floor uses the single-core peaks bench/compare.sh measured in the same run
+# (bench/peers/peak.cc, --peak FILE): the dense layers at the vpdpbusd peak (INT8) or the FP32
+# FMA peak, the attention matmuls (FP32 in every system here) at the FMA peak.
+DENSE_PEAK = {"int8": "vpdpbusd_ops_per_s", "int8q": "vpdpbusd_ops_per_s",
+              "fp32": "fma_f32_flops_per_s"}
 
 
 def load(path):
@@ -92,9 +94,16 @@ def sh(cmd):
 
 
 def ops_per_sequence(model_dir, seq):
+    """(dense, attention) operations per sequence: the Linear layers, 2 x layers x seq x
+    (4 H^2 + 2 H I), and the score and context matmuls, 4 x layers x seq^2 x H."""
     c = load(os.path.join(model_dir, "config.json"))
     h, i, n = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
-    return 2 * n * seq * (4 * h * h + 2 * h * i) + 4 * n * seq * seq * h
+    return 2 * n * seq * (4 * h * h + 2 * h * i), 4 * n * seq * seq * h
+
+
+def floor_ms(dense, attn, peak, prec, b, t):
+    """Milliseconds the operations of b sequences take at the measured peaks on t cores."""
+    return b * (dense / peak[DENSE_PEAK[prec]] + attn / peak["fma_f32_flops_per_s"]) / t * 1e3
 
 
 def main():
@@ -111,6 +120,7 @@ def main():
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--command", default="bench/compare.sh")
     ap.add_argument("--octet", default="octet")
+    ap.add_argument("--peak", help="JSON of bench/peers/peak.cc (measured in the same run)")
     args = ap.parse_args()
     ok, check_lines = check(args.work)
     if args.check_only:
@@ -121,7 +131,15 @@ def main():
 
     batches = [int(b) for b in args.batches.split()]
     threads = [int(t) for t in args.threads.split()]
-    ops = ops_per_sequence(args.model, args.seq)
+    dense, attn = ops_per_sequence(args.model, args.seq)
+    ops = dense + attn
+    if not args.peak:
+        sys.exit("summarize: --peak FILE (bench/peers/peak.cc's output) is required for the floor")
+    peak = load(args.peak)
+    for key in ("vpdpbusd_ops_per_s", "fma_f32_flops_per_s"):
+        if not isinstance(peak.get(key), (int, float)) or peak[key] <= 0:
+            sys.exit(f"summarize: {args.peak}: {key} is {peak.get(key)!r}; expected a measured "
+                     f"rate > 0 (this CPU cannot run that stream?)")
     res = {}
     for sys_, prec in SYSTEMS:
         for b in batches:
@@ -149,10 +167,10 @@ def main():
                 o = res.get(("octet", prec, b, t))
                 speed = "" if sys_ == "octet" or o is None else f"{r['median'] / o['median']:.2f}x"
                 gops = ops * b / (r["median"] / 1e3) / 1e9
-                floor_ms = ops * b / (PEAK[prec] * t) * 1e3
+                fl = floor_ms(dense, attn, peak, prec, b, t)
                 table.append(
                     f"| {t} | {b} | {LABEL[sys_]} | {PREC[prec]} | {r['median']:.1f} | {r['p90']:.1f} | "
-                    f"{r['seq_s']:.2f} | {gops:.0f} | {r['median'] / floor_ms:.2f} | "
+                    f"{r['seq_s']:.2f} | {gops:.0f} | {r['median'] / fl:.2f} | "
                     f"{r['rss'] / 2**20:.0f} | {speed} |")
 
     # The issue's targets, as measured.
@@ -171,10 +189,12 @@ def main():
                 targets.append(f"- {t} thread(s), batch {b}: fastest FP32 peer / Octet FP32: "
                                f"**{best / of['median']:.2f}x** (target >= 1.0x)")
             if oi:
-                floor_ms = ops * b / (PEAK["int8"] * t) * 1e3
-                targets.append(f"- {t} thread(s), batch {b}: Octet INT8 / compute floor at "
-                               f"{PEAK['int8'] / 1e9:.0f} GOP/s per core: "
-                               f"**{oi['median'] / floor_ms:.2f}x** (target <= 1.2x)")
+                fl = floor_ms(dense, attn, peak, "int8", b, t)
+                targets.append(f"- {t} thread(s), batch {b}: Octet INT8 / compute floor "
+                               f"({fl:.1f} ms: dense at {peak['vpdpbusd_ops_per_s'] / 1e9:.0f} "
+                               f"GOP/s, attention at {peak['fma_f32_flops_per_s'] / 1e9:.0f} "
+                               f"GFLOP/s per core, measured): "
+                               f"**{oi['median'] / fl:.2f}x** (target <= 1.2x)")
     if 1 in threads and 2 in threads:
         for prec in ("fp32", "int8"):
             for b in batches:
@@ -225,6 +245,11 @@ def main():
     print("\n".join(check_lines + [""] + table + [""] + targets + [""] + data_lines))
 
     octet_run = next(iter(res.values()))["runs"][0] if res else {}
+    # The split each Octet configuration ran with (workers with a batch x intra-op threads).
+    split = "; ".join(
+        f"batch {b}, {t} thread(s): {r['runs'][0].get('workers_used', '?')} worker(s) x "
+        f"{r['runs'][0].get('intra_threads_used', '?')} intra-op"
+        for (s_, p_, b, t), r in sorted(res.items()) if s_ == "octet" and p_ == "int8")
     torch_v = next((r["runs"][0].get("version") for k, r in res.items() if k[0] == "pytorch"), "?")
     ort_v = next((r["runs"][0].get("version") for k, r in res.items() if k[0] == "onnxruntime"),
                  "?")
@@ -245,18 +270,21 @@ alternating the systems, {args.reps} timed calls per process after one warm-up c
 ## Latency and throughput
 
 Median and p90 wall-clock milliseconds per call (a call = one batch); GOP/s counts
-{ops / 1e9:.2f} GOP per sequence (dense layers and attention matmuls); "x floor" is the median
-over the time the same operations take at {PEAK['int8'] / 1e9:.0f} GOP/s (INT8) or
-{PEAK['fp32'] / 1e9:.0f} GFLOP/s (FP32) per thread, the single-core peaks quoted in PEERS.md
-(not measured here); peak RSS is the process's ru_maxrss (for the peers: the interpreter and
+{ops / 1e9:.2f} GOP per sequence ({dense / 1e9:.2f} in the dense layers, {attn / 1e9:.2f} in the
+attention matmuls); "x floor" is the median over the compute floor: the dense operations at the
+single-core `vpdpbusd` peak (INT8 rows) or FP32 FMA peak (FP32 rows) and the attention matmuls
+(FP32 in every system) at the FMA peak, per thread. The peaks were measured in this run by
+`bench/peers/peak.cc` (24 independent register-only chains, best of {peak.get('trials', '?')}
+runs by thread CPU time): **vpdpbusd {peak['vpdpbusd_ops_per_s'] / 1e9:.0f} GOP/s, FP32 FMA
+({peak.get('fma_isa', '?')}) {peak['fma_f32_flops_per_s'] / 1e9:.0f} GFLOP/s** per core (PEERS.md
+quotes 450 and 112, about one instruction per cycle where this core issues two); peak RSS is the process's ru_maxrss (for the peers: the interpreter and
 its libraries included). Octet speed-up = peer median / Octet median at the same precision.
 
 {chr(10).join(table)}
 
 {chr(10).join(targets)}
 
-- Octet: `octet bench` (the runtime, `octet::Encoder`; {octet_run.get('workers', '?')} worker(s) x
-  {octet_run.get('intra_threads', '?')} intra-op thread(s) in the first configuration; ISA
+- Octet: `octet bench` (the runtime, `octet::Encoder`, automatic thread split: {split}; ISA
   {octet_run.get('isa', '?')}); INT8 = dynamic INT8 (per-channel int8 weights, activations
   quantized per call).
 - PyTorch {torch_v} (Debian python3-torch): `bench/peers/pytorch_bert.py`, plain nn.Linear BERT;
