@@ -142,7 +142,7 @@ void fill(KernelTable& t, Isa isa) {
       break;
     case Isa::amx:
 #if defined(OCTET_HAVE_AMX)
-      // int8 (amx): the packed layout is VNNI's (plus a zeroed guard); blocks of fewer than 8
+      // int8 (amx): the packed layout is VNNI's (plus a zeroed guard); blocks of fewer than 4-8
       // rows run the VNNI kernel
       t.int8.gemm_packed_b_size = amx::gemm_packed_b_size;
       t.int8.gemm_pack_b = amx::gemm_pack_b;
