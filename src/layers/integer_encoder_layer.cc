@@ -58,8 +58,12 @@ void check_scales(const IntegerLayerScales& s) {
   for (int i = 0; i < 10; ++i) check_scale(names[i], all[i]);
 }
 
-QuantizedLinearWeights quantize_linear(const std::vector<float>& wt, const std::vector<float>& b,
-                                       int n, int k, double s_x) {
+QuantizedLinearWeights quantize_linear(std::span<const float> wt, std::span<const float> b, int n,
+                                       int k, double s_x) {
+  if (b.size() != std::size_t(n)) {
+    throw InvalidArgument(fmt::format(
+        "integer encoder layer: a bias has {} values for {} outputs: expected equal", b.size(), n));
+  }
   SymmetricInt8 q = quantize_symmetric_int8(wt, n, k, /*per_row=*/true);
   QuantizedLinearWeights out;
   out.w = std::move(q.q);
@@ -91,6 +95,12 @@ void check_linear(std::string_view what, const QuantizedLinearWeights& l, int n,
 }
 
 }  // namespace
+
+QuantizedLinearWeights IntegerEncoderLayer::quantize_linear(std::span<const float> w,
+                                                            std::span<const float> b, int n, int k,
+                                                            double input_scale) {
+  return layers::quantize_linear(w, b, n, k, input_scale);
+}
 
 QuantizedEncoderWeights IntegerEncoderLayer::quantize_weights(const FloatEncoderWeights& w,
                                                               const IntegerLayerScales& s) {

@@ -91,6 +91,12 @@ class IntegerEncoderLayer {
   // activation scales of `s`.
   static QuantizedEncoderWeights quantize_weights(const FloatEncoderWeights& w,
                                                   const IntegerLayerScales& s);
+  // One Linear as quantize_weights quantizes it: w [n, k] int8 symmetric per output channel,
+  // b (n values) as int32 at input_scale * scales[c], rounded to nearest (even) and saturated.
+  // Exposed for integer-only-aware training (train/integer_qat.h), which quantizes each Linear
+  // when its input scale becomes known. Throws InvalidArgument for a size mismatch.
+  static QuantizedLinearWeights quantize_linear(std::span<const float> w, std::span<const float> b,
+                                                int n, int k, double input_scale);
 
   // x: tokens x hidden int8 codes at scales.input; y: tokens x hidden int8 at scales.output.
   void forward(std::span<const int8_t> x, int tokens, std::span<int8_t> y) const;

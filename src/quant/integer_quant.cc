@@ -137,13 +137,17 @@ float step(const json& tensors, const std::string& name, int bits, const std::st
         name, what));
   }
   const auto obs = observer_from_json(tensors[name]["ema"], "calibration: tensors." + name);
-  const Range r = obs->range(ThresholdMode::symmetric);
+  return integer_activation_step(*obs, bits);
+}
+
+}  // namespace
+
+float integer_activation_step(const Observer& ema, int bits) {
+  const Range r = ema.range(ThresholdMode::symmetric);
   const double t = std::max(std::fabs(double{r.min}), std::fabs(double{r.max}));
   const double levels = std::ldexp(1.0, bits - 1) - 1.0;
   return t > 0.0 ? static_cast<float>(t / levels) : 1.0f;
 }
-
-}  // namespace
 
 QuantizedBert quantize_bert_integer(const std::filesystem::path& model_dir,
                                     const json& calibration) {

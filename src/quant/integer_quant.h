@@ -74,6 +74,12 @@ class IntegerCalibrationCollector {
   std::vector<float> packed_;
 };
 
+// The static step of an activation of `bits` bits (8, 16 or 22) from its EMA observer, as
+// quantize_bert_integer computes it: T / (2^(bits-1) - 1) with T the observer's symmetric range
+// (1 when T = 0). Exposed so that integer-only-aware training (train/integer_qat.h) quantizes with
+// the very steps the exported model will hold.
+float integer_activation_step(const Observer& ema, int bits);
+
 // Quantizes the FP32 model in `model_dir` for integer-only execution with a calibration document
 // recorded by IntegerCalibrationCollector (`octet calibrate --calibrator ema-minmax`).
 QuantizedBert quantize_bert_integer(const std::filesystem::path& model_dir,

@@ -132,7 +132,7 @@ eval::MetricResult metrics_from_logits(data::Task task, const data::TaskSpec& sp
 eval::MetricResult evaluate_torch(BertForSequenceClassification& model, data::Task task,
                                   const std::vector<Encoded>& dev, const data::Dataset& gold,
                                   int64_t batch_size, int64_t pad_id, int64_t num_labels,
-                                  QatBert* qat = nullptr) {
+                                  QatBert* qat = nullptr, IntegerQatBert* iqat = nullptr) {
   const data::TaskSpec& spec = data::task_spec(task);
   torch::NoGradGuard no_grad;
   model->eval();
@@ -144,8 +144,9 @@ eval::MetricResult evaluate_torch(BertForSequenceClassification& model, data::Ta
     for (std::size_t i = start; i < std::min(dev.size(), start + batch_size); ++i)
       rows.push_back(static_cast<int64_t>(i));
     Batch b = make_batch(dev, rows, pad_id, spec.regression);
-    torch::Tensor out = (qat != nullptr ? qat->forward(b.ids, b.types, b.mask)
-                                        : model->forward(b.ids, b.types, b.mask).logits)
+    torch::Tensor out = (qat != nullptr    ? qat->forward(b.ids, b.types, b.mask)
+                         : iqat != nullptr ? iqat->forward(b.ids, b.types, b.mask)
+                                           : model->forward(b.ids, b.types, b.mask).logits)
                             .contiguous();
     const float* p = out.data_ptr<float>();
     logits.insert(logits.end(), p, p + out.numel());
@@ -208,7 +209,10 @@ nlohmann::json options_json(const FinetuneOptions& o) {
           {"dtype", o.dtype == SaveDType::F16 ? "f16" : "f32"},
           {"new_head", o.new_head},
           {"qat",
-           o.qat.enabled
+           o.qat.enabled && o.qat.mode == QatMode::integer_only
+               ? nlohmann::json{{"mode", std::string(to_string(o.qat.mode))},
+                                {"momentum", o.qat.integer_momentum}}
+           : o.qat.enabled
                ? nlohmann::json{{"scheme", o.qat.scheme == quant::Scheme::symmetric ? "symmetric"
                                                                                     : "asymmetric"},
                                 {"weights", o.qat.weights == quant::WeightGranularity::per_tensor
@@ -443,7 +447,11 @@ FinetuneResult finetune(const FinetuneOptions& o, const FinetuneCallback& progre
   BertForSequenceClassification& model = s.model;
   model->train();
   std::unique_ptr<QatBert> qat;
-  if (o.qat.enabled) qat = std::make_unique<QatBert>(model, s.config, o.qat);
+  std::unique_ptr<IntegerQatBert> iqat;
+  if (o.qat.enabled && o.qat.mode == QatMode::integer_only)
+    iqat = std::make_unique<IntegerQatBert>(model, s.config, o.qat.integer_momentum);
+  else if (o.qat.enabled)
+    qat = std::make_unique<QatBert>(model, s.config, o.qat);
   auto optimizer = make_adamw(*model, {.lr = o.lr, .weight_decay = o.weight_decay});
   std::vector<torch::Tensor> params;
   for (auto& p : model->parameters())
@@ -489,8 +497,9 @@ FinetuneResult finetune(const FinetuneOptions& o, const FinetuneCallback& progre
       set_learning_rate(*optimizer, lr);
       optimizer->zero_grad();
       if (qat) qat->set_step(step);
-      torch::Tensor logits = qat ? qat->forward(b.ids, b.types, b.mask)
-                                 : model->forward(b.ids, b.types, b.mask).logits;
+      torch::Tensor logits = qat    ? qat->forward(b.ids, b.types, b.mask)
+                             : iqat ? iqat->forward(b.ids, b.types, b.mask)
+                                    : model->forward(b.ids, b.types, b.mask).logits;
       torch::Tensor loss = spec.regression
                                ? torch::nn::functional::mse_loss(logits.squeeze(-1), b.labels)
                                : torch::nn::functional::cross_entropy(logits, b.labels);
@@ -531,13 +540,16 @@ FinetuneResult finetune(const FinetuneOptions& o, const FinetuneCallback& progre
     rec.examples_per_second = double(train_enc.size()) / std::max(rec.seconds, 1e-9);
     const auto t_eval = Clock::now();
     rec.dev = evaluate_torch(model, o.task, dev_enc, dev, o.eval_batch_size, pad_id,
-                             s.config.num_labels, qat.get());
+                             s.config.num_labels, qat.get(), iqat.get());
     rec.eval_seconds = seconds_since(t_eval);
     const double main = rec.dev.main_value();
     // QAT: only once every quantizer is active can the INT8 model reproduce the dev figure.
-    if ((better(main, best) || r.best_epoch == 0) && (!qat || qat->ready())) {
+    if ((better(main, best) || r.best_epoch == 0) && (!qat || qat->ready()) &&
+        (!iqat || iqat->ready())) {
       if (qat) {
         export_qat(*qat, s.config, s.vocab, o.out_dir, s.tokenizer_config);
+      } else if (iqat) {
+        export_integer_qat(*iqat, s.config, s.vocab, o.out_dir, s.tokenizer_config);
       } else {
         save_pretrained(model, s.config, s.vocab, o.out_dir, o.dtype);
         if (s.tokenizer_config)

@@ -50,6 +50,7 @@
 #include "data/glue.h"
 #include "eval/metrics.h"
 #include "train/bert_torch.h"
+#include "train/integer_qat.h"
 #include "train/qat.h"
 
 namespace octet::train {
@@ -96,7 +97,9 @@ struct FinetuneOptions {
   // passes are fake-quantized, and out_dir receives the INT8 model (the format of `octet
   // quantize`, EMA ranges as static scales) with the FP32 weights in out_dir/fp32/. An epoch is
   // saved only once every quantizer has observed a batch (the head starts at
-  // qat.head_start_step). Needs dtype F32.
+  // qat.head_start_step). Needs dtype F32. With qat.mode == QatMode::integer_only the forward
+  // passes are the integer-only engine's (train/integer_qat.h) and out_dir receives the
+  // integer-only model (the format of `octet quantize --mode integer-only`).
   QatOptions qat;
 };
 

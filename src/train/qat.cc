@@ -113,6 +113,7 @@ std::string layer_prefix(std::size_t i) { return fmt::format("bert.encoder.layer
 }  // namespace
 
 std::string_view to_string(SteMode m) { return m == SteMode::identity ? "identity" : "clipped"; }
+std::string_view to_string(QatMode m) { return m == QatMode::q8bert ? "q8bert" : "integer-only"; }
 
 void check_qat_options(const QatOptions& o) {
   if (!(o.ema_decay > 0.0 && o.ema_decay < 1.0))
@@ -123,6 +124,10 @@ void check_qat_options(const QatOptions& o) {
   if (o.head_start_step < 0)
     throw InvalidArgument(
         fmt::format("QAT head start step must be >= 0, found {}", o.head_start_step));
+  if (!(o.integer_momentum > 0.0 && o.integer_momentum < 1.0))
+    throw InvalidArgument(
+        fmt::format("integer-only QAT EMA momentum must be in (0, 1), found {} (I-BERT: 0.95)",
+                    o.integer_momentum));
 }
 
 torch::Tensor fake_quantize_symmetric(const torch::Tensor& x, float threshold, SteMode ste) {

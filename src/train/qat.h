@@ -65,8 +65,17 @@ namespace octet::train {
 
 enum class SteMode { identity, clipped };
 
+// What the fine-tuning simulates: Q8BERT's fake-quantized INT8 graph (QatBert, exported as a
+// static INT8 model), or I-BERT's integer-only encoder (IntegerQatBert, train/integer_qat.h,
+// exported as an integer-only model). The integer-only scheme is fixed (symmetric, per-channel
+// weights, identity STE, every site from step 0, FP32 head): scheme, weights, ste, ema_decay
+// and the start steps below apply to q8bert only.
+enum class QatMode { q8bert, integer_only };
+
 struct QatOptions {
   bool enabled = false;  // FinetuneOptions: run quantization-aware fine-tuning
+  QatMode mode = QatMode::q8bert;
+  double integer_momentum = 0.95;  // integer_only: EMA momentum of the activation ranges (I-BERT)
   quant::Scheme scheme =
       quant::Scheme::symmetric;  // activations: s8 [-127, 127] or u8 + zero point
   quant::WeightGranularity weights = quant::WeightGranularity::per_tensor;  // Q8BERT: per tensor
@@ -80,6 +89,7 @@ struct QatOptions {
 void check_qat_options(const QatOptions& o);
 
 std::string_view to_string(SteMode m);
+std::string_view to_string(QatMode m);  // "q8bert", "integer-only"
 
 // --- Fake-quantization ops (autograd) -----------------------------------------------------------
 
