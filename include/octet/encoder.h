@@ -25,11 +25,14 @@
 //   5. writes each sequence's outputs at its input index.
 // The budget is also capped at an equal share of the call's tokens per worker, so that a call
 // with few inputs (a benchmark batch of 8) is still split across every worker.
-// Automatic threading (workers = intra_threads = 0): BertModel fixes its OpenMP thread count at
-// load, so the split is chosen once, at construction: workers = threads with one intra-op thread
+// Automatic threading (workers = intra_threads = 0): workers = threads with one intra-op thread
 // each for threads <= 8 (independent batches scale best: no barrier per layer), else
-// intra_threads = 4 and workers = threads / 4 (bounded workspace memory on large machines).
-// Set both explicitly for latency (workers = 1, intra_threads = threads).
+// intra_threads = 4 and workers = threads / 4 (bounded workspace memory on large machines); and
+// per call, when there are fewer batches than workers, the idle workers' threads go to the
+// running batches as intra-op threads (OpenMP over GEMM blocks, attention heads and rows): a
+// single batch on 2 threads runs as 1 worker x 2 intra-op threads (stats().workers_used,
+// intra_threads_used). Outputs do not depend on the split (bit-identical; tested). Set both
+// explicitly to fix the split (workers = 1, intra_threads = threads: lowest latency).
 //
 // Memory: every buffer the runtime owns (token arena, order and batch tables, per-worker
 // sequence views, the output arrays when the caller reuses an EncoderOutputs) is kept across
@@ -111,6 +114,10 @@ struct EncoderStats {
   int64_t tokens = 0;         // valid tokens run
   int64_t padded_tokens = 0;  // sum over batches of size x longest: what a padded engine runs
   int64_t truncated = 0;      // inputs cut to max_seq_len
+  // The thread split the call ran with: workers that had a batch, and the OpenMP threads of the
+  // first of them (automatic split: threads / workers_used).
+  int workers_used = 0;
+  int intra_threads_used = 0;
   // Cumulative over the Encoder's life: how many times a runtime-owned buffer had to grow.
   int64_t arena_growths = 0;
   double tokenize_seconds = 0, run_seconds = 0;

@@ -1,11 +1,36 @@
 #include "layers/bert_layers.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "common/check.h"
+#include "octet/error.h"
 #include "ops/fp32_ops.h"
 
 namespace octet::layers {
+
+namespace {
+
+bool is_dynamic(const LinearInt8& l) { return l.n() > 0 && l.activation_quant().dynamic; }
+
+[[noreturn]] void non_finite(const std::string& where, int64_t row, int64_t rows, int64_t cols) {
+  throw InvalidArgument(fmt::format(
+      "{}: row {} of the {} x {} activations holds a NaN or an infinity; expected finite values",
+      where, row, rows, cols));
+}
+
+}  // namespace
+
+float LayerNorm::forward_abs_max(float* x, int64_t rows, int threads,
+                                 const std::string& where) const {
+  int64_t bad = -1;
+  const auto cols = static_cast<int64_t>(gamma.size());
+  const float m =
+      ops::layer_norm_abs_max(x, x, rows, cols, gamma.data(), beta.data(), eps, threads, &bad);
+  if (bad >= 0) non_finite(where, bad, rows, cols);
+  return m;
+}
 
 void LayerNorm::forward(float* x, int64_t rows, int threads) const {
   ops::layer_norm(x, x, rows, static_cast<int64_t>(gamma.size()), gamma.data(), beta.data(), eps,
@@ -13,33 +38,37 @@ void LayerNorm::forward(float* x, int64_t rows, int threads) const {
 }
 
 void Embeddings::forward(std::span<const int32_t> ids, std::span<const int32_t> types,
-                         std::span<const int64_t> offsets, float* out, int threads) const {
-  const int64_t batch = static_cast<int64_t>(offsets.size()) - 1;
+                         std::span<const int64_t> offsets, float* out, int threads,
+                         float* abs_max) const {
+  const int64_t tokens = offsets.back();
   const int64_t h = hidden;
   const bool word8 = !word_q.empty(), pos8 = !position_q.empty();
-#pragma omp parallel for num_threads(std::max(1, threads)) schedule(dynamic, 1)
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t i = offsets[b]; i < offsets[b + 1]; ++i) {
-      const int64_t wrow = static_cast<int64_t>(ids[i]) * h, prow = (i - offsets[b]) * h;
-      const float* t = token_type.data() + static_cast<int64_t>(types[i]) * h;
-      float* o = out + i * h;
-      if (word8 || pos8) {
-        for (int64_t c = 0; c < h; ++c) {
-          const float w =
-              word8 ? static_cast<float>(word_q[wrow + c]) * word_scale : word[wrow + c];
-          const float p =
-              pos8 ? static_cast<float>(position_q[prow + c]) * position_scale : position[prow + c];
-          o[c] = (w + t[c]) + p;
-        }
-        continue;
+  // Token by token (not sequence by sequence), so that a single sequence uses every thread.
+#pragma omp parallel for num_threads(std::max(1, threads)) schedule(static)
+  for (int64_t i = 0; i < tokens; ++i) {
+    const int64_t b = std::upper_bound(offsets.begin(), offsets.end(), i) - offsets.begin() - 1;
+    const int64_t wrow = static_cast<int64_t>(ids[i]) * h, prow = (i - offsets[b]) * h;
+    const float* t = token_type.data() + static_cast<int64_t>(types[i]) * h;
+    float* o = out + i * h;
+    if (word8 || pos8) {
+      for (int64_t c = 0; c < h; ++c) {
+        const float w = word8 ? static_cast<float>(word_q[wrow + c]) * word_scale : word[wrow + c];
+        const float p =
+            pos8 ? static_cast<float>(position_q[prow + c]) * position_scale : position[prow + c];
+        o[c] = (w + t[c]) + p;
       }
-      const float* w = word.data() + wrow;
-      const float* p = position.data() + prow;
-      // The same association as PyTorch: (word + type) + position.
-      for (int64_t c = 0; c < h; ++c) o[c] = (w[c] + t[c]) + p[c];
+      continue;
     }
+    const float* w = word.data() + wrow;
+    const float* p = position.data() + prow;
+    // The same association as PyTorch: (word + type) + position.
+    for (int64_t c = 0; c < h; ++c) o[c] = (w[c] + t[c]) + p[c];
   }
-  norm.forward(out, offsets.back(), threads);
+  if (abs_max != nullptr) {
+    *abs_max = norm.forward_abs_max(out, tokens, threads, "embeddings");
+  } else {
+    norm.forward(out, tokens, threads);
+  }
 }
 
 void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const EncoderScratch& s,
@@ -54,23 +83,32 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
   };
   const int64_t h = hidden;
 
+  // max |x| of the input when the LayerNorm that wrote it computed it (dynamic INT8 only).
+  const float* x_max = s.x_abs_max != nullptr && *s.x_abs_max >= 0.0f ? s.x_abs_max : nullptr;
+  const std::string where = name.empty() ? std::string("encoder layer") : name;
+
   show("attention.self.query", TapPoint::input, x, h, h);
   if (qkv_q.n() > 0) {
-    qkv_q.forward(x, tokens, h, s.qkv, 3 * h, s.q8, {}, threads);
+    qkv_q.gemm(qkv_q.quantize_input(x, tokens, h, s.q8, threads, x_max), s.qkv, 3 * h, {}, threads);
   } else {
     qkv.run(x, tokens, s.qkv, /*accumulate=*/false, *s.gemm);
   }
   show("attention.self.query", TapPoint::output, s.qkv, h, 3 * h);
   show("attention.self.key", TapPoint::output, s.qkv + h, h, 3 * h);
   show("attention.self.value", TapPoint::output, s.qkv + 2 * h, h, 3 * h);
+  // A dynamic INT8 attention output takes max |ctx| from the attention pass (hot per head).
+  float ctx_max = -1.0f;
   ops::self_attention(s.qkv, 3 * h, offsets, heads, head_dim, s.ctx, h, s.attention,
-                      s.attention_per_thread, threads);
+                      s.attention_per_thread, threads, is_dynamic(attn_out_q) ? &ctx_max : nullptr);
+  // NaN: leave it to the range pass of quantize_input, which names the row.
+  const float* ctx_max_known = ctx_max >= 0.0f ? &ctx_max : nullptr;
 
   // The erf GELU and ReLU are fused into the FFN-in epilogue; the tanh GELU has no fused form.
   const kernels::Activation fused = act == io::Activation::gelu   ? kernels::Activation::gelu
                                     : act == io::Activation::relu ? kernels::Activation::relu
                                                                   : kernels::Activation::none;
   auto is_static = [](const LinearInt8& l) { return l.n() > 0 && !l.activation_quant().dynamic; };
+  if (s.x_abs_max != nullptr) *s.x_abs_max = -1.0f;  // x changes below
   if (tap == nullptr && is_static(attn_out_q) && is_static(ffn_in_q) && is_static(ffn_out_q) &&
       tokens > kBlockRows) {
     // Static scales make every token row independent after attention, so attention output,
@@ -97,18 +135,43 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
 
   show("attention.output.dense", TapPoint::input, s.ctx, h, h);
   if (attn_out_q.n() > 0) {
-    attn_out_q.forward(s.ctx, tokens, h, x, h, s.q8, {.residual = x, .ldr = h}, threads);
+    attn_out_q.gemm(attn_out_q.quantize_input(s.ctx, tokens, h, s.q8, threads, ctx_max_known), x, h,
+                    {.residual = x, .ldr = h}, threads);
   } else {
     attn_out.run(s.ctx, tokens, x, /*accumulate=*/true, *s.gemm);
   }
   show("attention.output.dense", TapPoint::output, x, h, h);
-  attn_norm.forward(x, tokens, threads);
+  // A dynamic INT8 FFN-in needs max |x| of the normalised rows: taken in the LayerNorm pass.
+  float attn_max = -1.0f;
+  if (is_dynamic(ffn_in_q)) {
+    attn_max = attn_norm.forward_abs_max(x, tokens, threads, where + "attention.output.LayerNorm");
+  } else {
+    attn_norm.forward(x, tokens, threads);
+  }
 
   show("intermediate.dense", TapPoint::input, x, h, h);
+  float mid_max = -1.0f;
   if (ffn_in_q.n() > 0) {
-    ffn_in_q.forward(x, tokens, h, s.mid, intermediate, s.q8, {.activation = fused}, threads);
-    if (fused == kernels::Activation::none) {
-      ops::activation(act, s.mid, tokens * intermediate, threads);
+    const ops::ActivationsInt8 a = ffn_in_q.quantize_input(x, tokens, h, s.q8, threads,
+                                                           attn_max >= 0.0f ? &attn_max : nullptr);
+    const bool want_mid_max = is_dynamic(ffn_out_q);
+    // Row blocks, so that max |mid| for FFN-out's dynamic scale is taken while each block of
+    // the [tokens, I] intermediate is still in cache, not in another pass over all of it.
+    const int64_t block = want_mid_max ? kBlockRows : tokens;
+    if (want_mid_max) mid_max = 0.0f;
+    for (int64_t r0 = 0; r0 < tokens; r0 += block) {
+      const int64_t rows = std::min(block, tokens - r0);
+      float* mb = s.mid + r0 * intermediate;
+      ffn_in_q.gemm(row_slice(a, r0, rows), mb, intermediate, {.activation = fused}, threads);
+      if (fused == kernels::Activation::none) {
+        ops::activation(act, mb, rows * intermediate, threads);
+      }
+      if (want_mid_max) {
+        int64_t bad = -1;
+        const float m = ops::abs_max(mb, rows, intermediate, intermediate, threads, &bad);
+        if (bad >= 0) non_finite(where + "intermediate.dense", r0 + bad, tokens, intermediate);
+        mid_max = std::max(mid_max, m);
+      }
     }
   } else {
     ffn_in.run(x, tokens, s.mid, /*accumulate=*/false, *s.gemm);
@@ -118,12 +181,19 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
 
   show("output.dense", TapPoint::input, s.mid, intermediate, intermediate);
   if (ffn_out_q.n() > 0) {
-    ffn_out_q.forward(s.mid, tokens, intermediate, x, h, s.q8, {.residual = x, .ldr = h}, threads);
+    ffn_out_q.gemm(ffn_out_q.quantize_input(s.mid, tokens, intermediate, s.q8, threads,
+                                            mid_max >= 0.0f ? &mid_max : nullptr),
+                   x, h, {.residual = x, .ldr = h}, threads);
   } else {
     ffn_out.run(s.mid, tokens, x, /*accumulate=*/true, *s.gemm);
   }
   show("output.dense", TapPoint::output, x, h, h);
-  ffn_norm.forward(x, tokens, threads);
+  if (s.x_abs_max != nullptr) {
+    // For the next layer's dynamic QKV quantization.
+    *s.x_abs_max = ffn_norm.forward_abs_max(x, tokens, threads, where + "output.LayerNorm");
+  } else {
+    ffn_norm.forward(x, tokens, threads);
+  }
 }
 
 }  // namespace octet::layers

@@ -36,6 +36,9 @@ struct LayerNorm {
   float eps = 1e-12f;
   // In place over `rows` rows of gamma.size() values.
   void forward(float* x, int64_t rows, int threads) const;
+  // The same, returning max |x| of the normalised rows (ops::layer_norm_abs_max); throws
+  // InvalidArgument naming `where` and the row if a row holds a NaN or an infinity.
+  float forward_abs_max(float* x, int64_t rows, int threads, const std::string& where) const;
 };
 
 struct Embeddings {
@@ -49,8 +52,10 @@ struct Embeddings {
   float word_scale = 1.0f, position_scale = 1.0f;
   LayerNorm norm;
   // ids / types: packed, already validated; positions restart at 0 at each offsets[b].
+  // abs_max: if not null, receives max |out| (taken in the LayerNorm pass).
   void forward(std::span<const int32_t> ids, std::span<const int32_t> types,
-               std::span<const int64_t> offsets, float* out, int threads) const;
+               std::span<const int64_t> offsets, float* out, int threads,
+               float* abs_max = nullptr) const;
 };
 
 // Scratch for one EncoderLayer::forward, sized by EncoderLayer::scratch_floats.
@@ -63,6 +68,10 @@ struct EncoderScratch {
   AlignedBuffer<std::byte>* gemm = nullptr;  // oneDNN scratchpad (ops::MatmulF32::run)
   int8_t* q8 = nullptr;                // INT8 layers only: tokens x max(H, I) quantized activations
   const ActivationTap* tap = nullptr;  // calibration / per-layer comparison (octet/model.h)
+  // Dynamic INT8: if not null, *x_abs_max >= 0 on entry is max |x| of the layer's input (the
+  // LayerNorm that wrote it took it in the same pass; < 0: unknown), and on return max |x| of
+  // its output, so that the dynamic QKV quantization needs no range pass of its own.
+  float* x_abs_max = nullptr;
 };
 
 struct EncoderLayer {

@@ -1,12 +1,15 @@
 #include "layers/linear_int8.h"
 
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "kernels/kernels.h"
 #include "octet/error.h"
+#include "ops/fp32_ops.h"
 
 namespace octet::layers {
 
@@ -100,12 +103,63 @@ void LinearInt8::forward(const float* x, int64_t m, std::ptrdiff_t ldx, float* y
     throw InvalidArgument(fmt::format("LinearInt8::forward: m = {} rows; expected [0, 2^31)", m));
   }
   if (m == 0) return;
-  const ops::ActivationsInt8 a =
-      act_.dynamic
-          ? ops::quantize_activations_s8(x, static_cast<int>(m), weights_.k(), ldx, q_scratch, k())
-          : ops::quantize_activations_static(x, static_cast<int>(m), weights_.k(), ldx, act_.dtype,
-                                             1.0f / act_.scale, act_.scale, act_.zero_point,
-                                             q_scratch, k(), threads);
+  gemm(quantize_input(x, m, ldx, q_scratch, threads), y, ldy, epilogue, threads);
+}
+
+ops::ActivationsInt8 LinearInt8::quantize_input(const float* x, int64_t m, std::ptrdiff_t ldx,
+                                                int8_t* q_scratch, int threads,
+                                                const float* known_abs_max) const {
+  if (m < 0 || m > std::numeric_limits<int>::max()) {
+    throw InvalidArgument(
+        fmt::format("LinearInt8::quantize_input: m = {} rows; expected [0, 2^31)", m));
+  }
+  const int rows = static_cast<int>(m), cols = weights_.k();
+  if (!act_.dynamic) {
+    return ops::quantize_activations_static(x, rows, cols, ldx, act_.dtype, 1.0f / act_.scale,
+                                            act_.scale, act_.zero_point, q_scratch, k(), threads);
+  }
+  if (ldx < cols) {
+    throw InvalidArgument(
+        fmt::format("LinearInt8::quantize_input: row stride {} is smaller than k = {}", ldx, cols));
+  }
+  const int nthreads = threads > 0 ? threads : omp_get_max_threads();
+  // Below ~64 K values the fork-join costs more than the pass.
+  const int par = static_cast<double>(rows) * cols < 64.0 * 1024.0 ? 1 : nthreads;
+  float amax = 0.0f;
+  if (known_abs_max != nullptr) {
+    amax = *known_abs_max;
+    if (!(std::isfinite(amax) && amax >= 0.0f)) {
+      throw InvalidArgument(fmt::format(
+          "LinearInt8::quantize_input: known max |x| is {}; expected a finite value >= 0", amax));
+    }
+  } else if (rows > 0) {
+    int64_t bad_row = -1;
+    amax = ops::abs_max(x, rows, cols, ldx, par, &bad_row);
+    if (bad_row >= 0) {
+      throw InvalidArgument(
+          fmt::format("LinearInt8: row {} of the {} x {} input holds a NaN or an infinity; "
+                      "expected finite activations",
+                      bad_row, rows, cols));
+    }
+  }
+  // Q8BERT's dynamic scale, exactly as ops::quantize_activations_s8 computes it.
+  const float inv_scale = amax > 0.0f ? 127.0f / amax : 1.0f;
+  const kernels::Int8Kernels& kt = kernels::table().int8;
+  if (par <= 1) {
+    for (int r = 0; r < rows; ++r)
+      kt.quantize_s8(x + r * ldx, cols, inv_scale, q_scratch + r * k());
+  } else {
+#pragma omp parallel for num_threads(par) schedule(static)
+    for (int r = 0; r < rows; ++r)
+      kt.quantize_s8(x + r * ldx, cols, inv_scale, q_scratch + r * k());
+  }
+  return ops::ActivationsInt8{
+      q_scratch, kernels::ActDtype::s8, rows, cols, k(), 0, amax > 0.0f ? amax / 127.0f : 1.0f};
+}
+
+void LinearInt8::gemm(const ops::ActivationsInt8& a, float* y, std::ptrdiff_t ldy,
+                      const LinearInt8Epilogue& epilogue, int threads) const {
+  if (a.m == 0) return;
   const ops::DequantizeEpilogue e{bias_.empty() ? nullptr : bias_.data(), epilogue.activation,
                                   epilogue.residual, epilogue.ldr};
   ops::gemm_int8_f32(a, weights_, e, y, ldy, threads);

@@ -52,6 +52,14 @@ inline int8_t quantize_symmetric_one(float w, float inv_scale) {
   return static_cast<int8_t>(std::clamp(r, -127.0f, 127.0f));
 }
 
+// Rows [r0, r0 + rows) of quantized activations (same scale and zero point).
+inline ops::ActivationsInt8 row_slice(const ops::ActivationsInt8& a, int64_t r0, int64_t rows) {
+  ops::ActivationsInt8 s = a;
+  s.data = static_cast<const uint8_t*>(a.data) + r0 * a.ld;  // s8 and u8 codes: 1 byte each
+  s.m = static_cast<int>(rows);
+  return s;
+}
+
 struct SymmetricInt8 {
   std::vector<int8_t> q;      // rows x cols
   std::vector<float> scales;  // rows entries (per row) or 1 entry (per tensor)
@@ -108,6 +116,21 @@ class LinearInt8 {
   // codes). Static layers quantize with their fixed scale, splitting rows over `threads`.
   void forward(const float* x, int64_t m, std::ptrdiff_t ldx, float* y, std::ptrdiff_t ldy,
                int8_t* q_scratch, const LinearInt8Epilogue& epilogue = {}, int threads = 0) const;
+
+  // The two halves of forward(), for callers that fuse work around them (layers::EncoderLayer).
+  // quantize_input: x (m x k, row stride ldx) to codes in q_scratch (row stride k), rows split
+  // over `threads`. A dynamic layer takes max |x| from `known_abs_max` when it is not null (the
+  // pass that wrote x computed it, e.g. ops::layer_norm_abs_max; it must be exactly max |x|, and
+  // finite), else computes it (ops::abs_max): the codes and scale are bit for bit those of
+  // ops::quantize_activations_s8 either way. Throws InvalidArgument naming the first row that
+  // holds a NaN or an infinity.
+  ops::ActivationsInt8 quantize_input(const float* x, int64_t m, std::ptrdiff_t ldx,
+                                      int8_t* q_scratch, int threads = 0,
+                                      const float* known_abs_max = nullptr) const;
+  // y = act(a W^T + b) (+ residual) for quantized rows `a` (quantize_input's result, or
+  // row_slice of it: the GEMM's outputs do not depend on how the rows are cut).
+  void gemm(const ops::ActivationsInt8& a, float* y, std::ptrdiff_t ldy,
+            const LinearInt8Epilogue& epilogue = {}, int threads = 0) const;
 
  private:
   ops::PackedWeightsInt8 weights_;

@@ -314,7 +314,13 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
   if (integer != nullptr) {
     integer->forward_dequantized(ids, types, offsets, hidden, threads);
   } else {
-    embeddings.forward(ids, types, offsets, hidden, threads);
+    // Dynamic INT8: each LayerNorm that feeds a QKV GEMM takes max |x| in its own pass, so the
+    // activation quantization needs no range pass (layers::EncoderScratch::x_abs_max).
+    float x_abs_max = -1.0f;
+    const bool dynamic_qkv = !layers.empty() && layers.front().qkv_q.n() > 0 &&
+                             layers.front().qkv_q.activation_quant().dynamic;
+    if (dynamic_qkv) s.x_abs_max = &x_abs_max;
+    embeddings.forward(ids, types, offsets, hidden, threads, s.x_abs_max);
     if (tap != nullptr) (*tap)("bert.embeddings", TapPoint::output, hidden, tokens, h, h);
     for (const layers::EncoderLayer& layer : layers) layer.forward(hidden, offsets, s, threads);
   }

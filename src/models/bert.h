@@ -79,6 +79,22 @@ BertEncoder load_bert_encoder(const io::BertConfig& config, const io::Safetensor
                               bool load_head, Precision precision = Precision::fp32,
                               bool per_channel = true);
 
+// Overrides, on the calling thread and for this object's lifetime, the OpenMP thread count that
+// BertModel::forward uses (BertLoadOptions::threads): the runtime (octet::Encoder) gives the
+// threads of idle workers to the batches that run, so that one batch on a 2-thread Encoder runs
+// with 2 intra-op threads. n <= 0 restores the model's own count. Nests (restores the previous
+// override on destruction).
+class ScopedForwardThreads {
+ public:
+  explicit ScopedForwardThreads(int n);
+  ~ScopedForwardThreads();
+  ScopedForwardThreads(const ScopedForwardThreads&) = delete;
+  ScopedForwardThreads& operator=(const ScopedForwardThreads&) = delete;
+
+ private:
+  int previous_;
+};
+
 // Tensors of a quantized model, from a safetensors file or from memory (quant::quantize_bert
 // builds them before writing, so a model can be run before it is saved, with the same loader).
 class TensorSource {
@@ -87,6 +103,10 @@ class TensorSource {
   virtual const io::TensorInfo* find(std::string_view name) const = 0;
   virtual std::span<const std::byte> bytes(const io::TensorInfo& t) const = 0;
   virtual std::string where() const = 0;  // the file, for messages
+  // Called once a tensor's bytes have been copied or converted: a file-backed source gives the
+  // tensor's resident pages back (io::SafetensorsReader::drop_pages), so that loading does not
+  // keep the whole mapped file and the packed copy resident together. Bytes stay readable.
+  virtual void release(const io::TensorInfo& /*t*/) const {}
 };
 
 class SafetensorsSource : public TensorSource {
@@ -95,6 +115,7 @@ class SafetensorsSource : public TensorSource {
   const io::TensorInfo* find(std::string_view name) const override { return r_.find(name); }
   std::span<const std::byte> bytes(const io::TensorInfo& t) const override { return r_.bytes(t); }
   std::string where() const override { return r_.path().string(); }
+  void release(const io::TensorInfo& t) const override { r_.drop_pages(t); }
 
  private:
   const io::SafetensorsReader& r_;

@@ -209,6 +209,7 @@ class Reader {
                        out.size() * sizeof(T)));
     }
     if (!b.empty()) std::memcpy(out.data(), b.data(), b.size());
+    src_.release(t);  // copied: the file's pages need not stay resident
     return out;
   }
 

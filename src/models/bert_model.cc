@@ -70,6 +70,14 @@ BertModel BertModel::load(const std::filesystem::path& dir, const BertLoadOption
 }
 
 namespace models {
+namespace {
+thread_local int forward_threads_override = 0;
+}
+ScopedForwardThreads::ScopedForwardThreads(int n) : previous_(forward_threads_override) {
+  forward_threads_override = n;
+}
+ScopedForwardThreads::~ScopedForwardThreads() { forward_threads_override = previous_; }
+
 BertModel make_model(BertEncoder encoder, int threads) {
   if (threads < 0) throw InvalidArgument(fmt::format("threads = {}: expected >= 0", threads));
   auto impl = std::make_unique<BertModel::Impl>();
@@ -163,7 +171,8 @@ BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKi
   }
 
   BertOutputs out;
-  const int threads = impl_->threads;
+  const int threads =
+      models::forward_threads_override > 0 ? models::forward_threads_override : impl_->threads;
   // oneDNN sizes its parallel regions from the calling thread's OpenMP setting.
   omp_set_num_threads(threads);
   try {

@@ -88,6 +88,7 @@ class QuantLoader {
                        out.size() * sizeof(T)));
     }
     if (!b.empty()) std::memcpy(out.data(), b.data(), b.size());
+    src_.release(t);  // copied: the file's pages need not stay resident
     return out;
   }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "common/check.h"
 #include "kernels/kernels.h"
@@ -41,6 +42,104 @@ void layer_norm(const float* x, float* y, int64_t rows, int64_t cols, const floa
   });
 }
 
+namespace {
+
+// Rows [r0, r1) of a per-row reduction over chunks of about kElementChunk values, in parallel:
+// f(r0, r1) returns the chunk's max |.| or NaN; the first bad row is found by rescanning only
+// the chunk that reported NaN (errors are rare; the fast path keeps one reduction).
+template <typename F>
+float reduce_max_chunks(int64_t rows, int64_t cols, int threads, F f, int64_t* bad_chunk_start,
+                        int64_t* rows_per_chunk_out) {
+  const int64_t rows_per_chunk = std::max<int64_t>(1, kElementChunk / std::max<int64_t>(1, cols));
+  const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
+  *rows_per_chunk_out = rows_per_chunk;
+  float amax = 0.0f;
+  int64_t bad = chunks;
+  if (chunks <= 1 || threads <= 1) {
+    for (int64_t c = 0; c < chunks; ++c) {
+      const float m = f(c * rows_per_chunk, std::min(rows, (c + 1) * rows_per_chunk));
+      if (std::isnan(m)) {
+        bad = std::min(bad, c);
+      } else {
+        amax = std::max(amax, m);
+      }
+    }
+  } else {
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(max                   \
+                                                                         : amax) reduction(min \
+                                                                                           : bad)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const float m = f(c * rows_per_chunk, std::min(rows, (c + 1) * rows_per_chunk));
+      if (std::isnan(m)) {
+        bad = std::min(bad, c);
+      } else {
+        amax = std::max(amax, m);
+      }
+    }
+  }
+  *bad_chunk_start = bad < chunks ? bad * rows_per_chunk : -1;
+  return bad < chunks ? std::numeric_limits<float>::quiet_NaN() : amax;
+}
+
+// The first row in [r0, r1) whose abs_max is NaN (r1 if none).
+int64_t first_bad_row(const float* y, int64_t r0, int64_t r1, int64_t cols, int64_t ld) {
+  const auto& k = kernels::table().int8;
+  for (int64_t r = r0; r < r1; ++r) {
+    if (std::isnan(k.abs_max(y + r * ld, static_cast<std::size_t>(cols)))) return r;
+  }
+  return r1;
+}
+
+}  // namespace
+
+float layer_norm_abs_max(const float* x, float* y, int64_t rows, int64_t cols, const float* gamma,
+                         const float* beta, float eps, int threads, int64_t* bad_row) {
+  OCTET_CHECK(rows >= 0 && cols >= 1);
+  const auto& k = kernels::table();
+  int64_t bad_start = -1, per_chunk = 1;
+  const float amax = reduce_max_chunks(
+      rows, cols, threads,
+      [&](int64_t r0, int64_t r1) {
+        k.fp32.layer_norm(x + r0 * cols, cols, y + r0 * cols, cols, r1 - r0, cols, gamma, beta,
+                          eps);
+        float m = 0.0f;
+        for (int64_t r = r0; r < r1; ++r) {
+          const float v = k.int8.abs_max(y + r * cols, static_cast<std::size_t>(cols));
+          if (std::isnan(v)) return v;
+          m = std::max(m, v);
+        }
+        return m;
+      },
+      &bad_start, &per_chunk);
+  *bad_row = bad_start < 0
+                 ? -1
+                 : first_bad_row(y, bad_start, std::min(rows, bad_start + per_chunk), cols, cols);
+  return amax;
+}
+
+float abs_max(const float* x, int64_t rows, int64_t cols, int64_t ld, int threads,
+              int64_t* bad_row) {
+  OCTET_CHECK(rows >= 0 && cols >= 1 && ld >= cols);
+  const auto& k = kernels::table().int8;
+  int64_t bad_start = -1, per_chunk = 1;
+  const float amax = reduce_max_chunks(
+      rows, cols, threads,
+      [&](int64_t r0, int64_t r1) {
+        float m = 0.0f;
+        for (int64_t r = r0; r < r1; ++r) {
+          const float v = k.abs_max(x + r * ld, static_cast<std::size_t>(cols));
+          if (std::isnan(v)) return v;
+          m = std::max(m, v);
+        }
+        return m;
+      },
+      &bad_start, &per_chunk);
+  *bad_row = bad_start < 0
+                 ? -1
+                 : first_bad_row(x, bad_start, std::min(rows, bad_start + per_chunk), cols, ld);
+  return amax;
+}
+
 void activation(io::Activation act, float* x, int64_t n, int threads) {
   const auto& k = kernels::table().fp32;
   kernels::UnaryF32Fn f = act == io::Activation::gelu        ? k.gelu_erf
@@ -65,15 +164,21 @@ std::size_t attention_scratch_per_thread(int64_t max_len, int64_t head_dim) {
 
 void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> offsets,
                     int64_t heads, int64_t head_dim, float* ctx, int64_t ld_ctx, float* scratch,
-                    std::size_t scratch_per_thread, int threads) {
+                    std::size_t scratch_per_thread, int threads, float* ctx_abs_max) {
   OCTET_CHECK(offsets.size() >= 1);
   const auto& k = kernels::table().fp32;
+  const auto& k8 = kernels::table().int8;
+  float amax = 0.0f;
+  int non_finite = 0;
   const int64_t batch = static_cast<int64_t>(offsets.size()) - 1;
   const int64_t hidden = heads * head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const int64_t items = batch * heads;
   // One (sequence, head) pair per work item; dynamic scheduling because lengths differ.
-#pragma omp parallel for num_threads(std::max(1, threads)) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(std::max(1, threads)) schedule(dynamic, 1) reduction(max     \
+                                                                                          : amax) \
+    reduction(max                                                                                 \
+              : non_finite)
   for (int64_t item = 0; item < items; ++item) {
     const int64_t b = item / heads, h = item % heads;
     const int64_t begin = offsets[b], t = offsets[b + 1] - offsets[b];
@@ -84,6 +189,20 @@ void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> o
     k.attention_head(q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(t),
                      static_cast<std::size_t>(head_dim), scale, ctx + begin * ld_ctx + h * head_dim,
                      ld_ctx, my_scratch);
+    if (ctx_abs_max != nullptr) {
+      for (int64_t r = 0; r < t; ++r) {
+        const float m = k8.abs_max(ctx + (begin + r) * ld_ctx + h * head_dim,
+                                   static_cast<std::size_t>(head_dim));
+        if (std::isnan(m)) {
+          non_finite = 1;
+        } else {
+          amax = std::max(amax, m);
+        }
+      }
+    }
+  }
+  if (ctx_abs_max != nullptr) {
+    *ctx_abs_max = non_finite != 0 ? std::numeric_limits<float>::quiet_NaN() : amax;
   }
 }
 

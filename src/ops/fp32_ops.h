@@ -20,6 +20,19 @@ namespace octet::ops {
 void layer_norm(const float* x, float* y, int64_t rows, int64_t cols, const float* gamma,
                 const float* beta, float eps, int threads);
 
+// layer_norm, and returns max |y| over all rows, taken chunk by chunk right after each chunk is
+// normalised (still in cache): the range a dynamic INT8 quantization of y needs, without another
+// pass over y. If a row of y holds a NaN or an infinity, returns NaN and sets *bad_row to the
+// first such row (else *bad_row = -1).
+float layer_norm_abs_max(const float* x, float* y, int64_t rows, int64_t cols, const float* gamma,
+                         const float* beta, float eps, int threads, int64_t* bad_row);
+
+// max |x| over rows x cols (row stride ld), rows split over `threads`; NaN and *bad_row = the
+// first row holding a NaN or an infinity (else *bad_row = -1). Bit for bit the maximum of
+// kernels' abs_max per row, whatever the thread count.
+float abs_max(const float* x, int64_t rows, int64_t cols, int64_t ld, int threads,
+              int64_t* bad_row);
+
 // x = act(x) elementwise over n values (erf GELU, tanh GELU or ReLU).
 void activation(io::Activation act, float* x, int64_t n, int threads);
 
@@ -31,9 +44,12 @@ void tanh_inplace(float* x, int64_t n, int threads);
 // ctx: [tokens, H] with row stride ld_ctx, head h at columns h*d. `offsets` has B + 1 entries.
 // scratch: threads * scratch_per_thread floats, scratch_per_thread >=
 // kernels::attention_scratch_floats(longest sequence, head_dim), 64-byte aligned slices.
+// ctx_abs_max: if not null, receives max |ctx| over the written values, taken per (sequence,
+// head) right after each is computed (still in cache): the range of a dynamic INT8 quantization
+// of ctx without another pass; NaN if any value is not finite.
 void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> offsets,
                     int64_t heads, int64_t head_dim, float* ctx, int64_t ld_ctx, float* scratch,
-                    std::size_t scratch_per_thread, int threads);
+                    std::size_t scratch_per_thread, int threads, float* ctx_abs_max = nullptr);
 
 // Scratch floats per thread for self_attention, rounded up to whole 64-byte lines.
 std::size_t attention_scratch_per_thread(int64_t max_len, int64_t head_dim);

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "io/bert_config.h"
+#include "models/bert.h"
 #include "octet/error.h"
 #include "runtime/batching.h"
 #include "runtime/thread_pool.h"
@@ -27,8 +28,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Resolves threads / workers / intra_threads (see the header) or throws InvalidArgument.
-void resolve_threads(EncoderOptions& o) {
+// Resolves threads / workers / intra_threads (see the header) or throws InvalidArgument. Returns
+// true for the automatic split (both left 0), whose intra-op count is then chosen per call.
+bool resolve_threads(EncoderOptions& o) {
   if (o.threads < 0 || o.workers < 0 || o.intra_threads < 0) {
     throw InvalidArgument(fmt::format(
         "EncoderOptions: threads, workers and intra_threads must be >= 0 (0 = automatic), found "
@@ -36,6 +38,7 @@ void resolve_threads(EncoderOptions& o) {
         o.threads, o.workers, o.intra_threads));
   }
   const bool explicit_threads = o.threads > 0;
+  const bool automatic = o.workers == 0 && o.intra_threads == 0;
   if (!explicit_threads) {
     o.threads = (o.workers > 0 && o.intra_threads > 0) ? o.workers * o.intra_threads
                                                        : std::max(1, omp_get_max_threads());
@@ -58,6 +61,7 @@ void resolve_threads(EncoderOptions& o) {
         fmt::format("EncoderOptions: workers x intra_threads = {} x {} exceeds threads = {}",
                     o.workers, o.intra_threads, o.threads));
   }
+  return automatic;
 }
 
 struct TokenArena {
@@ -67,12 +71,17 @@ struct TokenArena {
 }  // namespace
 
 struct Encoder::Impl {
-  Impl(BertModel m, std::unique_ptr<text::WordPieceTokenizer> t, EncoderOptions o)
-      : model(std::move(m)), tokenizer(std::move(t)), options(o), pool(o.workers) {}
+  Impl(BertModel m, std::unique_ptr<text::WordPieceTokenizer> t, EncoderOptions o, bool automatic)
+      : model(std::move(m)),
+        tokenizer(std::move(t)),
+        options(o),
+        automatic_split(automatic),
+        pool(o.workers) {}
 
   BertModel model;
   std::unique_ptr<text::WordPieceTokenizer> tokenizer;  // null: the directory has no vocab.txt
   EncoderOptions options;
+  bool automatic_split;  // workers = intra_threads = 0 asked: intra-op threads chosen per call
   EncoderStats stats;
   runtime::ThreadPool pool;
   std::mutex call_mu;
@@ -249,6 +258,18 @@ void Encoder::Impl::run(EncoderOutputs& out) {
   stats.tokens = total;
   stats.padded_tokens = 0;
   for (const runtime::Batch& b : batches) stats.padded_tokens += b.padded_tokens();
+  // Threads per running batch: with the automatic split, workers left without a batch (fewer
+  // batches than workers) give their threads to the others as intra-op threads, so that a
+  // single batch on 2 threads runs with 2 OpenMP threads instead of 1 (idle cores otherwise).
+  const int active =
+      static_cast<int>(std::min<std::size_t>(workers, std::max<std::size_t>(1, batches.size())));
+  auto intra_for = [&](int w) {
+    if (!automatic_split) return options.intra_threads;
+    return std::max(options.intra_threads,
+                    options.threads / active + (w < options.threads % active ? 1 : 0));
+  };
+  stats.workers_used = n == 0 ? 0 : active;
+  stats.intra_threads_used = n == 0 ? 0 : intra_for(0);
   if (n == 0) return;
   // Any worker may take any batch: size every worker's view table for the largest one up front.
   int64_t largest = 0;
@@ -264,6 +285,8 @@ void Encoder::Impl::run(EncoderOutputs& out) {
   std::atomic<std::size_t> next{0};
   const std::size_t nb = batches.size();
   pool.run([&](int w) {
+    if (w >= active) return;
+    const models::ScopedForwardThreads intra(intra_for(w));
     std::vector<BertSequence>& seqs = worker_batches[w];
     for (;;) {
       const std::size_t k = next.fetch_add(1, std::memory_order_relaxed);
@@ -301,7 +324,7 @@ Encoder::~Encoder() = default;
 
 Encoder Encoder::load(const std::filesystem::path& dir, BertLoadOptions model_options,
                       EncoderOptions options) {
-  resolve_threads(options);
+  const bool automatic = resolve_threads(options);
   if (options.max_batch_tokens == 0 || options.max_batch_size == 0) {
     throw InvalidArgument(fmt::format(
         "EncoderOptions: max_batch_tokens and max_batch_size must be >= 1, found {} and {}",
@@ -338,7 +361,7 @@ Encoder Encoder::load(const std::filesystem::path& dir, BertLoadOptions model_op
   if (std::filesystem::exists(dir / "vocab.txt")) {
     tok = std::make_unique<text::WordPieceTokenizer>(text::WordPieceTokenizer::from_model_dir(dir));
   }
-  auto impl = std::make_unique<Impl>(std::move(model), std::move(tok), options);
+  auto impl = std::make_unique<Impl>(std::move(model), std::move(tok), options, automatic);
   impl->arenas.resize(options.workers);
   impl->worker_batches.resize(options.workers);
   impl->worker_growths.assign(options.workers, 0);

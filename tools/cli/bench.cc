@@ -347,6 +347,8 @@ int run_bench(BenchOptions& o) {
       {"threads", enc.options().threads},
       {"workers", enc.options().workers},
       {"intra_threads", enc.options().intra_threads},
+      {"workers_used", st.workers_used},
+      {"intra_threads_used", st.intra_threads_used},
       {"sorted", !o.unsorted},
       {"max_batch_tokens", o.max_batch_tokens},
       {"repeat", o.repeat},
@@ -400,13 +402,14 @@ int run_bench(BenchOptions& o) {
     if (!o.json.empty()) io::write_file_atomic(o.json, j.dump(2) + "\n");
     const double mib = 1024.0 * 1024.0;
     std::cout << fmt::format(
-        "octet bench: {} {} on {}, {} thread(s) ({} worker(s) x {} intra), ISA {}\n",
+        "octet bench: {} {} on {}, {} thread(s) (ran {} worker(s) x {} intra-op; configured {} x "
+        "{}), ISA {}\n",
         j["model"].get<std::string>(), j["precision"].get<std::string>(),
         task ? fmt::format("{} ({} examples, {})", o.task, st.sequences,
                            o.unsorted ? "input order" : "sorted by length")
              : fmt::format("batch {} x {} tokens", o.batch, o.seq_len),
-        enc.options().threads, enc.options().workers, enc.options().intra_threads,
-        isa_name(active_isa()));
+        enc.options().threads, st.workers_used, st.intra_threads_used, enc.options().workers,
+        enc.options().intra_threads, isa_name(active_isa()));
     std::cout << fmt::format(
         "  latency per call: median {:.2f} ms, p90 {:.2f} ms, min {:.2f} ms ({} calls)\n", median,
         percentile(ms, 0.9), percentile(ms, 0.0), o.repeat);
