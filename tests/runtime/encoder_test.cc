@@ -5,6 +5,7 @@
 #include "octet/encoder.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "common/test_support.h"
 #include "common/tiny_bert.h"
+#include "models/bert.h"
 #include "octet/error.h"
 #include "text/wordpiece.h"
 
@@ -199,6 +201,87 @@ TEST_F(EncoderTest, SmallCallsAreSplitAcrossWorkers) {
   EXPECT_EQ(enc.stats().batches, 2);  // 160 tokens, 80 per worker: 4 sequences per batch
   EXPECT_EQ(enc.stats().padded_tokens, 160);
   for (std::size_t i = 1; i < 8; ++i) EXPECT_EQ(out.logits[i * 2], out.logits[0]);
+}
+
+// Issue 8: with the automatic split, a call with fewer batches than workers gives the idle
+// workers' threads to the running batch as intra-op threads; the outputs do not change by a bit.
+// The model is large enough (H = 128, I = 512, 96 tokens) for the GEMMs, LayerNorm and attention
+// to really split over 2 OpenMP threads.
+TEST(EncoderThreads, OneBatchOnTwoThreadsUsesTwoIntraOpThreadsWithIdenticalResults) {
+  test::TempDir dir;
+  test::write_tiny_bert(
+      dir.path() / "m",
+      {.hidden = 128, .intermediate = 512, .layers = 2, .heads = 4, .max_positions = 128});
+  std::vector<std::vector<int32_t>> ids(2, std::vector<int32_t>(96));
+  for (std::size_t s = 0; s < ids.size(); ++s) {
+    for (std::size_t i = 0; i < ids[s].size(); ++i)
+      ids[s][i] = static_cast<int32_t>(5 + (i * 7 + s * 3) % 30);
+  }
+  const std::vector<BertSequence> one = {{ids[0], {}}};
+  const std::vector<BertSequence> two = {{ids[0], {}}, {ids[1], {}}};
+  const BertOutputKind what = BertOutputKind::logits | BertOutputKind::last_hidden;
+  for (Precision p : {Precision::fp32, Precision::int8_dynamic}) {
+    const std::string name = p == Precision::fp32 ? "fp32" : "int8";
+    Encoder t1 = Encoder::load(dir.path() / "m", {.precision = p}, {.threads = 1, .outputs = what});
+    Encoder t2 = Encoder::load(dir.path() / "m", {.precision = p}, {.threads = 2, .outputs = what});
+    EXPECT_EQ(t2.options().workers, 2) << name;
+    EncoderOutputs r1, r2;
+    t1.encode_tokens(one, r1);
+    t2.encode_tokens(one, r2);
+    EXPECT_EQ(t1.stats().workers_used, 1) << name;
+    EXPECT_EQ(t1.stats().intra_threads_used, 1) << name;
+    EXPECT_EQ(t2.stats().batches, 1) << name;
+    EXPECT_EQ(t2.stats().workers_used, 1) << name;
+    EXPECT_EQ(t2.stats().intra_threads_used, 2) << name;
+    EXPECT_EQ(r2.logits, r1.logits) << name << ": 1 worker x 2 threads vs 1 thread";
+    ASSERT_EQ(r2.last_hidden.size(), 1u);
+    EXPECT_EQ(r2.last_hidden[0], r1.last_hidden[0]) << name;
+    // Two sequences: two batches, one per worker, one intra-op thread each; each sequence's
+    // outputs equal its own single-sequence run on 1 thread (FP32; INT8's dynamic scale spans
+    // the batch, and each batch here holds one sequence).
+    t2.encode_tokens(two, r2);
+    EXPECT_EQ(t2.stats().batches, 2) << name;
+    EXPECT_EQ(t2.stats().workers_used, 2) << name;
+    EXPECT_EQ(t2.stats().intra_threads_used, 1) << name;
+    EXPECT_EQ(r2.last_hidden[0], r1.last_hidden[0]) << name;
+    // An explicit split is kept as asked.
+    Encoder fixed =
+        Encoder::load(dir.path() / "m", {.precision = p},
+                      {.threads = 2, .workers = 2, .intra_threads = 1, .outputs = what});
+    fixed.encode_tokens(one, r2);
+    EXPECT_EQ(fixed.stats().workers_used, 1) << name;
+    EXPECT_EQ(fixed.stats().intra_threads_used, 1) << name;
+    EXPECT_EQ(r2.logits, r1.logits) << name;
+  }
+}
+
+// The per-call override the runtime uses really reaches the forward pass's OpenMP setting (the
+// tap runs on the calling thread after forward() set its thread count), and nests.
+TEST(EncoderThreads, ScopedForwardThreadsSetsTheForwardThreadCount) {
+  test::TempDir dir;
+  test::write_tiny_bert(dir.path() / "m");
+  const BertModel model = BertModel::load(dir.path() / "m", {.threads = 1});
+  const std::vector<int32_t> ids = {2, 7, 8, 3};
+  const std::vector<BertSequence> batch = {{ids, {}}};
+  int seen = 0;
+  const ActivationTap tap = [&](std::string_view, TapPoint, const float*, int64_t, int64_t,
+                                std::ptrdiff_t) { seen = omp_get_max_threads(); };
+  model.forward(batch, BertOutputKind::logits, tap);
+  EXPECT_EQ(seen, 1);
+  {
+    const models::ScopedForwardThreads two(2);
+    model.forward(batch, BertOutputKind::logits, tap);
+    EXPECT_EQ(seen, 2);
+    {
+      const models::ScopedForwardThreads three(3);
+      model.forward(batch, BertOutputKind::logits, tap);
+      EXPECT_EQ(seen, 3);
+    }
+    model.forward(batch, BertOutputKind::logits, tap);
+    EXPECT_EQ(seen, 2);
+  }
+  model.forward(batch, BertOutputKind::logits, tap);
+  EXPECT_EQ(seen, 1);
 }
 
 TEST_F(EncoderTest, Int8DynamicRunsAndAgreesWithFp32) {
