@@ -22,7 +22,8 @@
 //
 // Pipelining: the tdp instructions of a block and the AVX-512 epilogue of the previous block are
 // independent, so the epilogue is issued between the two (double-buffered int32 scratch) and
-// the core runs it while the AMX unit computes: +10 to 40% over epilogue-after-tiles at M = 128.
+// the core runs it while the AMX unit computes: at M = 128, K = N = 768, f32 output, 2,290-2,330
+// GOP/s -> 2,550 (the same kernel with no epilogue at all: 3,250).
 //
 // Tile state: LDTILECFG at every call (another library may have configured the tiles
 // differently on this thread) and TILERELEASE before returning, so that no tile state stays live
