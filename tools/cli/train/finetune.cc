@@ -39,7 +39,8 @@ Runner register_finetune(CLI::App& app) {
     std::string task, init = "pretrained", dtype = "f32";
     std::string model, config, vocab, train, dev, out;
     int64_t log_every = 50;
-    std::string qat_scheme = "symmetric", qat_weights = "per-tensor", qat_ste = "identity";
+    std::string qat_mode = "q8bert", qat_scheme = "symmetric", qat_weights = "per-tensor",
+                qat_ste = "identity";
   };
   auto opts = std::make_shared<Options>();
   train::FinetuneOptions& ft = opts->ft;
@@ -93,27 +94,59 @@ Runner register_finetune(CLI::App& app) {
   sub->add_flag("--qat", ft.qat.enabled,
                 "Quantization-aware fine-tuning (Q8BERT): --out receives the INT8 model (the "
                 "format of octet quantize) and the FP32 weights in --out/fp32 (docs/qat.md)");
-  sub->add_option("--qat-scheme", opts->qat_scheme,
-                  "QAT activations: symmetric (s8, Q8BERT) or asymmetric (u8 + zero point)")
+  sub->add_option("--qat-mode", opts->qat_mode,
+                  "QAT graph: q8bert (fake-quantized INT8 graph, static INT8 model in --out) or "
+                  "integer-only (I-BERT: the integer-only engine's forward pass, integer-only "
+                  "model in --out, the format of octet quantize --mode integer-only; "
+                  "docs/training.md)")
       ->capture_default_str();
-  sub->add_option("--qat-weights", opts->qat_weights,
-                  "QAT weight scales: per-tensor (Q8BERT) or per-channel")
-      ->capture_default_str();
-  sub->add_option("--qat-ste", opts->qat_ste,
-                  "QAT gradient: identity straight-through (Q8BERT) or clipped (zero outside the "
-                  "range)")
-      ->capture_default_str();
-  sub->add_option("--qat-ema-decay", ft.qat.ema_decay, "QAT activation range EMA decay")
-      ->capture_default_str();
-  sub->add_option("--qat-start-step", ft.qat.start_step,
-                  "QAT: step from which the encoder, pooler and embeddings are quantized")
-      ->capture_default_str();
-  sub->add_option("--qat-head-start-step", ft.qat.head_start_step,
-                  "QAT: step from which the classifier is quantized (Q8BERT: 200)")
-      ->capture_default_str();
+  CLI::Option* scheme_flag =
+      sub->add_option("--qat-scheme", opts->qat_scheme,
+                      "QAT activations: symmetric (s8, Q8BERT) or asymmetric (u8 + zero point)")
+          ->capture_default_str();
+  CLI::Option* weights_flag =
+      sub->add_option("--qat-weights", opts->qat_weights,
+                      "QAT weight scales: per-tensor (Q8BERT) or per-channel")
+          ->capture_default_str();
+  CLI::Option* ste_flag =
+      sub->add_option(
+             "--qat-ste", opts->qat_ste,
+             "QAT gradient: identity straight-through (Q8BERT) or clipped (zero outside the "
+             "range)")
+          ->capture_default_str();
+  CLI::Option* decay_flag = sub->add_option(
+      "--qat-ema-decay", ft.qat.ema_decay,
+      "QAT activation range EMA decay [default: 0.9999 (Q8BERT); 0.95 with --qat-mode "
+      "integer-only (I-BERT's momentum)]");
+  CLI::Option* start_flag =
+      sub->add_option("--qat-start-step", ft.qat.start_step,
+                      "QAT: step from which the encoder, pooler and embeddings are quantized")
+          ->capture_default_str();
+  CLI::Option* head_flag =
+      sub->add_option("--qat-head-start-step", ft.qat.head_start_step,
+                      "QAT: step from which the classifier is quantized (Q8BERT: 200)")
+          ->capture_default_str();
 
-  return [opts]() -> int {
+  return [opts, scheme_flag, weights_flag, ste_flag, decay_flag, start_flag, head_flag]() -> int {
     train::FinetuneOptions& o = opts->ft;
+    if (opts->qat_mode == "integer-only") {
+      o.qat.mode = train::QatMode::integer_only;
+      if (!o.qat.enabled)
+        throw InvalidArgument("--qat-mode integer-only needs --qat (quantization-aware training)");
+      // The I-BERT scheme is fixed, as for octet quantize --mode integer-only.
+      for (const CLI::Option* f : {scheme_flag, weights_flag, ste_flag, start_flag, head_flag}) {
+        if (f->count() > 0)
+          throw InvalidArgument(fmt::format(
+              "{} does not apply to --qat-mode integer-only: its scheme is fixed (symmetric "
+              "int8, per-channel weights, identity straight-through gradients, every site "
+              "quantized from the first step, FP32 head)",
+              f->get_name()));
+      }
+      if (decay_flag->count() > 0) o.qat.integer_momentum = o.qat.ema_decay;
+    } else if (opts->qat_mode != "q8bert") {
+      throw InvalidArgument(
+          fmt::format("--qat-mode must be q8bert or integer-only, found '{}'", opts->qat_mode));
+    }
     o.task = data::parse_task(opts->task);
     if (opts->init == "pretrained")
       o.init = train::InitMode::pretrained;
@@ -200,7 +233,11 @@ Runner register_finetune(CLI::App& app) {
           "best        epoch {}: {} {:.4f} (Octet engine on the saved model; "
           "libtorch {:.4f})\n",
           r.best_epoch, r.engine_dev.main, r.engine_dev.main_value(), r.best_dev.main_value());
-    if (o.qat.enabled)
+    if (o.qat.enabled && o.qat.mode == train::QatMode::integer_only)
+      table += fmt::format(
+          "saved       {} (integer-only, I-BERT-aware; FP32 weights in fp32/; train_log.json)\n",
+          o.out_dir.string());
+    else if (o.qat.enabled)
       table += fmt::format(
           "saved       {} (INT8, quantization-aware; FP32 weights in fp32/; train_log.json)\n",
           o.out_dir.string());
