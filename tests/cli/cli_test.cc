@@ -2,78 +2,45 @@
 // messages that say what and where, outputs that are complete or absent, never half-written.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
-#include <fstream>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
+#include "common/cli_runner.h"
 #include "common/test_support.h"
 #include "common/tiny_bert.h"
-
-#ifndef OCTET_CLI_PATH
-#error "tests/cli needs the octet_cli target (OCTET_BUILD_CLI=ON)"
-#endif
 
 namespace octet {
 namespace {
 
+using test::CliResult;
 using ::testing::HasSubstr;
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-class Cli : public ::testing::Test {
+class Cli : public test::CliTest {
  protected:
   void SetUp() override {
     model_ = tmp_ / "model";
     test::write_tiny_bert(model_);
   }
 
-  // Runs `octet <args>` through the shell (args are quoted by the caller where needed).
-  CliRun run(const std::string& args, const std::string& stdin_text = "") {
-    auto in = tmp_ / "stdin.txt", out = tmp_ / "stdout.txt", err = tmp_ / "stderr.txt";
-    test::write_file(in, stdin_text);
-    std::string cmd = std::string("'") + OCTET_CLI_PATH + "' " + args + " <'" + in.string() +
-                      "' >'" + out.string() + "' 2>'" + err.string() + "'";
-    int status = std::system(cmd.c_str());
-    CliRun r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = test::read_file(out);
-    r.err = test::read_file(err);
-    return r;
-  }
-
-  static std::string q(const std::filesystem::path& p) {
-    std::string quoted = "'";
-    quoted += p.string();
-    quoted += '\'';
-    return quoted;
-  }
-
-  test::TempDir tmp_;
   std::filesystem::path model_;
 };
 
 TEST_F(Cli, WithoutSubcommandIsAUsageError) {
-  CliRun r = run("");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("subcommand"));
+  CliResult r = run("");
+  EXPECT_TRUE(test::exits_with(r, 2, "subcommand"));
 }
 
 TEST_F(Cli, UnknownFlagIsAUsageError) {
-  CliRun r = run("predict --model " + q(model_) + " --input - --frobnicate 3");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("frobnicate"));
+  CliResult r = run("predict --model " + q(model_) + " --input - --frobnicate 3");
+  EXPECT_TRUE(test::exits_with(r, 2, "frobnicate"));
 }
 
 TEST_F(Cli, PredictWritesOneJsonObjectPerLineInInputOrder) {
-  CliRun r = run("predict --model " + q(model_) + " --input - --threads 1",
-                 "a great movie\nthe acting was terrible .\nfun\tstory\n");
+  CliResult r = run("predict --model " + q(model_) + " --input - --threads 1",
+                    "a great movie\nthe acting was terrible .\nfun\tstory\n");
   ASSERT_EQ(r.code, 0) << r.err;
   std::istringstream lines(r.out);
   std::string line;
@@ -94,8 +61,8 @@ TEST_F(Cli, PredictWritesOneJsonObjectPerLineInInputOrder) {
 
 TEST_F(Cli, PredictIsIndependentOfBatchSize) {
   const std::string input = "a great movie\nthe acting was terrible .\nfun\tstory\nbad\n";
-  CliRun a = run("predict --model " + q(model_) + " --input - --batch-size 1", input);
-  CliRun b = run("predict --model " + q(model_) + " --input - --batch-size 3", input);
+  CliResult a = run("predict --model " + q(model_) + " --input - --batch-size 1", input);
+  CliResult b = run("predict --model " + q(model_) + " --input - --batch-size 3", input);
   ASSERT_EQ(a.code, 0) << a.err;
   ASSERT_EQ(b.code, 0) << b.err;
   auto la = std::count(a.out.begin(), a.out.end(), '\n');
@@ -111,7 +78,7 @@ TEST_F(Cli, PredictIsIndependentOfBatchSize) {
 TEST_F(Cli, RegressionModelPrintsScores) {
   auto reg = tmp_ / "reg";
   test::write_tiny_bert(reg, {.num_labels = 1});
-  CliRun r = run("predict --model " + q(reg) + " --input -", "good\tgreat\n");
+  CliResult r = run("predict --model " + q(reg) + " --input -", "good\tgreat\n");
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_TRUE(j.contains("score"));
@@ -120,12 +87,13 @@ TEST_F(Cli, RegressionModelPrintsScores) {
 
 TEST_F(Cli, PredictWritesOutputFileAtomically) {
   auto out = tmp_ / "pred.jsonl";
-  CliRun r = run("predict --model " + q(model_) + " --input - --output " + q(out), "good\nbad\n");
+  CliResult r =
+      run("predict --model " + q(model_) + " --input - --output " + q(out), "good\nbad\n");
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string before = test::read_file(out);
   EXPECT_EQ(std::count(before.begin(), before.end(), '\n'), 2);
   // A failing run (bad input) leaves the earlier output untouched and no temporary file behind.
-  CliRun bad =
+  CliResult bad =
       run("predict --model " + q(model_) + " --input - --output " + q(out), "good\n\xff\xfe bad\n");
   EXPECT_EQ(bad.code, 3);
   EXPECT_EQ(test::read_file(out), before);
@@ -135,81 +103,71 @@ TEST_F(Cli, PredictWritesOutputFileAtomically) {
 }
 
 TEST_F(Cli, NonUtf8InputNamesLineAndByte) {
-  CliRun r = run("predict --model " + q(model_) + " --input -", "good\nbad \xc3\x28 text\n");
-  EXPECT_EQ(r.code, 3);
-  EXPECT_THAT(r.err, HasSubstr("UTF-8"));
-  EXPECT_THAT(r.err, HasSubstr("2"));  // the line
+  CliResult r = run("predict --model " + q(model_) + " --input -", "good\nbad \xc3\x28 text\n");
+  EXPECT_TRUE(test::exits_with(r, 3, {"UTF-8", "2"}));
 }
 
 TEST_F(Cli, EmptyInputIsAnError) {
-  CliRun r = run("predict --model " + q(model_) + " --input -", "");
-  EXPECT_EQ(r.code, 3);
-  EXPECT_THAT(r.err, HasSubstr("no input"));
+  CliResult r = run("predict --model " + q(model_) + " --input -", "");
+  EXPECT_TRUE(test::exits_with(r, 3, "no input"));
 }
 
 TEST_F(Cli, OverLongInputIsTruncatedToMaxSeqLen) {
   std::string text;
   for (int i = 0; i < 5000; ++i) text += "great movie ";
-  CliRun r = run("predict --model " + q(model_) + " --input - --max-seq-len 32", text + "\n");
+  CliResult r = run("predict --model " + q(model_) + " --input - --max-seq-len 32", text + "\n");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("\"label\""));
 }
 
 TEST_F(Cli, MaxSeqLenBeyondThePositionTableIsAUsageError) {
-  CliRun r = run("predict --model " + q(model_) + " --input - --max-seq-len 4096", "good\n");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--max-seq-len"));
-  EXPECT_THAT(r.err, HasSubstr("4096"));
+  CliResult r = run("predict --model " + q(model_) + " --input - --max-seq-len 4096", "good\n");
+  EXPECT_TRUE(test::exits_with(r, 2, {"--max-seq-len", "4096"}));
 }
 
 TEST_F(Cli, NegativeThreadsIsAUsageError) {
-  CliRun r = run("predict --model " + q(model_) + " --input - --threads -1", "good\n");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--threads"));
+  CliResult r = run("predict --model " + q(model_) + " --input - --threads -1", "good\n");
+  EXPECT_TRUE(test::exits_with(r, 2, "--threads"));
 }
 
 TEST_F(Cli, Int8DynamicPrecisionPredictsLikeFp32OnClearCases) {
   const std::string input = "a great movie\nthe acting was terrible .\nfun\tstory\n";
-  CliRun fp32 = run("predict --model " + q(model_) + " --input -", input);
-  CliRun int8 = run("predict --model " + q(model_) + " --input - --precision int8-dynamic", input);
+  CliResult fp32 = run("predict --model " + q(model_) + " --input -", input);
+  CliResult int8 =
+      run("predict --model " + q(model_) + " --input - --precision int8-dynamic", input);
   ASSERT_EQ(fp32.code, 0) << fp32.err;
   ASSERT_EQ(int8.code, 0) << int8.err;
   EXPECT_EQ(std::count(int8.out.begin(), int8.out.end(), '\n'), 3);
-  CliRun per_tensor = run(
+  CliResult per_tensor = run(
       "predict --model " + q(model_) + " --input - --precision int8-dynamic --per-tensor", input);
   EXPECT_EQ(per_tensor.code, 0) << per_tensor.err;
 }
 
 TEST_F(Cli, UnknownPrecisionIsAUsageErrorBeforeAnyFileIsRead) {
-  CliRun r = run("eval --model " + q(model_) + " --task sst2 --data missing.tsv --precision int4");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--precision"));
-  EXPECT_THAT(r.err, HasSubstr("int4"));
-  CliRun pt = run("predict --model " + q(model_) + " --input - --per-tensor", "good\n");
-  EXPECT_EQ(pt.code, 2);
-  EXPECT_THAT(pt.err, HasSubstr("--per-tensor"));
+  CliResult r =
+      run("eval --model " + q(model_) + " --task sst2 --data missing.tsv --precision int4");
+  EXPECT_TRUE(test::exits_with(r, 2, {"--precision", "int4"}));
+  CliResult pt = run("predict --model " + q(model_) + " --input - --per-tensor", "good\n");
+  EXPECT_TRUE(test::exits_with(pt, 2, "--per-tensor"));
 }
 
 TEST_F(Cli, MissingModelDirectoryIsABadModel) {
-  CliRun r = run("predict --model " + q(tmp_ / "nope") + " --input -", "good\n");
-  EXPECT_EQ(r.code, 3);
-  EXPECT_THAT(r.err, HasSubstr("nope"));
+  CliResult r = run("predict --model " + q(tmp_ / "nope") + " --input -", "good\n");
+  EXPECT_TRUE(test::exits_with(r, 3, "nope"));
 }
 
 TEST_F(Cli, TruncatedWeightsAreABadModel) {
   auto weights = model_ / "model.safetensors";
   std::string bytes = test::read_file(weights);
   test::write_file(weights, bytes.substr(0, bytes.size() / 2));
-  CliRun r = run("predict --model " + q(model_) + " --input -", "good\n");
-  EXPECT_EQ(r.code, 3);
-  EXPECT_THAT(r.err, HasSubstr("model.safetensors"));
+  CliResult r = run("predict --model " + q(model_) + " --input -", "good\n");
+  EXPECT_TRUE(test::exits_with(r, 3, "model.safetensors"));
 }
 
 TEST_F(Cli, MissingVocabularyIsABadModel) {
   std::filesystem::remove(model_ / "vocab.txt");
-  CliRun r = run("predict --model " + q(model_) + " --input -", "good\n");
-  EXPECT_EQ(r.code, 3);
-  EXPECT_THAT(r.err, HasSubstr("vocab.txt"));
+  CliResult r = run("predict --model " + q(model_) + " --input -", "good\n");
+  EXPECT_TRUE(test::exits_with(r, 3, "vocab.txt"));
 }
 
 TEST_F(Cli, EvalPrintsTableAndWritesJson) {
@@ -217,7 +175,7 @@ TEST_F(Cli, EvalPrintsTableAndWritesJson) {
   test::write_file(data, "sentence\tlabel\na great movie\t1\nterrible acting\t0\nfun story\t1\n");
   auto json = tmp_ / "out" / "result.json";
   std::filesystem::create_directories(json.parent_path());
-  CliRun r =
+  CliResult r =
       run("eval --model " + q(model_) + " --task sst2 --data " + q(data) + " --json " + q(json));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("accuracy"));
@@ -233,16 +191,13 @@ TEST_F(Cli, EvalPrintsTableAndWritesJson) {
 TEST_F(Cli, EvalMalformedRowNamesFileAndLine) {
   auto data = tmp_ / "dev.tsv";
   test::write_file(data, "sentence\tlabel\ngood\t1\nno label column here\n");
-  CliRun r = run("eval --model " + q(model_) + " --task sst2 --data " + q(data));
-  EXPECT_EQ(r.code, 3);
-  EXPECT_THAT(r.err, HasSubstr("dev.tsv"));
-  EXPECT_THAT(r.err, HasSubstr("3"));
+  CliResult r = run("eval --model " + q(model_) + " --task sst2 --data " + q(data));
+  EXPECT_TRUE(test::exits_with(r, 3, {"dev.tsv", "3"}));
 }
 
 TEST_F(Cli, EvalUnknownTaskListsTheChoices) {
-  CliRun r = run("eval --model " + q(model_) + " --task squad3 --data x.tsv");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("sst2"));
+  CliResult r = run("eval --model " + q(model_) + " --task squad3 --data x.tsv");
+  EXPECT_TRUE(test::exits_with(r, 2, "sst2"));
 }
 
 TEST_F(Cli, EvalRegressionTaskOnAClassifierIsRefused) {
@@ -251,17 +206,16 @@ TEST_F(Cli, EvalRegressionTaskOnAClassifierIsRefused) {
       data,
       "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
       "0\tmain-captions\tMSRvid\t2012test\t0000\tnone\tnone\ta movie\ta film\t5.000\n");
-  CliRun r = run("eval --model " + q(model_) + " --task stsb --data " + q(data));
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("regression"));
+  CliResult r = run("eval --model " + q(model_) + " --task stsb --data " + q(data));
+  EXPECT_TRUE(test::exits_with(r, 2, "regression"));
 }
 
 TEST_F(Cli, InspectDescribesTheModel) {
-  CliRun r = run("inspect --model " + q(model_));
+  CliResult r = run("inspect --model " + q(model_));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("parameters"));
   EXPECT_THAT(r.out, HasSubstr("2 layers"));
-  CliRun j = run("inspect --json --model " + q(model_));
+  CliResult j = run("inspect --json --model " + q(model_));
   ASSERT_EQ(j.code, 0) << j.err;
   auto parsed = nlohmann::json::parse(j.out);
   EXPECT_GT(parsed["parameters"].get<int64_t>(), 0);

@@ -1,74 +1,32 @@
 // `octet calibrate`, `octet quantize` and `octet compare` as users run them, on a tiny model and a
 // small SST-2-layout file: the calibrate -> quantize -> eval / predict pipeline, the compare table
 // and its JSON, and the usage errors (exit 2) and bad-input errors (exit 3) with their messages.
-#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli/tiny_sst2_cli.h"
 #include "common/test_support.h"
-#include "common/tiny_bert.h"
-
-#ifndef OCTET_CLI_PATH
-#error "tests/cli needs the octet_cli target (OCTET_BUILD_CLI=ON)"
-#endif
 
 namespace octet {
 namespace {
 
 using nlohmann::json;
+using test::CliResult;
 using ::testing::HasSubstr;
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-class QuantCli : public ::testing::Test {
+class QuantCli : public test::TinySst2Cli {
  protected:
-  void SetUp() override {
-    model_ = tmp_ / "model";
-    test::write_tiny_bert(model_, {.hidden = 32, .intermediate = 64, .heads = 2});
-    std::string tsv = "sentence\tlabel\n";
-    const char* words[] = {
-        "a great movie", "the acting was terrible .", "fun story", "a film", "great fun",
-        "terrible",      "the story was great ."};
-    for (int i = 0; i < 40; ++i)
-      tsv += std::string(words[i % 7]) + "\t" + (i % 3 ? "1" : "0") + "\n";
-    test::write_file(tmp_ / "train.tsv", tsv);
-    test::write_file(tmp_ / "dev.tsv", tsv);
-  }
-
-  CliRun run(const std::string& args) {
-    auto out = tmp_ / "stdout.txt", err = tmp_ / "stderr.txt";
-    std::string cmd = std::string("'") + OCTET_CLI_PATH + "' " + args + " </dev/null >'" +
-                      out.string() + "' 2>'" + err.string() + "'";
-    int status = std::system(cmd.c_str());
-    CliRun r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = test::read_file(out);
-    r.err = test::read_file(err);
-    return r;
-  }
-
-  // fmt, not "'" + s + "'": GCC 12 gives a -Wrestrict false positive on the latter.
-  std::string q(const std::filesystem::path& p) const { return fmt::format("'{}'", p.string()); }
-
   std::string calibrate(const std::string& extra = "") {
     return "calibrate --model " + q(model_) + " --task sst2 --data " + q(tmp_ / "train.tsv") +
            " --out " + q(tmp_ / "calib.json") + " --samples 30 --bins 512 --threads 1 " + extra;
   }
-
-  test::TempDir tmp_;
-  std::filesystem::path model_;
 };
 
 TEST_F(QuantCli, CalibrateQuantizeEvalPredict) {
-  CliRun r = run(calibrate());
+  CliResult r = run(calibrate());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("calibrated 30 examples"));
   const json calib = json::parse(test::read_file(tmp_ / "calib.json"));
@@ -104,17 +62,16 @@ TEST_F(QuantCli, CalibrateQuantizeEvalPredict) {
   // --precision applies to FP32 directories only.
   r = run("eval --model " + q(tmp_ / "int8") + " --task sst2 --data " + q(tmp_ / "dev.tsv") +
           " --precision int8-dynamic");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("quantized model directory"));
+  EXPECT_TRUE(test::exits_with(r, 2, "quantized model directory"));
 }
 
 TEST_F(QuantCli, CompareTableAndJson) {
   ASSERT_EQ(run(calibrate()).code, 0);
-  CliRun r = run("compare --model " + q(model_) + " --task sst2 --data " + q(tmp_ / "dev.tsv") +
-                 " --calibration " + q(tmp_ / "calib.json") +
-                 " --modes dynamic,static-max,asym-kl --per-layer --per-layer-samples 8 "
-                 "--threads 1 --json " +
-                 q(tmp_ / "cmp.json"));
+  CliResult r = run("compare --model " + q(model_) + " --task sst2 --data " + q(tmp_ / "dev.tsv") +
+                    " --calibration " + q(tmp_ / "calib.json") +
+                    " --modes dynamic,static-max,asym-kl --per-layer --per-layer-samples 8 "
+                    "--threads 1 --json " +
+                    q(tmp_ / "cmp.json"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("static-max"));
   EXPECT_THAT(r.out, HasSubstr("SQNR dB"));
@@ -133,35 +90,28 @@ TEST_F(QuantCli, CompareTableAndJson) {
 
 TEST_F(QuantCli, UsageAndInputErrors) {
   // Calibrating on the dev split.
-  CliRun r = run("calibrate --model " + q(model_) + " --task sst2 --data " + q(tmp_ / "dev.tsv") +
-                 " --out " + q(tmp_ / "c.json"));
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("training split"));
+  CliResult r = run("calibrate --model " + q(model_) + " --task sst2 --data " +
+                    q(tmp_ / "dev.tsv") + " --out " + q(tmp_ / "c.json"));
+  EXPECT_TRUE(test::exits_with(r, 2, "training split"));
   EXPECT_FALSE(std::filesystem::exists(tmp_ / "c.json"));
   r = run(calibrate("--calibrator entropy"));
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--calibrator"));
+  EXPECT_TRUE(test::exits_with(r, 2, "--calibrator"));
   r = run(calibrate("--bins 12"));
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("bins"));
+  EXPECT_TRUE(test::exits_with(r, 2, "bins"));
   // Static quantization without statistics; a bad scheme; an unknown compare mode.
   r = run("quantize --model " + q(model_) + " --out " + q(tmp_ / "o"));
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--calibration"));
+  EXPECT_TRUE(test::exits_with(r, 2, "--calibration"));
   r = run("quantize --model " + q(model_) + " --out " + q(tmp_ / "o") +
           " --activations dynamic --scheme skewed");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("scheme"));
+  EXPECT_TRUE(test::exits_with(r, 2, "scheme"));
   r = run("compare --model " + q(model_) + " --task sst2 --data " + q(tmp_ / "dev.tsv") +
           " --modes static-magic");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("static-magic"));
+  EXPECT_TRUE(test::exits_with(r, 2, "static-magic"));
   // A corrupt calibration file is bad input.
   test::write_file(tmp_ / "bad.json", "{\"format\": \"octet-calibration\", \"version\": 1}");
   r = run("quantize --model " + q(model_) + " --out " + q(tmp_ / "o") + " --calibration " +
           q(tmp_ / "bad.json"));
-  EXPECT_EQ(r.code, 3);
-  EXPECT_THAT(r.err, HasSubstr("tensors"));
+  EXPECT_TRUE(test::exits_with(r, 3, "tensors"));
   EXPECT_FALSE(std::filesystem::exists(tmp_ / "o" / "config.json"));
 }
 

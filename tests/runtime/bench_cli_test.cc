@@ -2,59 +2,34 @@
 // flags), the dump of inputs and logits, real-data mode on a small GLUE file, and the usage and
 // input errors with their exit codes.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/cli_runner.h"
 #include "common/test_support.h"
 #include "common/tiny_bert.h"
-
-#ifndef OCTET_CLI_PATH
-#error "tests/runtime/bench_cli_test.cc needs the octet_cli target (OCTET_BUILD_CLI=ON)"
-#endif
 
 namespace octet {
 namespace {
 
-struct BenchRun {
-  int code = -1;
-  std::string out, err;
-};
+using test::CliResult;
 
-class BenchCli : public ::testing::Test {
+class BenchCli : public test::CliTest {
  protected:
   void SetUp() override { test::write_tiny_bert(model_); }
-  BenchRun run(const std::string& args) {
-    const auto out = tmp_ / "stdout.txt", err = tmp_ / "stderr.txt";
-    const std::string cmd = std::string("'") + OCTET_CLI_PATH + "' bench " + args + " >'" +
-                            out.string() + "' 2>'" + err.string() + "'";
-    const int status = std::system(cmd.c_str());
-    BenchRun r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = test::read_file(out);
-    r.err = test::read_file(err);
-    return r;
-  }
-  // Appends rather than prepends: GCC 12 at -O3 warns (-Wrestrict) on "literal" + std::string.
-  static std::string quote(const std::filesystem::path& p) {
-    std::string q = "'";
-    q += p.string();
-    q += '\'';
-    return q;
-  }
-  std::string model() const { return quote(model_); }
-  test::TempDir tmp_;
+  // `octet bench <args>`.
+  CliResult bench(const std::string& args) const { return run("bench " + args); }
+  std::string model() const { return q(model_); }
   std::filesystem::path model_ = tmp_ / "m";
 };
 
 TEST_F(BenchCli, ReportsLatencyThroughputAndMemoryAsJson) {
-  const std::string dump = (tmp_ / "dump.json").string();
-  const BenchRun r = run(std::string("--model ") + model() +
-                         " --precision int8 --batch 3 --seq-len 10 --threads 2 --repeat 4 --json - "
-                         "--dump '" +
-                         dump + "'");
+  const auto dump = tmp_ / "dump.json";
+  const CliResult r = bench(std::string("--model ") + model() +
+                            " --precision int8 --batch 3 --seq-len 10 --threads 2 --repeat 4 "
+                            "--json - --dump " +
+                            q(dump));
   ASSERT_EQ(r.code, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["precision"], "int8_dynamic");
@@ -86,8 +61,8 @@ TEST_F(BenchCli, RunsAGlueFileFromRawText) {
                    "sentence\tlabel\na good movie\t1\nboring and bad\t0\n"
                    "i love this film , the story is great and the acting is good\t1\n");
   for (const char* order : {"", " --unsorted"}) {
-    const BenchRun r = run(std::string("--model ") + model() + " --task sst2 --data '" +
-                           data.string() + "' --repeat 1 --warmup 0 --json -" + order);
+    const CliResult r = bench(std::string("--model ") + model() + " --task sst2 --data " + q(data) +
+                              " --repeat 1 --warmup 0 --json -" + order);
     ASSERT_EQ(r.code, 0) << r.err;
     const nlohmann::json j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["sequences"], 3);
@@ -98,23 +73,18 @@ TEST_F(BenchCli, RunsAGlueFileFromRawText) {
 }
 
 TEST_F(BenchCli, RejectsBadUsageWithExitCode2AndBadModelsWith3) {
-  BenchRun r = run(std::string("--model ") + model() + " --precision integer-only");
+  CliResult r = bench(std::string("--model ") + model() + " --precision integer-only");
+  EXPECT_TRUE(test::exits_with(r, 2, "octet quantize --mode integer-only"));
+  r = bench(std::string("--model ") + model() + " --shape bert-mini");
+  EXPECT_TRUE(test::exits_with(r, 2, "exactly one of --model"));
+  r = bench("--shape bert-large");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("octet quantize --mode integer-only"), std::string::npos) << r.err;
-  r = run(std::string("--model ") + model() + " --shape bert-mini");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("exactly one of --model"), std::string::npos) << r.err;
-  r = run("--shape bert-large");
-  EXPECT_EQ(r.code, 2);
-  r = run(std::string("--model ") + model() + " --precision int4");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("found 'int4'"), std::string::npos) << r.err;
-  r = run(std::string("--model ") + model() + " --seq-len 1000");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("max_position_embeddings"), std::string::npos) << r.err;
-  r = run(std::string("--model ") + quote(tmp_ / "missing"));
-  EXPECT_EQ(r.code, 3);
-  EXPECT_NE(r.err.find("missing"), std::string::npos) << r.err;
+  r = bench(std::string("--model ") + model() + " --precision int4");
+  EXPECT_TRUE(test::exits_with(r, 2, "found 'int4'"));
+  r = bench(std::string("--model ") + model() + " --seq-len 1000");
+  EXPECT_TRUE(test::exits_with(r, 2, "max_position_embeddings"));
+  r = bench(std::string("--model ") + q(tmp_ / "missing"));
+  EXPECT_TRUE(test::exits_with(r, 3, "missing"));
 }
 
 }  // namespace
