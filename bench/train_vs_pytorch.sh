@@ -15,8 +15,9 @@ batch="${5:-32}"
 seq="${6:-128}"
 data="${OCTET_DATA:-$repo/../shared/data}"
 octet="$build/octet"
-[[ -x "$octet" ]] || { echo "error: $octet not built (ninja -C $build octet)" >&2; exit 2; }
-"$octet" pretrain --help > /dev/null 2>&1 || { echo "error: $octet has no pretrain (libtorch missing?)" >&2; exit 2; }
+# `octet pretrain` execs octet-train (the libtorch trainer) from the same directory.
+[[ -x "$octet" ]] || { echo "error: $octet not built (ninja -C $build octet_cli)" >&2; exit 2; }
+[[ -x "$build/octet-train" ]] || { echo "error: $build/octet-train not built (ninja -C $build octet_train_cli; needs libtorch-dev)" >&2; exit 2; }
 py=/usr/bin/python3
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

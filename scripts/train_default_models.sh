@@ -14,7 +14,13 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$repo/build}"
 work="${2:-${OCTET_CACHE:-$HOME/.cache/octet}/default-models}"
 data="${OCTET_DATA:-$repo/../shared/data}"
-octet="$build/octet"
+octet="$build/octet"  # `octet pretrain|finetune` exec octet-train (the libtorch trainer) beside it
+for prog in octet octet-train; do
+  [[ -x "$build/$prog" ]] || {
+    echo "train_default_models.sh: error: $build/$prog not built (ninja -C $build octet_cli octet_train_cli; octet-train needs libtorch-dev)" >&2
+    exit 2
+  }
+done
 mkdir -p "$work"
 pre="$work/octet-bert-mini-uncased"
 common=(--corpus "$data/corpus" --vocab "$data/vocab/vocab.txt" --out "$pre" --layers 4

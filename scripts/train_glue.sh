@@ -9,7 +9,7 @@
 #                              [--baseline] [--threads N] [--seed N] [--cache DIR]
 #                              [--epochs N] [--max-train-examples N]
 #   --model    pretrained model directory [models/octet-bert-mini-uncased]
-#   --build    build directory holding the octet binary [$OCTET_BUILD, else build]
+#   --build    build directory holding the octet and octet-train programs [$OCTET_BUILD, else build]
 #   --tasks    comma-separated GLUE tasks [mrpc,cola,stsb,rte]; sst2 is accepted too
 #   --baseline also fine-tune the same architecture from random initialisation
 #   --threads  threads per run [0 = all cores]
@@ -61,10 +61,11 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+# `octet finetune` execs octet-train (the trainer, linked with libtorch) from the same directory.
 octet="$build/octet"
-[[ -x "$octet" ]] || die "$octet not found: build it first (cmake --build $build --target octet)"
-"$octet" finetune --help >/dev/null 2>&1 ||
-  die "$octet has no finetune command: configure the build with libtorch (OCTET_BUILD_TRAIN=ON)"
+[[ -x "$octet" ]] || die "$octet not found: build it first (cmake --build $build --target octet_cli)"
+[[ -x "$build/octet-train" ]] ||
+  die "$build/octet-train (the trainer behind octet finetune) not found: install libtorch-dev, re-run cmake and build the octet_train_cli target"
 [[ -f "$model/config.json" && -f "$model/model.safetensors" && -f "$model/vocab.txt" ]] ||
   die "$model is not a model directory (config.json, model.safetensors, vocab.txt)"
 [[ -d "$data/glue" ]] || die "GLUE data not found in $data/glue (set OCTET_DATA)"
