@@ -30,7 +30,8 @@ class IsaCapEnvironment : public ::testing::Environment {
       std::printf(
           "NOTE: OCTET_MAX_ISA=%s cannot run here (%s); this run tests up to %s and reports the "
           "ISAs above as skipped.\n%s\n",
-          cap, e.what(), isa_name(cpu_isa()), cpu_description().c_str());
+          cap, e.what(), isa_name(cpu_isa() < built_isa() ? cpu_isa() : built_isa()),
+          cpu_description().c_str());
       unsetenv("OCTET_MAX_ISA");
     }
     // An unknown name (InvalidArgument) is left in place: the tests then fail, as they should.
