@@ -25,6 +25,11 @@ class Cli : public test::CliTest {
     test::write_tiny_bert(model_);
   }
 
+  // `octet predict --model <model_> --input - <flags>` reading `input`.
+  CliResult predict(const std::string& flags, const std::string& input = "") const {
+    return run("predict --model " + q(model_) + " --input - " + flags, input);
+  }
+
   std::filesystem::path model_;
 };
 
@@ -34,13 +39,12 @@ TEST_F(Cli, WithoutSubcommandIsAUsageError) {
 }
 
 TEST_F(Cli, UnknownFlagIsAUsageError) {
-  CliResult r = run("predict --model " + q(model_) + " --input - --frobnicate 3");
+  CliResult r = predict("--frobnicate 3");
   EXPECT_TRUE(test::exits_with(r, 2, "frobnicate"));
 }
 
 TEST_F(Cli, PredictWritesOneJsonObjectPerLineInInputOrder) {
-  CliResult r = run("predict --model " + q(model_) + " --input - --threads 1",
-                    "a great movie\nthe acting was terrible .\nfun\tstory\n");
+  CliResult r = predict("--threads 1", "a great movie\nthe acting was terrible .\nfun\tstory\n");
   ASSERT_EQ(r.code, 0) << r.err;
   std::istringstream lines(r.out);
   std::string line;
@@ -61,8 +65,8 @@ TEST_F(Cli, PredictWritesOneJsonObjectPerLineInInputOrder) {
 
 TEST_F(Cli, PredictIsIndependentOfBatchSize) {
   const std::string input = "a great movie\nthe acting was terrible .\nfun\tstory\nbad\n";
-  CliResult a = run("predict --model " + q(model_) + " --input - --batch-size 1", input);
-  CliResult b = run("predict --model " + q(model_) + " --input - --batch-size 3", input);
+  CliResult a = predict("--batch-size 1", input);
+  CliResult b = predict("--batch-size 3", input);
   ASSERT_EQ(a.code, 0) << a.err;
   ASSERT_EQ(b.code, 0) << b.err;
   auto la = std::count(a.out.begin(), a.out.end(), '\n');
@@ -87,14 +91,12 @@ TEST_F(Cli, RegressionModelPrintsScores) {
 
 TEST_F(Cli, PredictWritesOutputFileAtomically) {
   auto out = tmp_ / "pred.jsonl";
-  CliResult r =
-      run("predict --model " + q(model_) + " --input - --output " + q(out), "good\nbad\n");
+  CliResult r = predict("--output " + q(out), "good\nbad\n");
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string before = test::read_file(out);
   EXPECT_EQ(std::count(before.begin(), before.end(), '\n'), 2);
   // A failing run (bad input) leaves the earlier output untouched and no temporary file behind.
-  CliResult bad =
-      run("predict --model " + q(model_) + " --input - --output " + q(out), "good\n\xff\xfe bad\n");
+  CliResult bad = predict("--output " + q(out), "good\n\xff\xfe bad\n");
   EXPECT_EQ(bad.code, 3);
   EXPECT_EQ(test::read_file(out), before);
   for (const auto& e : std::filesystem::directory_iterator(tmp_.path())) {
@@ -103,43 +105,41 @@ TEST_F(Cli, PredictWritesOutputFileAtomically) {
 }
 
 TEST_F(Cli, NonUtf8InputNamesLineAndByte) {
-  CliResult r = run("predict --model " + q(model_) + " --input -", "good\nbad \xc3\x28 text\n");
+  CliResult r = predict("", "good\nbad \xc3\x28 text\n");
   EXPECT_TRUE(test::exits_with(r, 3, {"UTF-8", "2"}));
 }
 
 TEST_F(Cli, EmptyInputIsAnError) {
-  CliResult r = run("predict --model " + q(model_) + " --input -", "");
+  CliResult r = predict("", "");
   EXPECT_TRUE(test::exits_with(r, 3, "no input"));
 }
 
 TEST_F(Cli, OverLongInputIsTruncatedToMaxSeqLen) {
   std::string text;
   for (int i = 0; i < 5000; ++i) text += "great movie ";
-  CliResult r = run("predict --model " + q(model_) + " --input - --max-seq-len 32", text + "\n");
+  CliResult r = predict("--max-seq-len 32", text + "\n");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("\"label\""));
 }
 
 TEST_F(Cli, MaxSeqLenBeyondThePositionTableIsAUsageError) {
-  CliResult r = run("predict --model " + q(model_) + " --input - --max-seq-len 4096", "good\n");
+  CliResult r = predict("--max-seq-len 4096", "good\n");
   EXPECT_TRUE(test::exits_with(r, 2, {"--max-seq-len", "4096"}));
 }
 
 TEST_F(Cli, NegativeThreadsIsAUsageError) {
-  CliResult r = run("predict --model " + q(model_) + " --input - --threads -1", "good\n");
+  CliResult r = predict("--threads -1", "good\n");
   EXPECT_TRUE(test::exits_with(r, 2, "--threads"));
 }
 
 TEST_F(Cli, Int8DynamicPrecisionPredictsLikeFp32OnClearCases) {
   const std::string input = "a great movie\nthe acting was terrible .\nfun\tstory\n";
-  CliResult fp32 = run("predict --model " + q(model_) + " --input -", input);
-  CliResult int8 =
-      run("predict --model " + q(model_) + " --input - --precision int8-dynamic", input);
+  CliResult fp32 = predict("", input);
+  CliResult int8 = predict("--precision int8-dynamic", input);
   ASSERT_EQ(fp32.code, 0) << fp32.err;
   ASSERT_EQ(int8.code, 0) << int8.err;
   EXPECT_EQ(std::count(int8.out.begin(), int8.out.end(), '\n'), 3);
-  CliResult per_tensor = run(
-      "predict --model " + q(model_) + " --input - --precision int8-dynamic --per-tensor", input);
+  CliResult per_tensor = predict("--precision int8-dynamic --per-tensor", input);
   EXPECT_EQ(per_tensor.code, 0) << per_tensor.err;
 }
 
@@ -147,7 +147,7 @@ TEST_F(Cli, UnknownPrecisionIsAUsageErrorBeforeAnyFileIsRead) {
   CliResult r =
       run("eval --model " + q(model_) + " --task sst2 --data missing.tsv --precision int4");
   EXPECT_TRUE(test::exits_with(r, 2, {"--precision", "int4"}));
-  CliResult pt = run("predict --model " + q(model_) + " --input - --per-tensor", "good\n");
+  CliResult pt = predict("--per-tensor", "good\n");
   EXPECT_TRUE(test::exits_with(pt, 2, "--per-tensor"));
 }
 
@@ -160,13 +160,13 @@ TEST_F(Cli, TruncatedWeightsAreABadModel) {
   auto weights = model_ / "model.safetensors";
   std::string bytes = test::read_file(weights);
   test::write_file(weights, bytes.substr(0, bytes.size() / 2));
-  CliResult r = run("predict --model " + q(model_) + " --input -", "good\n");
+  CliResult r = predict("", "good\n");
   EXPECT_TRUE(test::exits_with(r, 3, "model.safetensors"));
 }
 
 TEST_F(Cli, MissingVocabularyIsABadModel) {
   std::filesystem::remove(model_ / "vocab.txt");
-  CliResult r = run("predict --model " + q(model_) + " --input -", "good\n");
+  CliResult r = predict("", "good\n");
   EXPECT_TRUE(test::exits_with(r, 3, "vocab.txt"));
 }
 
