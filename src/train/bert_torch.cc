@@ -14,6 +14,28 @@
 #include "octet/error.h"
 
 namespace octet::train {
+
+namespace {
+MatmulPrecision g_matmul_precision = MatmulPrecision::f32;
+}  // namespace
+
+void set_matmul_precision(MatmulPrecision p) { g_matmul_precision = p; }
+MatmulPrecision matmul_precision() { return g_matmul_precision; }
+
+torch::Tensor mixed_linear(torch::nn::Linear l, const torch::Tensor& x) {
+  if (g_matmul_precision == MatmulPrecision::f32) return l->forward(x);
+  const auto bf = torch::kBFloat16;
+  torch::Tensor y = torch::nn::functional::linear(x.to(bf), l->weight.to(bf));
+  y = y.to(torch::kFloat);
+  return l->bias.defined() ? y + l->bias : y;
+}
+
+torch::Tensor mixed_matmul(const torch::Tensor& a, const torch::Tensor& b) {
+  if (g_matmul_precision == MatmulPrecision::f32) return torch::matmul(a, b);
+  const auto bf = torch::kBFloat16;
+  return torch::matmul(a.to(bf), b.to(bf)).to(torch::kFloat);
+}
+
 namespace {
 
 namespace nn = torch::nn;
@@ -104,10 +126,11 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
   auto split = [&](const torch::Tensor& x) {
     return x.view({b, t, heads, head_dim}).permute({0, 2, 1, 3});
   };
-  torch::Tensor q = split(query(hidden)), k = split(key(hidden)), v = split(value(hidden));
-  torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(double(head_dim));
+  torch::Tensor q = split(mixed_linear(query, hidden)), k = split(mixed_linear(key, hidden)),
+                v = split(mixed_linear(value, hidden));
+  torch::Tensor scores = mixed_matmul(q, k.transpose(-1, -2)) / std::sqrt(double(head_dim));
   torch::Tensor probs = dropout(torch::softmax(scores + additive_mask, -1));
-  return torch::matmul(probs, v).permute({0, 2, 1, 3}).contiguous().view({b, t, heads * head_dim});
+  return mixed_matmul(probs, v).permute({0, 2, 1, 3}).contiguous().view({b, t, heads * head_dim});
 }
 
 BertDenseResidualImpl::BertDenseResidualImpl(int64_t in, const io::BertConfig& c,
@@ -119,7 +142,7 @@ BertDenseResidualImpl::BertDenseResidualImpl(int64_t in, const io::BertConfig& c
 
 torch::Tensor BertDenseResidualImpl::forward(const torch::Tensor& x,
                                              const torch::Tensor& residual) {
-  return LayerNorm(dropout(dense(x)) + residual);
+  return LayerNorm(dropout(mixed_linear(dense, x)) + residual);
 }
 
 BertAttentionImpl::BertAttentionImpl(const io::BertConfig& c, const BertDropout& d) {
@@ -137,7 +160,7 @@ BertIntermediateImpl::BertIntermediateImpl(const io::BertConfig& c) : activation
 }
 
 torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& x) {
-  return apply_activation(dense(x), activation);
+  return apply_activation(mixed_linear(dense, x), activation);
 }
 
 BertLayerImpl::BertLayerImpl(const io::BertConfig& c, const BertDropout& d) {
@@ -167,7 +190,7 @@ BertPoolerImpl::BertPoolerImpl(const io::BertConfig& c) {
 }
 
 torch::Tensor BertPoolerImpl::forward(const torch::Tensor& last_hidden) {
-  return torch::tanh(dense(last_hidden.select(1, 0)));
+  return torch::tanh(mixed_linear(dense, last_hidden.select(1, 0)));
 }
 
 BertTorchModelImpl::BertTorchModelImpl(const io::BertConfig& c, const BertDropout& d) {
@@ -214,7 +237,7 @@ BertTorchOutputs BertForSequenceClassificationImpl::forward(const torch::Tensor&
                                                             torch::Tensor token_type_ids,
                                                             torch::Tensor attention_mask) {
   BertTorchOutputs out = bert(input_ids, std::move(token_type_ids), std::move(attention_mask));
-  out.logits = classifier(dropout(out.pooled));
+  out.logits = mixed_linear(classifier, dropout(out.pooled));
   return out;
 }
 
@@ -225,7 +248,7 @@ BertPredictionTransformImpl::BertPredictionTransformImpl(const io::BertConfig& c
 }
 
 torch::Tensor BertPredictionTransformImpl::forward(const torch::Tensor& x) {
-  return LayerNorm(apply_activation(dense(x), activation));
+  return LayerNorm(apply_activation(mixed_linear(dense, x), activation));
 }
 
 BertLMPredictionHeadImpl::BertLMPredictionHeadImpl(const io::BertConfig& c) {
@@ -235,7 +258,9 @@ BertLMPredictionHeadImpl::BertLMPredictionHeadImpl(const io::BertConfig& c) {
 
 torch::Tensor BertLMPredictionHeadImpl::forward(const torch::Tensor& hidden,
                                                 const torch::Tensor& word_embeddings) {
-  return torch::addmm(bias, transform(hidden), word_embeddings.t());
+  if (matmul_precision() == MatmulPrecision::f32)
+    return torch::addmm(bias, transform(hidden), word_embeddings.t());
+  return mixed_matmul(transform(hidden), word_embeddings.t()) + bias;
 }
 
 BertOnlyMLMHeadImpl::BertOnlyMLMHeadImpl(const io::BertConfig& c) {

@@ -33,6 +33,21 @@
 
 namespace octet::train {
 
+// Precision of the matrix products of the forward and backward passes (every Linear, the
+// attention score and context products, the MLM decoder). f32: everything in FP32 (default).
+// bf16: the operands are rounded to bfloat16 for the product (accumulation in FP32, the result
+// returned in FP32); parameters, optimizer state, LayerNorm, softmax, GELU and the loss stay
+// FP32 ("mixed precision"). On CPUs with AMX or AVX-512 BF16, libtorch's bf16 products run several
+// times faster than FP32. A process-wide setting read at every forward pass (training is
+// single-model per process); not thread-safe against concurrent changes.
+enum class MatmulPrecision { f32, bf16 };
+void set_matmul_precision(MatmulPrecision p);
+MatmulPrecision matmul_precision();
+// y = x W^T + b under the current matmul precision.
+torch::Tensor mixed_linear(torch::nn::Linear l, const torch::Tensor& x);
+// torch::matmul under the current matmul precision.
+torch::Tensor mixed_matmul(const torch::Tensor& a, const torch::Tensor& b);
+
 // Dropout rates of a BertConfig (raw fields, Hugging Face defaults when absent).
 struct BertDropout {
   double hidden = 0.1;

@@ -116,6 +116,7 @@ nlohmann::json options_json(const PretrainOptions& o) {
           {"mask_prob", o.masking.mask_prob},
           {"seed", o.seed},
           {"threads", o.threads},
+          {"matmul_precision", o.bf16 ? "bf16" : "f32"},
           {"max_minutes", o.max_minutes},
           {"command", o.command_line}};
 }
@@ -141,6 +142,7 @@ PretrainResult pretrain(const PretrainOptions& o,
     throw InvalidArgument(fmt::format("pretrain: sequence length {} > max_position_embeddings {}",
                                       o.seq_len, o.config.max_position_embeddings));
   set_torch_threads(o.threads);
+  set_matmul_precision(o.bf16 ? MatmulPrecision::bf16 : MatmulPrecision::f32);
   torch::manual_seed(o.seed);
 
   const auto tok = text::WordPieceTokenizer::from_vocab_file(o.vocab);

@@ -37,6 +37,7 @@ struct PretrainOptions {
   int64_t stop_at_step = 0;      // > 0: stop after this step as if interrupted (checkpoint saved)
   bool resume = false;           // continue from <out>/checkpoint if present
   bool f16 = false;              // write the final model.safetensors as F16
+  bool bf16 = false;             // bfloat16 matrix products (mixed precision, bert_torch.h)
   int64_t benchmark_steps = 0;   // > 0: time this many steps, print tokens/s, write nothing
   std::string command_line;      // recorded in the log
 };

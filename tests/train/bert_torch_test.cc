@@ -162,6 +162,53 @@ TEST(BertTorchTest, PaddingDoesNotChangeLibtorchOutputs) {
   EXPECT_TRUE(torch::allclose(alone.last_hidden, with_pad.last_hidden.slice(1, 0, 5), 1e-5, 1e-5));
 }
 
+// Mixed precision: bfloat16 products (8-bit mantissa, relative rounding 2^-9 per operand) stay
+// close to FP32 on the outputs and the gradients, every parameter still gets a gradient, the
+// parameters stay FP32, and setting f32 back gives bit-identical FP32 results.
+TEST(BertTorchTest, Bf16MatmulsTrackFp32AndKeepFp32Parameters) {
+  struct Restore {
+    ~Restore() { set_matmul_precision(MatmulPrecision::f32); }
+  } restore;
+  io::BertConfig c = small_config();
+  BertForSequenceClassification model = random_model(c, 5);
+  torch::Tensor ids = torch::randint(1, c.vocab_size, {3, 9}, torch::kLong);
+  auto run = [&](MatmulPrecision p) {
+    set_matmul_precision(p);
+    model->zero_grad();
+    torch::Tensor logits = model->forward(ids).logits;
+    logits.square().sum().backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& param : model->parameters()) {
+      EXPECT_EQ(param.scalar_type(), torch::kFloat);
+      EXPECT_TRUE(param.grad().defined());
+      grads.push_back(param.grad().clone());
+    }
+    return std::make_pair(logits.detach(), grads);
+  };
+  auto [f32_logits, f32_grads] = run(MatmulPrecision::f32);
+  auto [bf_logits, bf_grads] = run(MatmulPrecision::bf16);
+  auto [again_logits, again_grads] = run(MatmulPrecision::f32);
+  EXPECT_EQ(bf_logits.scalar_type(), torch::kFloat);
+  EXPECT_TRUE(torch::equal(f32_logits, again_logits));
+  const double scale = f32_logits.abs().max().item<double>();
+  const double diff = (bf_logits - f32_logits).abs().max().item<double>();
+  EXPECT_GT(diff, 0.0) << "bf16 products should round";
+  EXPECT_LT(diff, 0.05 * scale) << "bf16 logits too far from FP32";
+  // Gradients as a whole (cosine over all parameters) agree.
+  torch::Tensor a = torch::cat([&] {
+    std::vector<torch::Tensor> v;
+    for (auto& g : f32_grads) v.push_back(g.flatten());
+    return v;
+  }());
+  torch::Tensor b = torch::cat([&] {
+    std::vector<torch::Tensor> v;
+    for (auto& g : bf_grads) v.push_back(g.flatten());
+    return v;
+  }());
+  const double cosine = (a * b).sum().item<double>() / (a.norm() * b.norm()).item<double>();
+  EXPECT_GT(cosine, 0.99);
+}
+
 TEST(BertTorchTest, SaveThenLoadPretrainedGivesIdenticalParameters) {
   io::BertConfig c = small_config();
   BertForSequenceClassification model = random_model(c, 5);

@@ -77,6 +77,10 @@ Runner register_pretrain(CLI::App& app) {
   sub->add_option("--stop-at-step", r.stop_at_step,
                   "Stop after this step, checkpoint saved (to split a run; resume with --resume)");
   sub->add_flag("--resume", r.resume, "Continue from <out>/checkpoint");
+  sub->add_flag(
+      "--bf16", r.bf16,
+      "Matrix products in bfloat16 (mixed precision: parameters, optimizer, LayerNorm, "
+      "softmax and loss stay FP32); several times faster on CPUs with AMX / AVX-512 BF16");
   sub->add_option("--dtype", o->dtype, "Saved weights: f32 | f16")
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str();
