@@ -25,6 +25,7 @@
 #include "ops/integer_ops.h"
 #include "quant/bert_quant.h"
 #include "quant/integer_quant.h"
+#include "train/qat.h"
 
 namespace octet::train {
 namespace {
@@ -594,19 +595,11 @@ void IntegerQatBert::restore(const nlohmann::json& calibration) {
 
 void export_integer_qat(IntegerQatBert& qat, const io::BertConfig& config, const fs::path& vocab,
                         const fs::path& out_dir, const std::optional<fs::path>& tokenizer_config) {
-  const fs::path fp32 = out_dir / "fp32";
-  save_pretrained(qat.model(), config, vocab, fp32, SaveDType::F32);
-  if (tokenizer_config) {
-    io::write_file_atomic(fp32 / "tokenizer_config.json", [&] {
-      std::ifstream in(*tokenizer_config, std::ios::binary);
-      if (!in) throw IoError(fmt::format("cannot read {}", tokenizer_config->string()));
-      return std::string(std::istreambuf_iterator<char>(in), {});
-    }());
-  }
-  const nlohmann::json calib = qat.calibration(fp32 / "model.safetensors");
-  quant::validate_calibration(calib, "integer-only QAT calibration");
-  io::write_file_atomic(out_dir / "qat_calibration.json", calib.dump(2) + "\n");
-  const quant::QuantizedBert q = quant::quantize_bert_integer(fp32, calib);
+  const nlohmann::json calib = write_qat_fp32_and_calibration(
+      qat.model(), config, vocab, out_dir, tokenizer_config,
+      [&](const fs::path& weights) { return qat.calibration(weights); },
+      "integer-only QAT calibration");
+  const quant::QuantizedBert q = quant::quantize_bert_integer(out_dir / "fp32", calib);
   quant::write_quantized_dir(q, out_dir);
 }
 

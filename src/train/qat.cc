@@ -378,10 +378,12 @@ nlohmann::json QatBert::calibration(const fs::path& weights_file) const {
           {"tensors", tensors}};
 }
 
-void export_qat(QatBert& qat, const io::BertConfig& config, const fs::path& vocab,
-                const fs::path& out_dir, const std::optional<fs::path>& tokenizer_config) {
+nlohmann::json write_qat_fp32_and_calibration(
+    BertForSequenceClassification& model, const io::BertConfig& config, const fs::path& vocab,
+    const fs::path& out_dir, const std::optional<fs::path>& tokenizer_config,
+    const std::function<nlohmann::json(const fs::path&)>& calibration, const std::string& what) {
   const fs::path fp32 = out_dir / "fp32";
-  save_pretrained(qat.model(), config, vocab, fp32, SaveDType::F32);
+  save_pretrained(model, config, vocab, fp32, SaveDType::F32);
   if (tokenizer_config) {
     io::write_file_atomic(fp32 / "tokenizer_config.json", [&] {
       std::ifstream in(*tokenizer_config, std::ios::binary);
@@ -389,10 +391,19 @@ void export_qat(QatBert& qat, const io::BertConfig& config, const fs::path& voca
       return std::string(std::istreambuf_iterator<char>(in), {});
     }());
   }
-  const nlohmann::json calib = qat.calibration(fp32 / "model.safetensors");
-  quant::validate_calibration(calib, "QAT calibration");
+  nlohmann::json calib = calibration(fp32 / "model.safetensors");
+  quant::validate_calibration(calib, what);
   io::write_file_atomic(out_dir / "qat_calibration.json", calib.dump(2) + "\n");
-  const quant::QuantizedBert q = quant::quantize_bert(fp32, qat.quantization_config(), &calib);
+  return calib;
+}
+
+void export_qat(QatBert& qat, const io::BertConfig& config, const fs::path& vocab,
+                const fs::path& out_dir, const std::optional<fs::path>& tokenizer_config) {
+  const nlohmann::json calib = write_qat_fp32_and_calibration(
+      qat.model(), config, vocab, out_dir, tokenizer_config,
+      [&](const fs::path& weights) { return qat.calibration(weights); }, "QAT calibration");
+  const quant::QuantizedBert q =
+      quant::quantize_bert(out_dir / "fp32", qat.quantization_config(), &calib);
   quant::write_quantized_dir(q, out_dir);
 }
 

@@ -49,6 +49,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -168,6 +169,17 @@ class QatBert {
 
 // Writes <out_dir>/fp32/, <out_dir>/qat_calibration.json and the quantized model in <out_dir>
 // (see the header comment). tokenizer_config, when set, is copied next to vocab.txt.
+// The part both QAT exports share: writes <out_dir>/fp32/ (save_pretrained, F32, plus a copy of
+// tokenizer_config when given), asks `calibration` for the calibration document of
+// <out_dir>/fp32/model.safetensors, validates it (`what` names it in errors), writes it to
+// <out_dir>/qat_calibration.json and returns it.
+nlohmann::json write_qat_fp32_and_calibration(
+    BertForSequenceClassification& model, const io::BertConfig& config,
+    const std::filesystem::path& vocab, const std::filesystem::path& out_dir,
+    const std::optional<std::filesystem::path>& tokenizer_config,
+    const std::function<nlohmann::json(const std::filesystem::path&)>& calibration,
+    const std::string& what);
+
 void export_qat(QatBert& qat, const io::BertConfig& config, const std::filesystem::path& vocab,
                 const std::filesystem::path& out_dir,
                 const std::optional<std::filesystem::path>& tokenizer_config = std::nullopt);
