@@ -204,19 +204,52 @@ IntegerEncoderLayer IntegerEncoderLayer::prepare_quantized(const QuantizedEncode
 
 IntegerEncoderLayer::PackedB IntegerEncoderLayer::pack(const int8_t* w, int n, int k,
                                                        std::ptrdiff_t ldw) const {
-  const kernels::Int8Kernels& kt = kernels::table_for(isa_).int8;
   PackedB b;
+  pack_into(b, w, n, k, ldw);
+  return b;
+}
+
+void IntegerEncoderLayer::pack_into(PackedB& b, const int8_t* w, int n, int k,
+                                    std::ptrdiff_t ldw) const {
+  const kernels::Int8Kernels& kt = kernels::table_for(isa_).int8;
   b.n = n, b.k = k;
-  b.packed.resize(kt.gemm_packed_b_size(n, k));
+  b.packed.ensure(kt.gemm_packed_b_size(n, k));
   kt.gemm_pack_b(w, ldw, n, k, b.packed.data());
-  b.col_sums.resize(n);
+  if (b.col_sums.size() < std::size_t(n)) b.col_sums.resize(n);
   for (int j = 0; j < n; ++j) {
     int32_t sum = 0;
     for (int kk = 0; kk < k; ++kk) sum += w[j * ldw + kk];
     b.col_sums[j] = sum;
   }
-  return b;
 }
+
+namespace {
+
+// Scratch of one thread's forward pass, grown on demand and reused by every later call on that
+// thread (sequences run on OpenMP threads, which persist), so that the steady state allocates
+// nothing: a fresh zero-filled std::vector per tensor cost ~30% of a BERT-base batch in page
+// faults, zeroing and unmapping. Contents never carry over: every buffer is written before read.
+struct Scratch {
+  AlignedBuffer<uint8_t> gemm;
+  IntegerEncoderLayer::PackedB k_packed, v_packed;
+  AlignedBuffer<int32_t> acc, scores, ctx32, acc_h, sum22, acc_i;
+  AlignedBuffer<int8_t> qkv, vt, ctx, hid, g8;
+  AlignedBuffer<uint8_t> probs;
+  AlignedBuffer<int64_t> ln, g, layer_out_ln;
+};
+
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+template <typename T>
+T* take(AlignedBuffer<T>& b, std::size_t n) {
+  b.ensure(n);
+  return b.data();
+}
+
+}  // namespace
 
 void IntegerEncoderLayer::gemm(const void* a, kernels::ActDtype dtype, int m, std::ptrdiff_t lda,
                                const PackedB& b, const int32_t* bias, int32_t* c,
@@ -227,8 +260,7 @@ void IntegerEncoderLayer::gemm(const void* a, kernels::ActDtype dtype, int m, st
   p.a = a, p.lda = lda, p.a_dtype = dtype, p.a_zero_point = 0;
   p.packed_b = b.packed.data(), p.col_sums = b.col_sums.data();
   p.output = kernels::GemmOutput::s32, p.c = c, p.ldc = ldc, p.bias_s32 = bias;
-  AlignedBuffer<uint8_t> workspace(kt.gemm_workspace_size(m, b.k));
-  kt.gemm(p, 0, m, 0, b.n, workspace.data());
+  kt.gemm(p, 0, m, 0, b.n, take(scratch().gemm, kt.gemm_workspace_size(m, b.k)));
 }
 
 void IntegerEncoderLayer::forward(std::span<const int8_t> x, int tokens,
@@ -239,10 +271,9 @@ void IntegerEncoderLayer::forward(std::span<const int8_t> x, int tokens,
         fmt::format("integer encoder layer: {} tokens with output {} values: expected {} x {}",
                     tokens, y.size(), tokens, hidden_));
   }
-  std::vector<int64_t> ln(th);
-  forward_ln(x, tokens, ln);
-  ops::requantize_wide(ln.data(), tokens, hidden_, hidden_, ln2_m_, ln2_s_, 8, y.data(), hidden_,
-                       isa_);
+  int64_t* ln = take(scratch().layer_out_ln, th);
+  forward_ln(x, tokens, {ln, th});
+  ops::requantize_wide(ln, tokens, hidden_, hidden_, ln2_m_, ln2_s_, 8, y.data(), hidden_, isa_);
 }
 
 void IntegerEncoderLayer::forward_ln(std::span<const int8_t> x, int tokens,
@@ -256,54 +287,61 @@ void IntegerEncoderLayer::forward_ln(std::span<const int8_t> x, int tokens,
   }
   const auto s8 = kernels::ActDtype::s8, u8 = kernels::ActDtype::u8;
 
-  // Q, K, V: one GEMM, requantized to 8 bits each.
-  std::vector<int32_t> acc(std::size_t(t) * 3 * h);
-  gemm(x.data(), s8, t, h, qkv_.w, qkv_.bias.data(), acc.data(), 3 * h);
-  std::vector<int8_t> qkv(acc.size());
-  ops::residual_add(acc.data(), 3 * h, nullptr, 0, t, 3 * h, qkv_req_.p, 8, qkv.data(), 3 * h,
-                    isa_);
+  Scratch& sc = scratch();
+  const std::size_t t3h = std::size_t(t) * 3 * h, tt = std::size_t(t) * t;
+  const std::size_t ti = std::size_t(t) * inter_;
 
-  // Attention per head: integer scores, i-softmax to uint8, P V as a u8 x s8 GEMM.
-  std::vector<int32_t> scores(std::size_t(t) * t), ctx32(th);
-  std::vector<uint8_t> probs(std::size_t(t) * t);
-  std::vector<int8_t> vt(std::size_t(d) * t);
+  // Q, K, V: one GEMM, requantized to 8 bits each.
+  int32_t* acc = take(sc.acc, t3h);
+  gemm(x.data(), s8, t, h, qkv_.w, qkv_.bias.data(), acc, 3 * h);
+  int8_t* qkv = take(sc.qkv, t3h);
+  ops::residual_add(acc, 3 * h, nullptr, 0, t, 3 * h, qkv_req_.p, 8, qkv, 3 * h, isa_);
+
+  // Attention per head: integer scores, i-softmax to uint8, P V as a u8 x s8 GEMM. The head's K
+  // (t x d) and V^T (d x t) are the "weights" of the two products, packed per head into reused
+  // buffers.
+  int32_t* scores = take(sc.scores, tt);
+  int32_t* ctx32 = take(sc.ctx32, th);
+  uint8_t* probs = take(sc.probs, tt);
+  int8_t* vt = take(sc.vt, std::size_t(d) * t);
   for (int head = 0; head < heads_; ++head) {
-    const int8_t* qh = qkv.data() + head * d;
-    const int8_t* kh = qkv.data() + h + head * d;
-    const int8_t* vh = qkv.data() + 2 * h + head * d;
-    gemm(qh, s8, t, 3 * h, pack(kh, t, d, 3 * h), nullptr, scores.data(), t);
-    ops::isoftmax(scores.data(), t, t, t, t, softmax_, probs.data(), t, isa_);
+    const int8_t* qh = qkv + head * d;
+    const int8_t* kh = qkv + h + head * d;
+    const int8_t* vh = qkv + 2 * h + head * d;
+    pack_into(sc.k_packed, kh, t, d, 3 * h);
+    gemm(qh, s8, t, 3 * h, sc.k_packed, nullptr, scores, t);
+    ops::isoftmax(scores, t, t, t, t, softmax_, probs, t, isa_);
     for (int r = 0; r < t; ++r) {
       for (int c = 0; c < d; ++c) vt[std::size_t(c) * t + r] = vh[std::size_t(r) * 3 * h + c];
     }
-    gemm(probs.data(), u8, t, t, pack(vt.data(), d, t, t), nullptr, ctx32.data() + head * d, h);
+    pack_into(sc.v_packed, vt, d, t, t);
+    gemm(probs, u8, t, t, sc.v_packed, nullptr, ctx32 + head * d, h);
   }
-  std::vector<int8_t> ctx(th);
-  ops::residual_add(ctx32.data(), h, nullptr, 0, t, h, ctx_req_.p, 8, ctx.data(), h, isa_);
+  int8_t* ctx = take(sc.ctx, th);
+  ops::residual_add(ctx32, h, nullptr, 0, t, h, ctx_req_.p, 8, ctx, h, isa_);
 
   // Output projection + residual (22 bits), i-LayerNorm, back to 8 bits.
-  std::vector<int32_t> acc_h(th), sum22(th);
-  gemm(ctx.data(), s8, t, h, out_.w, out_.bias.data(), acc_h.data(), h);
-  ops::residual_add(acc_h.data(), h, x.data(), h, t, h, attn_sum_req_.p, attn_sum_req_.bits,
-                    sum22.data(), h, isa_);
-  std::vector<int64_t> ln(th);
-  ops::ilayernorm(sum22.data(), t, h, h, ln1_, ln.data(), h, isa_);
-  std::vector<int8_t> hid(th);
-  ops::requantize_wide(ln.data(), t, h, h, ln1_m_, ln1_s_, 8, hid.data(), h, isa_);
+  int32_t* acc_h = take(sc.acc_h, th);
+  int32_t* sum22 = take(sc.sum22, th);
+  gemm(ctx, s8, t, h, out_.w, out_.bias.data(), acc_h, h);
+  ops::residual_add(acc_h, h, x.data(), h, t, h, attn_sum_req_.p, attn_sum_req_.bits, sum22, h,
+                    isa_);
+  int64_t* ln = take(sc.ln, th);
+  ops::ilayernorm(sum22, t, h, h, ln1_, ln, h, isa_);
+  int8_t* hid = take(sc.hid, th);
+  ops::requantize_wide(ln, t, h, h, ln1_m_, ln1_s_, 8, hid, h, isa_);
 
   // FFN: FC1 (int32) -> i-GELU (int64) -> 8 bits -> FC2 -> + hid (22 bits) -> i-LayerNorm -> 8
   // bits.
-  const std::size_t ti = std::size_t(t) * inter_;
-  std::vector<int32_t> acc_i(ti);
-  gemm(hid.data(), s8, t, h, fc1_.w, fc1_.bias.data(), acc_i.data(), inter_);
-  std::vector<int64_t> g(ti);
-  ops::igelu(acc_i.data(), t, inter_, inter_, gelu_, g.data(), inter_, isa_);
-  std::vector<int8_t> g8(ti);
-  ops::requantize_wide(g.data(), t, inter_, inter_, gelu_m_, gelu_s_, 8, g8.data(), inter_, isa_);
-  gemm(g8.data(), s8, t, inter_, fc2_.w, fc2_.bias.data(), acc_h.data(), h);
-  ops::residual_add(acc_h.data(), h, hid.data(), h, t, h, ffn_sum_req_.p, ffn_sum_req_.bits,
-                    sum22.data(), h, isa_);
-  ops::ilayernorm(sum22.data(), t, h, h, ln2_, y.data(), h, isa_);
+  int32_t* acc_i = take(sc.acc_i, ti);
+  gemm(hid, s8, t, h, fc1_.w, fc1_.bias.data(), acc_i, inter_);
+  int64_t* g = take(sc.g, ti);
+  ops::igelu(acc_i, t, inter_, inter_, gelu_, g, inter_, isa_);
+  int8_t* g8 = take(sc.g8, ti);
+  ops::requantize_wide(g, t, inter_, inter_, gelu_m_, gelu_s_, 8, g8, inter_, isa_);
+  gemm(g8, s8, t, inter_, fc2_.w, fc2_.bias.data(), acc_h, h);
+  ops::residual_add(acc_h, h, hid, h, t, h, ffn_sum_req_.p, ffn_sum_req_.bits, sum22, h, isa_);
+  ops::ilayernorm(sum22, t, h, h, ln2_, y.data(), h, isa_);
 }
 
 }  // namespace octet::layers

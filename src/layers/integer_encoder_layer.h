@@ -108,19 +108,23 @@ class IntegerEncoderLayer {
 
   int hidden() const { return hidden_; }
 
- private:
   // int8 weights packed for the ISA's GEMM kernel, with their column sums (the kernel's +128 /
-  // zero-point compensation).
+  // zero-point compensation). Public so that the forward pass's per-thread scratch can hold the
+  // per-head K and V^T packings.
   struct PackedB {
     int n = 0, k = 0;
     AlignedBuffer<uint8_t> packed;
     std::vector<int32_t> col_sums;
   };
+
+ private:
   struct Linear {
     PackedB w;
     std::vector<int32_t> bias;  // int32 at S_x S_w[c]
   };
   PackedB pack(const int8_t* w, int n, int k, std::ptrdiff_t ldw) const;
+  // The same into b, reusing its buffers when they are large enough.
+  void pack_into(PackedB& b, const int8_t* w, int n, int k, std::ptrdiff_t ldw) const;
   // C = A B^T (+ bias) in int32, one kernel call on the calling thread. ops::gemm_int8_s32 is not
   // used here because its thread planning computes in floating point.
   void gemm(const void* a, kernels::ActDtype dtype, int m, std::ptrdiff_t lda, const PackedB& b,

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 
+#include "common/aligned_buffer.h"
 #include "octet/error.h"
 
 namespace octet::models {
@@ -66,6 +67,31 @@ const std::vector<double>& IntegerBertEncoder::output_scale() const {
   return layers_.empty() ? norm_.out_scale : layers_.back().output_ln_scale();
 }
 
+namespace {
+
+// encode()'s per-thread scratch, grown on demand and reused (see the layer's Scratch in
+// layers/integer_encoder_layer.cc): no allocation per sequence in the steady state. `out` is
+// forward_dequantized's int64 output, separate because encode() writes into it.
+struct EncodeScratch {
+  AlignedBuffer<int32_t> a;
+  AlignedBuffer<int8_t> r, x, y;
+  AlignedBuffer<int16_t> sum16;
+  AlignedBuffer<int64_t> ln, out;
+};
+
+EncodeScratch& encode_scratch() {
+  thread_local EncodeScratch s;
+  return s;
+}
+
+template <typename T>
+T* take(AlignedBuffer<T>& b, std::size_t n) {
+  b.ensure(n);
+  return b.data();
+}
+
+}  // namespace
+
 void IntegerBertEncoder::encode(std::span<const int32_t> ids, std::span<const int32_t> types,
                                 std::span<int64_t> out) const {
   const int h = hidden_;
@@ -92,9 +118,10 @@ void IntegerBertEncoder::encode(std::span<const int32_t> ids, std::span<const in
     }
   }
   // Word + token type -> 16 bits, then + position into the same 16-bit QuantAct.
-  std::vector<int32_t> a(th);
-  std::vector<int8_t> r(th);
-  std::vector<int16_t> sum16(th);
+  EncodeScratch& sc = encode_scratch();
+  int32_t* a = take(sc.a, th);
+  int8_t* r = take(sc.r, th);
+  int16_t* sum16 = take(sc.sum16, th);
   for (int i = 0; i < t; ++i) {
     const int8_t* wr = word_.data() + std::size_t(ids[i]) * h;
     const int8_t* tr = token_type_.data() + std::size_t(types[i]) * h;
@@ -103,26 +130,25 @@ void IntegerBertEncoder::encode(std::span<const int32_t> ids, std::span<const in
       r[std::size_t(i) * h + c] = tr[c];
     }
   }
-  ops::residual_add(a.data(), h, r.data(), h, t, h, word_type_, kEmbeddingSumBits, sum16.data(), h,
-                    isa_);
+  ops::residual_add(a, h, r, h, t, h, word_type_, kEmbeddingSumBits, sum16, h, isa_);
   for (std::size_t j = 0; j < th; ++j) a[j] = sum16[j];
-  std::memcpy(r.data(), position_.data(), th);  // positions 0 .. t - 1
-  ops::residual_add(a.data(), h, r.data(), h, t, h, plus_position_, kEmbeddingSumBits, sum16.data(),
-                    h, isa_);
+  std::memcpy(r, position_.data(), th);  // positions 0 .. t - 1
+  ops::residual_add(a, h, r, h, t, h, plus_position_, kEmbeddingSumBits, sum16, h, isa_);
   for (std::size_t j = 0; j < th; ++j) a[j] = sum16[j];
   if (layers_.empty()) {
-    ops::ilayernorm(a.data(), t, h, h, norm_, out.data(), h, isa_);
+    ops::ilayernorm(a, t, h, h, norm_, out.data(), h, isa_);
     return;
   }
-  std::vector<int64_t> ln(th);
-  ops::ilayernorm(a.data(), t, h, h, norm_, ln.data(), h, isa_);
-  std::vector<int8_t> x(th), y(th);
-  ops::requantize_wide(ln.data(), t, h, h, norm_m_, norm_s_, 8, x.data(), h, isa_);
+  int64_t* ln = take(sc.ln, th);
+  ops::ilayernorm(a, t, h, h, norm_, ln, h, isa_);
+  int8_t* x = take(sc.x, th);
+  int8_t* y = take(sc.y, th);
+  ops::requantize_wide(ln, t, h, h, norm_m_, norm_s_, 8, x, h, isa_);
   for (std::size_t l = 0; l + 1 < layers_.size(); ++l) {
-    layers_[l].forward(x, t, y);
-    x.swap(y);
+    layers_[l].forward({x, th}, t, {y, th});
+    std::swap(x, y);
   }
-  layers_.back().forward_ln(x, t, out);
+  layers_.back().forward_ln({x, th}, t, out);
 }
 
 void IntegerBertEncoder::forward_dequantized(std::span<const int32_t> ids,
@@ -138,7 +164,7 @@ void IntegerBertEncoder::forward_dequantized(std::span<const int32_t> ids,
   for (int64_t b = 0; b < batch; ++b) {
     try {
       const std::size_t lo = offsets[b], n = offsets[b + 1] - offsets[b];
-      std::vector<int64_t> out(n * h);
+      const std::span<int64_t> out(take(encode_scratch().out, n * h), n * h);
       encode(ids.subspan(lo, n), types.subspan(lo, n), out);
       float* dst = hidden + lo * h;
       for (std::size_t i = 0; i < n; ++i) {

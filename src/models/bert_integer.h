@@ -44,7 +44,8 @@
 // expected and found (missing tensor, wrong dtype or shape, code -128, non-positive or non-finite
 // scale, shift outside [0, 24], unknown quantization_config key or value), Unsupported for a
 // hidden_act other than gelu (i-GELU approximates the erf GELU). The encoder is immutable after
-// load; encode() is const, reentrant and allocates its scratch per call.
+// load; encode() is const and reentrant; its scratch is per thread, grown on demand and reused,
+// so the steady state allocates nothing.
 #pragma once
 
 #include <cstdint>
