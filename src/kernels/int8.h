@@ -12,6 +12,11 @@
 //   s32:  C[i][j] = acc + bias_s32[j]              (int32 wrap-around; bias may be null)
 //   f32:  y = float(acc) * (a_scale * w_scale[j]) + bias_f32[j]         (bias may be null)
 //         y = act(y), act in {none, relu, gelu (erf form)}; then y += residual[i][j] (may be null)
+//         abs_max (may be null): the call raises *abs_max to max |y| over the outputs it stores,
+//         |y| compared as IEEE bit patterns (unsigned), so Inf exceeds every finite value and any
+//         NaN output leaves a NaN (the NaN of largest payload, whatever the order). The maximum
+//         is order-independent: bit-exact for a given C whatever the ISA, block split or thread
+//         count. Not atomic: one accumulator per concurrent call, initialised by the caller (0).
 //   s8/u8 (dyadic requantization, I-BERT / gemmlowp):
 //         v = acc + bias_s32[j] (exact, in int64)
 //         C = saturate(round_half_even(v * multiplier[j] / 2^shift[j]) + out_zero_point)
@@ -78,6 +83,7 @@ struct GemmParams {
   Activation activation = Activation::none;
   const float* residual = nullptr;  // m x n, row stride ldr; may be null
   std::ptrdiff_t ldr = 0;
+  float* abs_max = nullptr;  // raised to max |y| of the stored outputs; may be null
 
   // s8 / u8 output
   const int32_t* multiplier = nullptr;  // per column, in [2^30, 2^31) or 0

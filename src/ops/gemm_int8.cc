@@ -10,6 +10,7 @@
 
 #include "kernels/fixedpoint.h"
 #include "kernels/kernels.h"
+#include "kernels/ref/gemm_int8_epilogue_ref.h"
 #include "octet/error.h"
 
 namespace octet::ops {
@@ -75,7 +76,12 @@ uint8_t* thread_workspace(std::size_t bytes) {
   return workspace.data();
 }
 
+// f32 output with p.abs_max: *p.abs_max receives max |C| (0 for m == 0), each thread raising its
+// own accumulator, combined in the kernels' order (kernels/int8.h): the same value for any
+// split and thread count.
 void run(const GemmParams& p, Isa isa, int threads) {
+  float* const abs_max = p.output == GemmOutput::f32 ? p.abs_max : nullptr;
+  if (abs_max != nullptr) *abs_max = 0.0f;
   if (p.m == 0) return;
   const kernels::Int8Kernels& kt = kernels::table_for(isa).int8;
   const GemmPartition part = plan_gemm_int8(p.m, p.n, p.k, threads);
@@ -83,20 +89,27 @@ void run(const GemmParams& p, Isa isa, int threads) {
   const int n_blocks = (p.n + part.block_n - 1) / part.block_n;
   const int tasks = m_blocks * n_blocks;
   const std::size_t ws_bytes = kt.gemm_workspace_size(std::min(part.block_m, p.m), p.k);
-  auto run_task = [&](int t, uint8_t* ws) {
+  auto run_task = [&](const GemmParams& q, int t, uint8_t* ws) {
     const int m0 = (t / n_blocks) * part.block_m, n0 = (t % n_blocks) * part.block_n;
-    kt.gemm(p, m0, std::min(m0 + part.block_m, p.m), n0, std::min(n0 + part.block_n, p.n), ws);
+    kt.gemm(q, m0, std::min(m0 + part.block_m, p.m), n0, std::min(n0 + part.block_n, p.n), ws);
   };
   if (part.threads == 1) {
     uint8_t* ws = thread_workspace(ws_bytes);
-    for (int t = 0; t < tasks; ++t) run_task(t, ws);
+    for (int t = 0; t < tasks; ++t) run_task(p, t, ws);
     return;
   }
 #pragma omp parallel num_threads(part.threads)
   {
+    GemmParams q = p;
+    float local = 0.0f;
+    if (abs_max != nullptr) q.abs_max = &local;
     uint8_t* ws = thread_workspace(ws_bytes);
 #pragma omp for schedule(static)
-    for (int t = 0; t < tasks; ++t) run_task(t, ws);
+    for (int t = 0; t < tasks; ++t) run_task(q, t, ws);
+    if (abs_max != nullptr) {
+#pragma omp critical(octet_gemm_int8_abs_max)
+      kernels::ref::raise_abs_max(abs_max, local);
+    }
   }
 }
 
@@ -273,6 +286,7 @@ void gemm_int8_f32(const ActivationsInt8& a, const PackedWeightsInt8& w,
   p.activation = epilogue.activation;
   p.residual = epilogue.residual;
   p.ldr = epilogue.ldr;
+  p.abs_max = epilogue.abs_max;
   run(p, w.isa(), threads);
 }
 

@@ -16,7 +16,8 @@
 //   C  m x n, row stride ldc >= n: int32, float, int8 or uint8 by epilogue.
 // Epilogues:
 //   gemm_int8_s32:      C = acc (+ bias_s32)
-//   gemm_int8_f32:      C = act(acc * (a.scale * w_scale[j]) + bias[j]) (+ residual[i][j])
+//   gemm_int8_f32:      C = act(acc * (a.scale * w_scale[j]) + bias[j]) (+ residual[i][j]),
+//                       optionally max |C| in the same pass (DequantizeEpilogue::abs_max)
 //   gemm_int8_requant:  C = sat(round_half_even((acc + bias[j]) * m[j] / 2^s[j]) + zero point)
 //                       with (m, s) from kernels::quantize_multiplier(S_a * S_w[j] / S_out).
 // Errors: shape, stride, dtype, zero-point and K-range violations throw octet::InvalidArgument
@@ -78,6 +79,10 @@ struct DequantizeEpilogue {
   kernels::Activation activation = kernels::Activation::none;
   const float* residual = nullptr;  // m x n with row stride ldr, or null
   std::ptrdiff_t ldr = 0;
+  // If not null, receives max |C| over the m x n outputs (after activation and residual; 0 for
+  // m == 0), taken by the epilogue as it stores them, not in another pass: NaN if any output is
+  // NaN, else Inf if any is infinite. Bit-exact for a given C: the same for any thread count.
+  float* abs_max = nullptr;
 };
 
 struct RequantizeEpilogue {

@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -81,6 +84,7 @@ struct Data {
 struct Outputs {
   std::vector<int32_t> s32;
   std::vector<float> f32_none, f32_relu_res, f32_gelu;
+  float max_none = -1.0f, max_relu_res = -1.0f, max_gelu = -1.0f;  // the epilogue's max |C|
   std::vector<int8_t> s8;
   std::vector<uint8_t> u8;
 };
@@ -94,14 +98,17 @@ Outputs run(const Data& d, Isa isa) {
   const size_t size = static_cast<size_t>(c.m) * ldc;
   o.s32.assign(size, -7);
   ops::gemm_int8_s32(a, w, d.bias_s32.data(), o.s32.data(), ldc, c.threads);
+  // Padding columns hold -7: larger than most outputs, so an epilogue max that read them shows.
   o.f32_none.assign(size, -7.0f);
-  ops::gemm_int8_f32(a, w, {nullptr, Activation::none}, o.f32_none.data(), ldc, c.threads);
+  ops::gemm_int8_f32(a, w, {nullptr, Activation::none, nullptr, 0, &o.max_none}, o.f32_none.data(),
+                     ldc, c.threads);
   o.f32_relu_res.assign(size, -7.0f);
-  ops::gemm_int8_f32(a, w, {d.bias_f32.data(), Activation::relu, d.residual.data(), c.n},
+  ops::gemm_int8_f32(a, w,
+                     {d.bias_f32.data(), Activation::relu, d.residual.data(), c.n, &o.max_relu_res},
                      o.f32_relu_res.data(), ldc, c.threads);
   o.f32_gelu.assign(size, -7.0f);
-  ops::gemm_int8_f32(a, w, {d.bias_f32.data(), Activation::gelu}, o.f32_gelu.data(), ldc,
-                     c.threads);
+  ops::gemm_int8_f32(a, w, {d.bias_f32.data(), Activation::gelu, nullptr, 0, &o.max_gelu},
+                     o.f32_gelu.data(), ldc, c.threads);
   o.s8.assign(size, 99);
   ops::gemm_int8_requant(a, w,
                          {d.bias_s32.data(), d.multiplier, d.shift, d.out_zp_s8, GemmOutput::s8},
@@ -145,6 +152,41 @@ template <typename T>
   return ::testing::AssertionSuccess();
 }
 
+// max |C| over the m x n outputs (not the padding), |y| ordered as unsigned bit patterns as
+// GemmParams::abs_max specifies, computed here independently of every kernel.
+float abs_max_of(const std::vector<float>& c, int m, int n, std::ptrdiff_t ldc) {
+  uint32_t best = 0;
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      uint32_t b;
+      std::memcpy(&b, &c[static_cast<size_t>(i) * ldc + j], 4);
+      best = std::max(best, b & 0x7FFFFFFFu);
+    }
+  }
+  float out;
+  std::memcpy(&out, &best, 4);
+  return out;
+}
+
+// The epilogue's max |C| is bit for bit the maximum of what the same run stored (so the dynamic
+// scale derived from it equals the one a separate pass would find, on every ISA and thread
+// count), and agrees with the reference's like the outputs do.
+::testing::AssertionResult same_abs_max(const char* what, float got_max,
+                                        const std::vector<float>& got, float want_max,
+                                        const Case& c) {
+  const float exact = abs_max_of(got, c.m, c.n, c.n + c.ldc_pad);
+  if (std::memcmp(&got_max, &exact, 4) != 0) {
+    return ::testing::AssertionFailure()
+           << what << ": epilogue max |C| " << got_max << " but the stored outputs' max is "
+           << exact << " (" << describe(c) << ")";
+  }
+  if (!(std::fabs(got_max - want_max) <= 2e-6f * (4.0f + want_max))) {
+    return ::testing::AssertionFailure() << what << ": max |C| " << got_max << ", reference "
+                                         << want_max << " (" << describe(c) << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // `cache`: the data is exactly Data(d.c) (unmodified), so the reference outputs can be shared
 // by the runs of every ISA (the reference dominates the time of the large shapes).
 ::testing::AssertionResult matches_reference(const Data& d, Isa isa, bool cache = false) {
@@ -169,7 +211,20 @@ template <typename T>
   if (auto r = close("f32+bias+relu+residual", got.f32_relu_res, want.f32_relu_res, c); !r) {
     return r;
   }
-  return close("f32+bias+gelu", got.f32_gelu, want.f32_gelu, c);
+  if (auto r = close("f32+bias+gelu", got.f32_gelu, want.f32_gelu, c); !r) return r;
+  if (auto r = same_abs_max("f32 max", got.max_none, got.f32_none, want.max_none, c); !r) return r;
+  if (auto r = same_abs_max("f32+bias+relu+residual max", got.max_relu_res, got.f32_relu_res,
+                            want.max_relu_res, c);
+      !r) {
+    return r;
+  }
+  if (auto r = same_abs_max("f32+bias+gelu max", got.max_gelu, got.f32_gelu, want.max_gelu, c);
+      !r) {
+    return r;
+  }
+  // The reference's own max, against its own outputs.
+  return same_abs_max("reference f32+bias+gelu max", want.max_gelu, want.f32_gelu, want.max_gelu,
+                      c);
 }
 
 class Int8GemmTest : public Int8IsaTest {};
@@ -326,6 +381,61 @@ TEST_P(Int8GemmTest, ComputesOnlyTheRequestedBlock) {
         }
       }
       ASSERT_EQ(out[size_t(i) * c.n + j], want) << "row " << i << " col " << j;
+    }
+  }
+}
+
+// A NaN or an infinity in the stored outputs (through the residual, the only float input that
+// can carry one) reaches the epilogue's max |C| from any position: first element, the masked tail
+// of the last column panel, the last row of an M tail, a block of the second thread; NaN wins
+// over Inf in either order. Shapes cover the small-M tile, the main tile and the AMX blocks.
+TEST_P(Int8GemmTest, EpilogueMaxPropagatesNaNAndInfinity) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  uint32_t seed = 7000;
+  for (auto [m, n, k] : {std::array{1, 17, 33}, std::array{3, 115, 64}, std::array{13, 49, 100},
+                         std::array{37, 70, 128}, std::array{130, 96, 64}}) {
+    for (int threads : {1, 2}) {
+      Case c{m, n, k};
+      c.seed = ++seed;
+      c.threads = threads;
+      c.ldc_pad = 3;
+      const Data clean(c);
+      const auto w = PackedWeightsInt8::pack(clean.w.data(), n, k, k, clean.w_scales, isa());
+      const ops::ActivationsInt8 a{clean.a.data(), ActDtype::s8, m, k, k, 0, clean.a_scale};
+      const int positions[][2] = {{0, 0}, {m - 1, n - 1}, {m / 2, n / 2}, {m - 1, 0}};
+      for (auto [pi, pj] : positions) {
+        for (const std::vector<float>& bad : {std::vector<float>{nan},
+                                              std::vector<float>{inf},
+                                              std::vector<float>{-inf},
+                                              {-inf, nan},
+                                              {nan, inf}}) {
+          std::vector<float> residual = clean.residual;
+          // The first value at (pi, pj), the second (if any) at the mirrored position.
+          residual[static_cast<size_t>(pi) * n + pj] = bad[0];
+          if (bad.size() > 1) residual[static_cast<size_t>(m - 1 - pi) * n + (n - 1 - pj)] = bad[1];
+          const bool has_nan =
+              std::any_of(residual.begin(), residual.end(), [](float v) { return std::isnan(v); });
+          for (Activation act : {Activation::none, Activation::relu, Activation::gelu}) {
+            const int ldc = n + c.ldc_pad;
+            std::vector<float> out(static_cast<size_t>(m) * ldc, -7.0f);
+            float amax = -1.0f;
+            ops::gemm_int8_f32(a, w, {clean.bias_f32.data(), act, residual.data(), n, &amax},
+                               out.data(), ldc, threads);
+            const std::string where =
+                fmt::format("{} at ({}, {}), act {}, {}", std::isnan(bad[0]) ? "NaN" : "Inf", pi,
+                            pj, static_cast<int>(act), describe(c));
+            const float exact = abs_max_of(out, m, n, ldc);
+            ASSERT_EQ(std::memcmp(&amax, &exact, 4), 0)
+                << "epilogue max " << amax << " vs stored max " << exact << ": " << where;
+            if (has_nan) {
+              ASSERT_TRUE(std::isnan(amax)) << amax << ": " << where;
+            } else {
+              ASSERT_EQ(amax, inf) << where;
+            }
+          }
+        }
+      }
     }
   }
 }

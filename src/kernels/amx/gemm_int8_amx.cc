@@ -257,6 +257,8 @@ void gemm_amx(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspa
   avx512_gemm::TileArgs t{};
   t.p = &p;
   t.za = U8 ? p.a_zero_point : 0;
+  __m512i abs_max = _mm512_setzero_si512();
+  t.abs_max = p.output == GemmOutput::f32 && p.abs_max ? &abs_max : nullptr;
   load_tile_config();
   // Software pipeline: the AVX-512 epilogue of the previous block runs while the tdp
   // instructions of this block execute (they are independent), then this block's tiles are
@@ -285,6 +287,7 @@ void gemm_amx(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspa
   }
   run_epilogue(t, pending);
   _tile_release();
+  if (t.abs_max) avx512_gemm::fold_abs_max(p, abs_max);
 }
 
 }  // namespace

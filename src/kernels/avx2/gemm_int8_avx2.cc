@@ -112,7 +112,8 @@ struct TileArgs {
   int pairs;
   const GemmParams* p;
   int i0, j0;
-  int cols;  // valid columns of the panel, 1..16
+  int cols;          // valid columns of the panel, 1..16
+  __m256i* abs_max;  // f32 output with p->abs_max: running max of |y| bit patterns; else null
 };
 
 template <int MR>
@@ -161,6 +162,10 @@ void tile(const TileArgs& t) {
         const __m256 bias =
             p.bias_f32 ? _mm256_maskload_ps(p.bias_f32 + j, mask) : _mm256_setzero_ps();
         float* c = static_cast<float*>(p.c) + t.i0 * p.ldc + j;
+        // GemmParams::abs_max: |y| as unsigned bit patterns (vpmaxud keeps a NaN above Inf,
+        // whatever the order; vmaxps would not), masked-off lanes 0.
+        const __m256i abs_lanes = _mm256_and_si256(mask, _mm256_set1_epi32(0x7FFFFFFF));
+        __m256i amax = _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int r = 0; r < MR; ++r) {
           __m256 y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][h]), scale, bias);
@@ -170,7 +175,11 @@ void tile(const TileArgs& t) {
             y = _mm256_add_ps(y, _mm256_maskload_ps(p.residual + (t.i0 + r) * p.ldr + j, mask));
           }
           _mm256_maskstore_ps(c + r * p.ldc, mask, y);
+          if (t.abs_max) {
+            amax = _mm256_max_epu32(amax, _mm256_and_si256(_mm256_castps_si256(y), abs_lanes));
+          }
         }
+        if (t.abs_max) *t.abs_max = _mm256_max_epu32(*t.abs_max, amax);
         break;
       }
       case GemmOutput::s8:
@@ -223,6 +232,8 @@ void gemm(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) 
   t.lda = ld;
   t.pairs = pairs;
   t.p = &p;
+  __m256i abs_max = _mm256_setzero_si256();
+  t.abs_max = p.output == GemmOutput::f32 && p.abs_max ? &abs_max : nullptr;
   const std::ptrdiff_t panel_elems = static_cast<std::ptrdiff_t>(pairs) * 32;
   for (int j = n0; j < n1; j += 16) {
     t.b = static_cast<const int16_t*>(p.packed_b) + (j / 16) * panel_elems;
@@ -234,6 +245,15 @@ void gemm(const GemmParams& p, int m0, int m1, int n0, int n1, void* workspace) 
       t.i0 = i;
       kTiles[mr - 1](t);
     }
+  }
+  if (t.abs_max) {
+    alignas(32) uint32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), abs_max);
+    uint32_t m;
+    std::memcpy(&m, p.abs_max, sizeof m);
+    m &= 0x7FFFFFFFu;
+    for (uint32_t lane : lanes) m = lane > m ? lane : m;
+    std::memcpy(p.abs_max, &m, sizeof m);
   }
 }
 

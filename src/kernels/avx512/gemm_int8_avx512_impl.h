@@ -53,11 +53,33 @@ struct TileArgs {
   int32_t* partial;        // K blocking: the tile's int32 partial sums, rows of 16 * NV
   bool resume;             // start from *partial instead of zero
   bool finish;             // apply the epilogue (else store the sums to *partial)
+  // Next B block to bring into L2 during the k loop: lines pf, pf + 64, ... (pf_lines of them)
+  // of each of pf_nv panels pf_panel bytes apart, one line per panel every 4 groups.
+  const char* pf;
+  std::ptrdiff_t pf_panel;
+  int pf_lines, pf_nv;
   const GemmParams* p;
   int32_t za;           // zero point to remove with the column sums (0: none)
   int i0, j0;           // output coordinates of the tile
   __mmask16 last_mask;  // valid columns of the last panel
+  __m512i* abs_max;     // f32 output with p->abs_max: running max of |y| bit patterns; else null
 };
+
+// GemmParams::abs_max: |y| as unsigned bit patterns, so that vpmaxud orders them as |y| with
+// every NaN above Inf (vmaxps would drop a NaN depending on the operand order).
+inline __m512i abs_bits(__m512 y, __mmask16 mask) {
+  return _mm512_maskz_and_epi32(mask, _mm512_castps_si512(y), _mm512_set1_epi32(0x7FFFFFFF));
+}
+
+// *p.abs_max = max(|*p.abs_max|, every lane of `bits`), in the same order.
+inline void fold_abs_max(const GemmParams& p, __m512i bits) {
+  uint32_t cur;
+  __builtin_memcpy(&cur, p.abs_max, sizeof cur);
+  cur &= 0x7FFFFFFFu;
+  const uint32_t m = _mm512_reduce_max_epu32(bits);
+  const uint32_t r = m > cur ? m : cur;
+  __builtin_memcpy(p.abs_max, &r, sizeof r);
+}
 
 // Dyadic requantization constants of 16 columns, split into even and odd lanes because
 // vpmuldq multiplies the low dword of each qword (kernels/fixedpoint.h defines the arithmetic).
@@ -153,6 +175,7 @@ inline void store_tile(const TileArgs& t, __m512i (&acc)[MR][NV]) {
         const __m512 bias =
             p.bias_f32 ? _mm512_maskz_loadu_ps(mask, p.bias_f32 + j) : _mm512_setzero_ps();
         float* c = static_cast<float*>(p.c) + t.i0 * p.ldc + j;
+        __m512i amax = _mm512_setzero_si512();
 #pragma GCC unroll 8
         for (int r = 0; r < MR; ++r) {
           __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), scale, bias);
@@ -162,7 +185,9 @@ inline void store_tile(const TileArgs& t, __m512i (&acc)[MR][NV]) {
             y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, p.residual + (t.i0 + r) * p.ldr + j));
           }
           _mm512_mask_storeu_ps(c + r * p.ldc, mask, y);
+          if (t.abs_max) amax = _mm512_max_epu32(amax, abs_bits(y, mask));
         }
+        if (t.abs_max) *t.abs_max = _mm512_max_epu32(*t.abs_max, amax);
         break;
       }
       case GemmOutput::s8:
@@ -219,26 +244,52 @@ void tile(const TileArgs& t) {
   const uint8_t* a4 = MR > 4 ? t.a + 4 * t.lda : t.a;  // never past A for short tiles
   const std::ptrdiff_t lda3 = 3 * t.lda;
   const int8_t* b = t.b;
-  // Unrolled so that loop bookkeeping (which competes with vpdpbusd for ports 0 and 5) is paid
-  // once per 4 groups.
-#pragma GCC unroll 4
-  for (int g = 0; g < t.groups; ++g) {
+  // One k-group: NV loads of B, MR broadcasts of A, MR x NV dot products.
+  const auto group = [&](std::ptrdiff_t ga) {
     __m512i bv[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + v * t.b_panel);
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + 16 * ga + v * t.b_panel);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       // Rows addressed as base + {0, 1, 2, 3} * lda from two bases (rows 0-3 and 4-7): x86
       // scaled-index addressing then needs 4 general registers instead of one per row, and
       // the compiler stops shuttling row offsets through vector registers (a port 0/5 uop).
       int32_t a32;
-      const uint8_t* base = r < 4 ? a : a4;
+      const uint8_t* base = (r < 4 ? a : a4) + ga;
       const int rr = r < 4 ? r : r - 4;
       __builtin_memcpy(&a32, rr == 3 ? base + lda3 : base + rr * t.lda, 4);
       const __m512i av = _mm512_set1_epi32(a32);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = Dot::step(acc[r][v], av, bv[v]);
     }
+  };
+  // Unrolled by hand by 4 with constant offsets, so that loop bookkeeping (which competes with
+  // vpdpbusd for ports 0 and 5) is 3 adds and a branch per 4 groups. The next B block's lines are
+  // prefetched here, a few per iteration, instead of in a burst before the tile: a burst of
+  // L3 misses fills the line-fill buffers and stalls the tile (4.6% of the M = 128, N = 3072
+  // time went to such a burst).
+  const char* pf = t.pf;
+  int pf_left = t.pf_lines;
+  int g = 0;
+  for (; g + 4 <= t.groups; g += 4) {
+    group(0);
+    group(4);
+    group(8);
+    group(12);
+    if (pf_left > 0) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        if (v < t.pf_nv) _mm_prefetch(pf + v * t.pf_panel, _MM_HINT_T1);
+      }
+      pf += 64;
+      --pf_left;
+    }
+    a += 16;
+    a4 += 16;
+    b += 256;
+  }
+  for (; g < t.groups; ++g) {
+    group(0);
     a += 4;
     a4 += 4;
     b += 64;
@@ -274,8 +325,6 @@ constexpr std::array<std::array<TileFn, MRMax>, sizeof...(Panels)> tile_table(
 // a Sapphire Rapids core: blocks of 512 k cost ~3% at K = 768 and gained nothing at K <= 3072, so
 // BERT-base shapes up to K = 1024 run unblocked.
 constexpr int kKcGroups = 256;
-// Lines of the next B block (per panel) a tile may prefetch before its k loop.
-constexpr int kMaxPrefetchLinesPerTile = 16;
 
 // Bytes of int32 partial sums gemm_blocks needs for `rows` rows.
 inline std::size_t partial_bytes(int rows) {
@@ -305,6 +354,8 @@ void gemm_blocks(const GemmParams& p, int m0, int m1, int n0, int n1, const uint
   t.b_panel = b_panel;
   t.p = &p;
   t.za = za;
+  __m512i abs_max = _mm512_setzero_si512();
+  t.abs_max = p.output == GemmOutput::f32 && p.abs_max ? &abs_max : nullptr;
   for (int j = n0; j < n1; j += 16 * nv_max) {
     const int cols = n1 - j < 16 * nv_max ? n1 - j : 16 * nv_max;
     const int nv = (cols + 15) / 16;
@@ -325,18 +376,17 @@ void gemm_blocks(const GemmParams& p, int m0, int m1, int n0, int n1, const uint
       const int next_nv = jn < n1 ? ((n1 - jn < 16 * nv_max ? n1 - jn : 16 * nv_max) + 15) / 16 : 0;
       const char* next_b = static_cast<const char*>(p.packed_b) + (jn / 16) * b_panel + gn * 64;
       const int tiles = (rows + mr_max - 1) / mr_max;
-      // Only when the sweep has enough tiles to spread the block over: a burst of hundreds of
-      // prefetches in front of one tile (M <= 64) occupies the fill buffers and costs up to 40%.
-      const int lines_per_tile = (next_lines + tiles - 1) / tiles <= kMaxPrefetchLinesPerTile
-                                     ? (next_lines + tiles - 1) / tiles
-                                     : 0;
+      // Spread over the sweep's tiles, each issuing its share inside its k loop (up to one line
+      // per panel every 4 groups; what a short tile cannot issue is left to the hardware).
+      const int lines_per_tile = (next_lines + tiles - 1) / tiles;
+      t.pf_panel = b_panel;
+      t.pf_nv = next_nv;
       for (int i = m0, tile_index = 0; i < m1; i += mr_max, ++tile_index) {
         const int mr = m1 - i < mr_max ? m1 - i : mr_max;
         const int l0 = tile_index * lines_per_tile;
         const int l1 = l0 + lines_per_tile < next_lines ? l0 + lines_per_tile : next_lines;
-        for (int v = 0; v < next_nv; ++v) {
-          for (int l = l0; l < l1; ++l) _mm_prefetch(next_b + v * b_panel + l * 64, _MM_HINT_T1);
-        }
+        t.pf = next_b + l0 * 64;
+        t.pf_lines = l1 > l0 ? l1 - l0 : 0;
         t.a = a + (i - m0) * lda + g0 * 4;
         t.i0 = i;
         t.partial = partial + (i - m0) * 16 * nv;
@@ -344,6 +394,7 @@ void gemm_blocks(const GemmParams& p, int m0, int m1, int n0, int n1, const uint
       }
     }
   }
+  if (t.abs_max) fold_abs_max(p, abs_max);
 }
 
 // The s8/u8 epilogue over an int32 matrix (the requantize kernel).

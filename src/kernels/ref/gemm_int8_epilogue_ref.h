@@ -4,12 +4,28 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/fixedpoint.h"
 #include "kernels/int8.h"
 #include "kernels/ref/math_ref.h"
 
 namespace octet::kernels::ref {
+
+// |y| as an unsigned IEEE bit pattern: the order of GemmParams::abs_max (kernels/int8.h), in
+// which Inf exceeds every finite value and every NaN exceeds Inf.
+inline uint32_t abs_bits(float y) {
+  uint32_t b;
+  std::memcpy(&b, &y, sizeof b);
+  return b & 0x7FFFFFFFu;
+}
+
+// *abs_max = max(|*abs_max|, |y|) in that order (order-independent; NaN wins).
+inline void raise_abs_max(float* abs_max, float y) {
+  const uint32_t cur = abs_bits(*abs_max), b = abs_bits(y);
+  const uint32_t m = b > cur ? b : cur;
+  std::memcpy(abs_max, &m, sizeof m);
+}
 
 // acc is the exact sum_k (a - za) * b of output (i, j).
 inline void store_epilogue(const GemmParams& p, int i, int j, int32_t acc) {
@@ -28,6 +44,7 @@ inline void store_epilogue(const GemmParams& p, int i, int j, int32_t acc) {
       if (p.activation == Activation::gelu) y = gelu_erf_f32(y);
       if (p.residual) y += p.residual[i * p.ldr + j];
       static_cast<float*>(p.c)[i * p.ldc + j] = y;
+      if (p.abs_max) raise_abs_max(p.abs_max, y);
       return;
     }
     case GemmOutput::s8:
