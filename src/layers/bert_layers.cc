@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/check.h"
 #include "octet/error.h"
@@ -154,24 +155,26 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
   if (ffn_in_q.n() > 0) {
     const ops::ActivationsInt8 a = ffn_in_q.quantize_input(x, tokens, h, s.q8, threads,
                                                            attn_max >= 0.0f ? &attn_max : nullptr);
-    const bool want_mid_max = is_dynamic(ffn_out_q);
-    // Row blocks, so that max |mid| for FFN-out's dynamic scale is taken while each block of
-    // the [tokens, I] intermediate is still in cache, not in another pass over all of it.
-    const int64_t block = want_mid_max ? kBlockRows : tokens;
-    if (want_mid_max) mid_max = 0.0f;
-    for (int64_t r0 = 0; r0 < tokens; r0 += block) {
-      const int64_t rows = std::min(block, tokens - r0);
-      float* mb = s.mid + r0 * intermediate;
-      ffn_in_q.gemm(row_slice(a, r0, rows), mb, intermediate, {.activation = fused}, threads);
-      if (fused == kernels::Activation::none) {
-        ops::activation(act, mb, rows * intermediate, threads);
-      }
-      if (want_mid_max) {
+    // max |mid| for FFN-out's dynamic scale, taken by the GEMM epilogue as it stores the
+    // [tokens, I] intermediate (not in another pass over it). A tanh GELU is applied after the
+    // GEMM: FFN-out's quantize_input then takes the range itself.
+    float epilogue_max = 0.0f;
+    const bool want_mid_max = is_dynamic(ffn_out_q) && fused != kernels::Activation::none;
+    ffn_in_q.gemm(a, s.mid, intermediate,
+                  {.activation = fused, .abs_max = want_mid_max ? &epilogue_max : nullptr},
+                  threads);
+    if (fused == kernels::Activation::none) {
+      ops::activation(act, s.mid, tokens * intermediate, threads);
+    }
+    if (want_mid_max) {
+      if (!std::isfinite(epilogue_max)) {
+        // Rare: a second pass only to name the first bad row.
         int64_t bad = -1;
-        const float m = ops::abs_max(mb, rows, intermediate, intermediate, threads, &bad);
-        if (bad >= 0) non_finite(where + "intermediate.dense", r0 + bad, tokens, intermediate);
-        mid_max = std::max(mid_max, m);
+        ops::abs_max(s.mid, tokens, intermediate, intermediate, threads, &bad);
+        OCTET_CHECK(bad >= 0);
+        non_finite(where + "intermediate.dense", bad, tokens, intermediate);
       }
+      mid_max = epilogue_max;
     }
   } else {
     ffn_in.run(x, tokens, s.mid, /*accumulate=*/false, *s.gemm);

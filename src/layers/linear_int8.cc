@@ -102,7 +102,10 @@ void LinearInt8::forward(const float* x, int64_t m, std::ptrdiff_t ldx, float* y
   if (m < 0 || m > std::numeric_limits<int>::max()) {
     throw InvalidArgument(fmt::format("LinearInt8::forward: m = {} rows; expected [0, 2^31)", m));
   }
-  if (m == 0) return;
+  if (m == 0) {
+    if (epilogue.abs_max != nullptr) *epilogue.abs_max = 0.0f;
+    return;
+  }
   gemm(quantize_input(x, m, ldx, q_scratch, threads), y, ldy, epilogue, threads);
 }
 
@@ -159,9 +162,10 @@ ops::ActivationsInt8 LinearInt8::quantize_input(const float* x, int64_t m, std::
 
 void LinearInt8::gemm(const ops::ActivationsInt8& a, float* y, std::ptrdiff_t ldy,
                       const LinearInt8Epilogue& epilogue, int threads) const {
+  if (epilogue.abs_max != nullptr) *epilogue.abs_max = 0.0f;
   if (a.m == 0) return;
   const ops::DequantizeEpilogue e{bias_.empty() ? nullptr : bias_.data(), epilogue.activation,
-                                  epilogue.residual, epilogue.ldr};
+                                  epilogue.residual, epilogue.ldr, epilogue.abs_max};
   ops::gemm_int8_f32(a, weights_, e, y, ldy, threads);
 }
 

@@ -85,6 +85,10 @@ struct LinearInt8Epilogue {
   kernels::Activation activation = kernels::Activation::none;  // none, relu, gelu (erf form)
   const float* residual = nullptr;  // m x n, row stride ldr, added after the activation
   std::ptrdiff_t ldr = 0;
+  // If not null, receives max |y| over the m x n outputs, taken by the GEMM epilogue as it stores
+  // them (ops::DequantizeEpilogue::abs_max): NaN if any output is NaN, Inf if any is infinite.
+  // Exactly what ops::abs_max over y returns for finite y, for any thread count.
+  float* abs_max = nullptr;
 };
 
 class LinearInt8 {

@@ -4,6 +4,7 @@
 // float epilogue (and the erf GELU's vector approximation). Every runnable ISA is checked.
 #include "layers/linear_int8.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 
 #include "octet/cpu.h"
 #include "octet/error.h"
+#include "ops/fp32_ops.h"
 
 namespace octet::layers {
 namespace {
@@ -242,6 +244,44 @@ TEST(LinearInt8, StaysCloseToTheFp32Product) {
     }
   }
   EXPECT_LT(std::sqrt(err / norm), 0.02);
+}
+
+// The epilogue's max |y| (EncoderLayer's FFN-in -> FFN-out dynamic scale) is exactly what a
+// separate ops::abs_max pass over the output finds, in place with a residual, over a strided
+// output, on every ISA and thread count; 0 for no rows.
+TEST(LinearInt8, EpilogueAbsMaxEqualsAbsMaxOfTheOutput) {
+  const int64_t m = 150, n = 200, k = 96, ldy = 203;
+  const std::vector<float> w = random_floats(n * k, 0.05f, 61);
+  const std::vector<float> bias = random_floats(n, 0.2f, 62);
+  const std::vector<float> x = random_floats(m * k, 1.0f, 63);
+  const std::vector<float> residual = random_floats(m * ldy, 2.0f, 64);
+  for (Isa isa : runnable_isas()) {
+    const LinearInt8 fc(w, n, k, bias, true, isa);
+    std::vector<int8_t> q(LinearInt8::scratch_bytes(m, k));
+    for (int threads : {1, 2, 3}) {
+      for (bool with_residual : {false, true}) {
+        SCOPED_TRACE(
+            fmt::format("{} threads={} residual={}", isa_name(isa), threads, with_residual));
+        std::vector<float> y = residual;  // padding columns: values larger than most outputs
+        for (int64_t i = 0; i < m; ++i) y[i * ldy + n] = 1e6f;
+        float amax = -1.0f;
+        fc.forward(x.data(), m, k, y.data(), ldy, q.data(),
+                   {.activation = kernels::Activation::gelu,
+                    .residual = with_residual ? y.data() : nullptr,
+                    .ldr = with_residual ? ldy : 0,
+                    .abs_max = &amax},
+                   threads);
+        int64_t bad = -1;
+        const float want = ops::abs_max(y.data(), m, n, ldy, 1, &bad);
+        ASSERT_EQ(bad, -1);
+        EXPECT_EQ(amax, want);
+        EXPECT_GT(amax, 0.0f);
+      }
+    }
+    float amax = -1.0f;
+    fc.forward(x.data(), 0, k, nullptr, n, q.data(), {.abs_max = &amax}, 1);
+    EXPECT_EQ(amax, 0.0f);
+  }
 }
 
 }  // namespace
