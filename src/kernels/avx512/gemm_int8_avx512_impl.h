@@ -53,11 +53,8 @@ struct TileArgs {
   int32_t* partial;        // K blocking: the tile's int32 partial sums, rows of 16 * NV
   bool resume;             // start from *partial instead of zero
   bool finish;             // apply the epilogue (else store the sums to *partial)
-  // Next B block to bring into L2 during the k loop: lines pf, pf + 64, ... (pf_lines of them)
-  // of each of pf_nv panels pf_panel bytes apart, one line per panel every 4 groups.
-  const char* pf;
-  std::ptrdiff_t pf_panel;
-  int pf_lines, pf_nv;
+  const char* pf;          // lines of the next B block to bring into L2 during the k loop:
+  int pf_lines;            // pf, pf + 64, ..., one every 4 groups
   const GemmParams* p;
   int32_t za;           // zero point to remove with the column sums (0: none)
   int i0, j0;           // output coordinates of the tile
@@ -277,10 +274,7 @@ void tile(const TileArgs& t) {
     group(8);
     group(12);
     if (pf_left > 0) {
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        if (v < t.pf_nv) _mm_prefetch(pf + v * t.pf_panel, _MM_HINT_T1);
-      }
+      _mm_prefetch(pf, _MM_HINT_T1);
       pf += 64;
       --pf_left;
     }
@@ -375,18 +369,23 @@ void gemm_blocks(const GemmParams& p, int m0, int m1, int n0, int n1, const uint
       const int next_lines = jn < n1 && !small ? (groups - gn < kc ? groups - gn : kc) : 0;
       const int next_nv = jn < n1 ? ((n1 - jn < 16 * nv_max ? n1 - jn : 16 * nv_max) + 15) / 16 : 0;
       const char* next_b = static_cast<const char*>(p.packed_b) + (jn / 16) * b_panel + gn * 64;
+      // Spread over the sweep's tiles, each issuing one contiguous run of one panel's lines inside
+      // its k loop (one line every 4 groups; what a short tile cannot issue is left to the
+      // hardware). Tile `ti` takes panel ti % next_nv, part ti / next_nv of that panel's lines.
       const int tiles = (rows + mr_max - 1) / mr_max;
-      // Spread over the sweep's tiles, each issuing its share inside its k loop (up to one line
-      // per panel every 4 groups; what a short tile cannot issue is left to the hardware).
-      const int lines_per_tile = (next_lines + tiles - 1) / tiles;
-      t.pf_panel = b_panel;
-      t.pf_nv = next_nv;
-      for (int i = m0, tile_index = 0; i < m1; i += mr_max, ++tile_index) {
+      for (int i = m0, ti = 0; i < m1; i += mr_max, ++ti) {
         const int mr = m1 - i < mr_max ? m1 - i : mr_max;
-        const int l0 = tile_index * lines_per_tile;
-        const int l1 = l0 + lines_per_tile < next_lines ? l0 + lines_per_tile : next_lines;
-        t.pf = next_b + l0 * 64;
-        t.pf_lines = l1 > l0 ? l1 - l0 : 0;
+        t.pf = nullptr;
+        t.pf_lines = 0;
+        if (next_lines > 0 && next_nv > 0) {
+          const int v = ti % next_nv;
+          const int parts = (tiles - v + next_nv - 1) / next_nv;
+          const int per = (next_lines + parts - 1) / parts;
+          const int l0 = ti / next_nv * per;
+          const int l1 = l0 + per < next_lines ? l0 + per : next_lines;
+          t.pf = next_b + v * b_panel + l0 * 64;
+          t.pf_lines = l1 > l0 ? l1 - l0 : 0;
+        }
         t.a = a + (i - m0) * lda + g0 * 4;
         t.i0 = i;
         t.partial = partial + (i - m0) * 16 * nv;
