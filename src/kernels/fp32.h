@@ -21,6 +21,8 @@
 //        Q, K, V are t x d with row stride ld_qkv (slices of the fused QKV projection);
 //        S = scale Q K^T (t x t), P = softmax(S) row-wise, O = P V written t x d with stride
 //        ld_out. `scratch` holds attention_scratch_floats(t, d) floats, 64-byte aligned.
+//        Returns max |O| over the t x d values written (0 when t == 0), NaN when any of them
+//        is NaN: the input scale of a dynamically quantized attention-output GEMM.
 // Float results match the reference within a tolerance that grows with the reduction length
 // (vector math within a few ulp, FMA contraction, summation order).
 #pragma once
@@ -30,14 +32,14 @@
 
 namespace octet::kernels {
 
-// Rows of scores each attention_head block processes at once (register blocking).
-inline constexpr std::size_t kAttentionRowBlock = 4;
+// Most rows of scores an attention_head implementation processes at once (register blocking).
+inline constexpr std::size_t kAttentionRowBlock = 8;
 
-// Scratch floats attention_head needs: K^T padded to a multiple of 16 keys, plus one row
-// block of scores.
+// Scratch floats attention_head needs: K^T padded to a multiple of 16 keys, a contiguous copy
+// of V padded to 16 channels, plus one row block of scores.
 inline constexpr std::size_t attention_scratch_floats(std::size_t t, std::size_t d) {
-  const std::size_t tp = (t + 15) / 16 * 16;
-  return d * tp + kAttentionRowBlock * tp;
+  const std::size_t tp = (t + 15) / 16 * 16, dp = (d + 15) / 16 * 16;
+  return d * tp + tp * dp + kAttentionRowBlock * tp;
 }
 
 using UnaryF32Fn = void (*)(const float* x, float* y, std::size_t n);
@@ -56,9 +58,9 @@ struct Fp32Kernels {
   void (*softmax)(float* x, std::size_t ld, std::size_t rows, std::size_t cols, std::size_t valid,
                   float scale) = nullptr;
 
-  void (*attention_head)(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                         std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
-                         float* scratch) = nullptr;
+  float (*attention_head)(const float* q, const float* k, const float* v, std::size_t ld_qkv,
+                          std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                          float* scratch) = nullptr;
 };
 
 }  // namespace octet::kernels

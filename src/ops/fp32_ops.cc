@@ -167,7 +167,6 @@ void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> o
                     std::size_t scratch_per_thread, int threads, float* ctx_abs_max) {
   OCTET_CHECK(offsets.size() >= 1);
   const auto& k = kernels::table().fp32;
-  const auto& k8 = kernels::table().int8;
   float amax = 0.0f;
   int non_finite = 0;
   const int64_t batch = static_cast<int64_t>(offsets.size()) - 1;
@@ -186,19 +185,15 @@ void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> o
         scratch + static_cast<std::size_t>(omp_get_thread_num()) * scratch_per_thread;
     OCTET_DCHECK(kernels::attention_scratch_floats(t, head_dim) <= scratch_per_thread);
     const float* q = qkv + begin * ld_qkv + h * head_dim;
-    k.attention_head(q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(t),
-                     static_cast<std::size_t>(head_dim), scale, ctx + begin * ld_ctx + h * head_dim,
-                     ld_ctx, my_scratch);
-    if (ctx_abs_max != nullptr) {
-      for (int64_t r = 0; r < t; ++r) {
-        const float m = k8.abs_max(ctx + (begin + r) * ld_ctx + h * head_dim,
-                                   static_cast<std::size_t>(head_dim));
-        if (std::isnan(m)) {
-          non_finite = 1;
-        } else {
-          amax = std::max(amax, m);
-        }
-      }
+    // The kernel returns max |output| (NaN if any output is NaN) from its tile stores.
+    const float m =
+        k.attention_head(q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(t),
+                         static_cast<std::size_t>(head_dim), scale,
+                         ctx + begin * ld_ctx + h * head_dim, ld_ctx, my_scratch);
+    if (std::isnan(m)) {
+      non_finite = 1;
+    } else {
+      amax = std::max(amax, m);
     }
   }
   if (ctx_abs_max != nullptr) {

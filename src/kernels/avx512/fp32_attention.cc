@@ -1,16 +1,29 @@
 // AVX-512 single-head self-attention (contract in kernels/fp32.h):
 //   (t, d) Q, K, V  ->  S = scale Q K^T  (t, t)  ->  P = softmax(S)  ->  O = P V  (t, d).
 //
-// K is first transposed into scratch as K^T (d, tp), tp = t rounded up to 16 and zero padded,
-// so that a row of scores is a sum over c of q[c] * K^T[c, :] with whole-zmm loads and no
-// horizontal reductions. Queries are processed in blocks of R <= 4 rows:
-//   scores  R x (16 NCH) tile: per c, NCH loads of K^T, R broadcasts of q, R * NCH FMAs
-//           (4 x 4 = 16 accumulators, 16 FMAs per 8 loads/broadcasts);
-//   softmax on the R score rows (only the first t columns);
-//   P V     R x (16 NCH) tile of O: per key j, NCH loads of a V row, R broadcasts of p[j].
-// The last d chunk is masked, so d need not be a multiple of 16. Accumulation order differs
-// from the reference (per-lane partial sums), hence a d- and t-dependent tolerance in tests.
+// Once per head, into scratch (tp = t and dp = d rounded up to 16, zero padded):
+//   K^T  (d, tp) in panels of W = 16 kScoreNch keys, panel jb stored d x W contiguously, so a
+//        scores tile reads consecutive memory; built by 16 x 16 in-register transposes
+//        (unpack / shuffle, 64 shuffles per block) instead of one gather per channel;
+//   V    (t, dp) copied to contiguous rows. In place its row stride is the fused QKV width
+//        (3 * 768 floats = 9216 bytes for BERT-base, 16 mod 64 cache lines): the 128 rows of a
+//        head fall into 16 of the 64 L1 sets and were re-streamed from L2 by every row block.
+// Queries are processed in blocks of R <= kRows rows:
+//   scores  R x (16 NCH) tiles: per c, NCH loads of K^T, R broadcasts of q, R * NCH FMAs;
+//   softmax on the R score rows: max, then one pass exp((s - max) scale) with the row sum; the
+//           1 / sum is applied to the R output rows at the end of P V instead of to P;
+//   P V     R x (16 NCH) tiles of O: per key j, NCH loads of a V row, R broadcasts of p[j].
+// kRows = 6 and NCH = 4 give 24 accumulators + 4 loads + 1 broadcast of the 32 zmm registers
+// (no spills), and 10 loads per 24 FMAs, below the 2 loads per 2 FMAs per cycle the core can
+// issue; against 4 x 4 tiles they halve the re-reads of K^T and V per query row.
+// The returned max |O| is taken on the stored tiles as unsigned integer maxima of the bit
+// patterns with the sign cleared, on which every NaN compares above +inf: a NaN output makes
+// the result NaN (a float max would drop it).
+// Accumulation order differs from the reference (per-lane partial sums, 1 / sum applied last),
+// hence a d- and t-dependent tolerance in tests.
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 #include "kernels/avx512/fp32_avx512.h"
 #include "kernels/avx512/fp32_row_avx512.h"
@@ -20,9 +33,112 @@
 namespace octet::kernels::avx512 {
 namespace {
 
+constexpr int kRows = 6;      // query rows per block
+constexpr int kScoreNch = 4;  // zmm of keys per scores tile
+constexpr int kPvNch = 4;     // zmm of channels per P V tile
+constexpr std::size_t kPanel = 16 * kScoreNch;
+static_assert(kRows <= static_cast<int>(kAttentionRowBlock), "scratch sized for the row block");
+
+// exp(x) for softmax arguments: the range reduction and degree-6 polynomial of exp_ps, with 2^n
+// applied by vscalefps, which rounds correctly into the denormal range and overflows to inf by
+// itself (exp_ps needs two exponent-field multiplies and three fix-up blends for that). The
+// clamps keep n finite (x = -inf gives 0); max(lo, x) and min(hi, x) return x when x is NaN.
+inline __m512 softmax_exp_ps(__m512 x) {
+  x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 y = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(y, n);
+}
+
+// In place: x[j] = exp(scale (x[j] - max)) for j < t; returns 1 / sum.
+inline float softmax_exp_row(float* x, std::size_t t, float scale) {
+  const __m512 neg_inf = _mm512_set1_ps(-__builtin_inff());
+  __m512 vmax = neg_inf;
+  for (std::size_t j = 0; j < t; j += 16) {
+    vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(neg_inf, tail_mask(t - j), x + j));
+  }
+  const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+  const __m512 vscale = _mm512_set1_ps(scale);
+  __m512 vsum = _mm512_setzero_ps();
+  for (std::size_t j = 0; j < t; j += 16) {
+    const __mmask16 m = tail_mask(t - j);
+    const __m512 e =
+        softmax_exp_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + j), mx), vscale));
+    _mm512_storeu_ps(x + j, e);
+    vsum = _mm512_mask_add_ps(vsum, m, vsum, e);
+  }
+  return 1.0f / _mm512_reduce_add_ps(vsum);
+}
+
+// r[i][j] <- r[j][i] for a 16 x 16 block: unpack 32-bit pairs, unpack 64-bit pairs, then two
+// rounds of 128-bit lane shuffles.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), e = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+  }
+  // r[4i + k], 128-bit lane L: rows 4i..4i+3 of column 4L + k.
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+    t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
+    t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+    t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+    r[4 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88);
+    r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
+    r[12 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xdd);
+  }
+}
+
+// K (t, d, row stride ld) -> K^T panels (see the file comment); keys t..tp-1 are zero.
+void pack_kt(const float* k, std::size_t ld, std::size_t t, std::size_t d, std::size_t tp,
+             float* kt) {
+  for (std::size_t j0 = 0; j0 < tp; j0 += 16) {
+    const std::size_t jb = j0 / kPanel * kPanel;
+    const std::size_t w = tp - jb < kPanel ? tp - jb : kPanel;
+    float* panel = kt + jb * d + (j0 - jb);
+    const std::size_t jn = t - j0 < 16 ? t - j0 : 16;
+    for (std::size_t c0 = 0; c0 < d; c0 += 16) {
+      const __mmask16 cm = tail_mask(d - c0);
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (std::size_t i = 0; i < 16; ++i) {
+        r[i] = i < jn ? _mm512_maskz_loadu_ps(cm, k + (j0 + i) * ld + c0) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      const std::size_t cn = d - c0 < 16 ? d - c0 : 16;
+      for (std::size_t i = 0; i < cn; ++i) _mm512_storeu_ps(panel + (c0 + i) * w, r[i]);
+    }
+  }
+}
+
 template <int R, int NCH>
-void scores_tile(const float* q, std::size_t ld_q, const float* kt, std::size_t tp, std::size_t d,
-                 float* s) {
+void scores_tile(const float* q, std::size_t ld_q, const float* panel, std::size_t d, float* s,
+                 std::size_t ld_s) {
   __m512 acc[R][NCH];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -31,7 +147,7 @@ void scores_tile(const float* q, std::size_t ld_q, const float* kt, std::size_t 
   for (std::size_t c = 0; c < d; ++c) {
     __m512 kv[NCH];
 #pragma GCC unroll 8
-    for (int u = 0; u < NCH; ++u) kv[u] = _mm512_loadu_ps(kt + c * tp + 16 * u);
+    for (int u = 0; u < NCH; ++u) kv[u] = _mm512_loadu_ps(panel + c * (16 * NCH) + 16 * u);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512 b = _mm512_set1_ps(q[r * ld_q + c]);
@@ -42,12 +158,22 @@ void scores_tile(const float* q, std::size_t ld_q, const float* kt, std::size_t 
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int u = 0; u < NCH; ++u) _mm512_storeu_ps(s + r * tp + 16 * u, acc[r][u]);
+    for (int u = 0; u < NCH; ++u) _mm512_storeu_ps(s + r * ld_s + 16 * u, acc[r][u]);
 }
 
 template <int R, int NCH>
+void scores_tile_n(int nch, const float* q, std::size_t ld_q, const float* panel, std::size_t d,
+                   float* s, std::size_t ld_s) {
+  if constexpr (NCH > 1) {
+    if (nch < NCH) return scores_tile_n<R, NCH - 1>(nch, q, ld_q, panel, d, s, ld_s);
+  }
+  scores_tile<R, NCH>(q, ld_q, panel, d, s, ld_s);
+}
+
+// O tile = diag(inv) P V; `amax` collects |O| bit patterns of the stored lanes.
+template <int R, int NCH>
 void pv_tile(const float* p, std::size_t ldp, std::size_t t, const float* v, std::size_t ld_v,
-             float* o, std::size_t ld_o, __mmask16 last) {
+             const float* inv, float* o, std::size_t ld_o, __mmask16 last, __m512i& amax) {
   __m512 acc[R][NCH];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -56,10 +182,7 @@ void pv_tile(const float* p, std::size_t ldp, std::size_t t, const float* v, std
   for (std::size_t j = 0; j < t; ++j) {
     __m512 vv[NCH];
 #pragma GCC unroll 8
-    for (int u = 0; u < NCH; ++u) {
-      vv[u] = u == NCH - 1 ? _mm512_maskz_loadu_ps(last, v + j * ld_v + 16 * u)
-                           : _mm512_loadu_ps(v + j * ld_v + 16 * u);
-    }
+    for (int u = 0; u < NCH; ++u) vv[u] = _mm512_loadu_ps(v + j * ld_v + 16 * u);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512 b = _mm512_set1_ps(p[r * ldp + j]);
@@ -67,103 +190,93 @@ void pv_tile(const float* p, std::size_t ldp, std::size_t t, const float* v, std
       for (int u = 0; u < NCH; ++u) acc[r][u] = _mm512_fmadd_ps(b, vv[u], acc[r][u]);
     }
   }
+  const __m512i abs_bits = _mm512_set1_epi32(0x7fffffff);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
+    const __m512 scale = _mm512_set1_ps(inv[r]);
 #pragma GCC unroll 8
     for (int u = 0; u < NCH; ++u) {
-      if (u == NCH - 1) {
-        _mm512_mask_storeu_ps(o + r * ld_o + 16 * u, last, acc[r][u]);
-      } else {
-        _mm512_storeu_ps(o + r * ld_o + 16 * u, acc[r][u]);
-      }
+      const __mmask16 m = u == NCH - 1 ? last : static_cast<__mmask16>(0xFFFF);
+      const __m512 y = _mm512_mul_ps(acc[r][u], scale);
+      _mm512_mask_storeu_ps(o + r * ld_o + 16 * u, m, y);
+      amax =
+          _mm512_mask_max_epu32(amax, m, amax, _mm512_and_si512(_mm512_castps_si512(y), abs_bits));
     }
+  }
+}
+
+template <int R, int NCH>
+void pv_tile_n(int nch, const float* p, std::size_t ldp, std::size_t t, const float* v,
+               std::size_t ld_v, const float* inv, float* o, std::size_t ld_o, __mmask16 last,
+               __m512i& amax) {
+  if constexpr (NCH > 1) {
+    if (nch < NCH) return pv_tile_n<R, NCH - 1>(nch, p, ldp, t, v, ld_v, inv, o, ld_o, last, amax);
+  }
+  pv_tile<R, NCH>(p, ldp, t, v, ld_v, inv, o, ld_o, last, amax);
+}
+
+struct Head {
+  std::size_t t, d, tp, dp;
+  float scale;
+  const float* kt;  // K^T panels
+  const float* vc;  // V (t, dp)
+  float* s;         // kRows x tp scores / probabilities
+};
+
+template <int R>
+void row_block(const Head& h, const float* q, std::size_t ld_q, float* out, std::size_t ld_out,
+               __m512i& amax) {
+  for (std::size_t jb = 0; jb < h.tp; jb += kPanel) {
+    const std::size_t w = h.tp - jb < kPanel ? h.tp - jb : kPanel;
+    scores_tile_n<R, kScoreNch>(static_cast<int>(w / 16), q, ld_q, h.kt + jb * h.d, h.d, h.s + jb,
+                                h.tp);
+  }
+  float inv[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) inv[r] = softmax_exp_row(h.s + r * h.tp, h.t, h.scale);
+  for (std::size_t cb = 0; cb < h.d; cb += 16 * kPvNch) {
+    const std::size_t rem = h.d - cb < 16 * kPvNch ? h.d - cb : 16 * kPvNch;
+    const int nch = static_cast<int>((rem + 15) / 16);
+    pv_tile_n<R, kPvNch>(nch, h.s, h.tp, h.t, h.vc + cb, h.dp, inv, out + cb, ld_out,
+                         tail_mask(rem - 16 * (nch - 1)), amax);
   }
 }
 
 template <int R>
-void row_block(const float* q, const float* v, std::size_t ld_qkv, std::size_t t, std::size_t d,
-               float scale, const float* kt, std::size_t tp, float* s, float* out,
-               std::size_t ld_out) {
-  for (std::size_t jb = 0; jb < tp; jb += 64) {
-    switch ((tp - jb) >= 64 ? 4 : (tp - jb) / 16) {
-      case 4:
-        scores_tile<R, 4>(q, ld_qkv, kt + jb, tp, d, s + jb);
-        break;
-      case 3:
-        scores_tile<R, 3>(q, ld_qkv, kt + jb, tp, d, s + jb);
-        break;
-      case 2:
-        scores_tile<R, 2>(q, ld_qkv, kt + jb, tp, d, s + jb);
-        break;
-      default:
-        scores_tile<R, 1>(q, ld_qkv, kt + jb, tp, d, s + jb);
-        break;
-    }
+void row_block_n(int rows, const Head& h, const float* q, std::size_t ld_q, float* out,
+                 std::size_t ld_out, __m512i& amax) {
+  if constexpr (R > 1) {
+    if (rows < R) return row_block_n<R - 1>(rows, h, q, ld_q, out, ld_out, amax);
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) softmax_row(s + r * tp, t, t, scale);
-  for (std::size_t cb = 0; cb < d; cb += 64) {
-    const std::size_t rem = d - cb < 64 ? d - cb : 64;
-    const int nch = static_cast<int>((rem + 15) / 16);
-    const __mmask16 last = tail_mask(rem - 16 * (nch - 1));
-    float* o = out + cb;
-    switch (nch) {
-      case 4:
-        pv_tile<R, 4>(s, tp, t, v + cb, ld_qkv, o, ld_out, last);
-        break;
-      case 3:
-        pv_tile<R, 3>(s, tp, t, v + cb, ld_qkv, o, ld_out, last);
-        break;
-      case 2:
-        pv_tile<R, 2>(s, tp, t, v + cb, ld_qkv, o, ld_out, last);
-        break;
-      default:
-        pv_tile<R, 1>(s, tp, t, v + cb, ld_qkv, o, ld_out, last);
-        break;
-    }
-  }
+  row_block<R>(h, q, ld_q, out, ld_out, amax);
 }
 
 }  // namespace
 
-void attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                        std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
-                        float* scratch) {
-  const std::size_t tp = (t + 15) / 16 * 16;
+float attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
+                         std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                         float* scratch) {
+  const std::size_t tp = (t + 15) / 16 * 16, dp = (d + 15) / 16 * 16;
   float* kt = scratch;
-  float* s = scratch + d * tp;
-  // K^T 16 keys at a time: one gather per channel reads the same column of 16 K rows (a scalar
-  // transpose costs more than the whole Q K^T product); padded keys are gathered as zeros.
-  const __m512i rows =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(static_cast<int>(ld_qkv)));
-  for (std::size_t j0 = 0; j0 < tp; j0 += 16) {
-    const __mmask16 m = tail_mask(t - j0);
-    const float* base = k + j0 * ld_qkv;
-    for (std::size_t c = 0; c < d; ++c) {
-      _mm512_storeu_ps(kt + c * tp + j0,
-                       _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, rows, base + c, 4));
+  float* vc = kt + d * tp;
+  float* s = vc + tp * dp;
+  pack_kt(k, ld_qkv, t, d, tp, kt);
+  for (std::size_t j = 0; j < t; ++j) {
+    for (std::size_t c0 = 0; c0 < dp; c0 += 16) {
+      _mm512_storeu_ps(vc + j * dp + c0,
+                       _mm512_maskz_loadu_ps(tail_mask(d - c0), v + j * ld_qkv + c0));
     }
   }
-
-  for (std::size_t i0 = 0; i0 < t; i0 += kAttentionRowBlock) {
-    const float* qi = q + i0 * ld_qkv;
-    float* oi = out + i0 * ld_out;
-    switch (t - i0 >= 4 ? 4 : t - i0) {
-      case 4:
-        row_block<4>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out);
-        break;
-      case 3:
-        row_block<3>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out);
-        break;
-      case 2:
-        row_block<2>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out);
-        break;
-      default:
-        row_block<1>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out);
-        break;
-    }
+  const Head h{t, d, tp, dp, scale, kt, vc, s};
+  __m512i amax = _mm512_setzero_si512();
+  for (std::size_t i0 = 0; i0 < t; i0 += kRows) {
+    const int rows = t - i0 < kRows ? static_cast<int>(t - i0) : kRows;
+    row_block_n<kRows>(rows, h, q + i0 * ld_qkv, ld_qkv, out + i0 * ld_out, ld_out, amax);
   }
+  const uint32_t bits = _mm512_reduce_max_epu32(amax);
+  float m;
+  std::memcpy(&m, &bits, sizeof m);
+  return m;
 }
 
 }  // namespace octet::kernels::avx512

@@ -15,8 +15,8 @@ void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y
                     std::size_t cols, const float* gamma, const float* beta, float eps);
 void softmax_f32(float* x, std::size_t ld, std::size_t rows, std::size_t cols, std::size_t valid,
                  float scale);
-void attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                        std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
-                        float* scratch);
+float attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
+                         std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                         float* scratch);
 
 }  // namespace octet::kernels::avx512

@@ -1,6 +1,7 @@
 // Reference single-head self-attention, the specification of attention_head (kernels/fp32.h):
 //   (t, d) Q, K, V  ->  S = scale Q K^T  (t, t)  ->  P = softmax(S)  ->  O = P V  (t, d).
-// Computed one query row at a time; the scratch holds one row of scores.
+// Computed one query row at a time; the scratch holds one row of scores. Returns max |O|, NaN
+// when an output is NaN.
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -10,10 +11,12 @@
 
 namespace octet::kernels::ref {
 
-void attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                        std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
-                        float* scratch) {
+float attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
+                         std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                         float* scratch) {
   float* s = scratch;
+  float amax = 0.0f;
+  bool nan = false;
   for (std::size_t i = 0; i < t; ++i) {
     const float* qi = q + i * ld_qkv;
     float mx = -std::numeric_limits<float>::infinity();
@@ -37,7 +40,15 @@ void attention_head_f32(const float* q, const float* k, const float* v, std::siz
       const float* vj = v + j * ld_qkv;
       for (std::size_t c = 0; c < d; ++c) oi[c] += p * vj[c];
     }
+    for (std::size_t c = 0; c < d; ++c) {
+      if (std::isnan(oi[c])) {
+        nan = true;
+      } else {
+        amax = std::fmax(amax, std::fabs(oi[c]));
+      }
+    }
   }
+  return nan ? std::numeric_limits<float>::quiet_NaN() : amax;
 }
 
 }  // namespace octet::kernels::ref
