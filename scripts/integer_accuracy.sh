@@ -87,9 +87,11 @@ L = ["<!-- integer-only: begin (scripts/integer_accuracy.sh) -->",
      f"`octet calibrate --calibrator ema-minmax` on {samples} training examples (seed {seed}), "
      "`octet quantize --mode integer-only`. Fine-tuned: `octet finetune --qat --qat-mode "
      f"integer-only` from the FP32 model, {epochs} epoch(s) over at most {max_train} training "
-     f"examples, lr {lr}, no warm-up, batch 32, {threads} thread(s), seed {seed}, exported and run "
-     "by the integer-only engine (`octet eval`). Points = metric x 100; difference = integer-only "
-     "- FP32.", "",
+     f"examples, lr {lr}, no warm-up, batch 32, {threads} thread(s), seed {seed}"
+     + (", the epoch with the best dev metric kept (as for the FP32 models: `octet finetune` "
+        "evaluates the quantization-aware model on dev after every epoch)" if int(epochs) > 1 else "")
+     + ", exported and run by the integer-only engine (`octet eval`). Points = metric x 100; "
+     "difference = integer-only - FP32.", "",
      "| task | metric | FP32 | calibrated (diff) | integer-aware fine-tuned (diff) | fine-tuning time | model |",
      "| --- | --- | --- | --- | --- | --- | --- |"]
 d_cal, d_qat = [], []
