@@ -148,7 +148,11 @@ ops::ActivationsInt8 LinearInt8::quantize_input(const float* x, int64_t m, std::
   // Q8BERT's dynamic scale, exactly as ops::quantize_activations_s8 computes it.
   const float inv_scale = amax > 0.0f ? 127.0f / amax : 1.0f;
   const kernels::Int8Kernels& kt = kernels::table().int8;
-  if (par <= 1) {
+  if (par <= 1 && ldx == cols) {
+    // Contiguous rows: one kernel call, no per-row tails.
+    kt.quantize_s8(x, static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols), inv_scale,
+                   q_scratch);
+  } else if (par <= 1) {
     for (int r = 0; r < rows; ++r)
       kt.quantize_s8(x + r * ldx, cols, inv_scale, q_scratch + r * k());
   } else {

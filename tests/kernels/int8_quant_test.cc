@@ -107,7 +107,7 @@ TEST_P(Int8QuantTest, ReportsNonFiniteInputAsNaNRange) {
   const float bad[] = {std::numeric_limits<float>::quiet_NaN(),
                        std::numeric_limits<float>::infinity(),
                        -std::numeric_limits<float>::infinity()};
-  for (size_t n : {1, 5, 16, 37}) {
+  for (size_t n : {1, 5, 16, 37, 64, 200}) {  // 64, 200: the 64-wide loop and its tail
     for (size_t pos : {size_t{0}, n / 2, n - 1}) {
       for (float b : bad) {
         std::vector<float> x(n, 1.0f);

@@ -1,7 +1,7 @@
 // AVX-512 elementwise INT8 kernels: quantize (s8 symmetric, u8 asymmetric, with the range found
 // in the same pass), abs-max / min-max, dequantize. 16 floats per step, masked tail.
 //
-// Bit-exact with the reference: x * inv_scale is one IEEE multiply, vrndscaleps with
+// Bit-exact with the reference: x * inv_scale is one IEEE multiply, vrndscaleps / vcvtps2dq with
 // round-to-nearest-even is std::nearbyint under FE_TONEAREST, and the clamp bounds are integers.
 #include <limits>
 
@@ -27,20 +27,46 @@ inline __mmask16 tail(std::size_t left) {
 
 }  // namespace
 
+// One pass, 64 inputs per step: codes through vcvtps2dq with embedded round-to-nearest-even
+// (clamping to the integer bounds first gives the same codes as rounding first), packed to one
+// 64-byte store (vpackssdw, vpacksswb, one vpermd: cheaper than four vpmovsdb stores, 2 uops
+// each); the range as |x| bit patterns under vpmaxud, where every NaN and infinity (bits >=
+// 0x7F800000) ranks above every finite value: no separate non-finite tracking. A masked 16-lane
+// loop for the last n % 64.
 float quantize_s8(const float* x, std::size_t n, float inv_scale, int8_t* q) {
   const __m512 inv = _mm512_set1_ps(inv_scale);
   const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
-  __m512 amax = _mm512_setzero_ps(), bad = _mm512_setzero_ps();
-  for (std::size_t i = 0; i < n; i += 16) {
+  const __m512i abs_bits = _mm512_set1_epi32(0x7FFFFFFF);
+  // vpacksswb leaves each 128-bit lane as 4 dwords from each of the 4 inputs: gather them back.
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  auto codes = [&](__m512 v) {
+    const __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, inv), lo), hi);
+    return _mm512_cvt_roundps_epi32(t, kRound);
+  };
+  __m512i amax0 = _mm512_setzero_si512(), amax1 = _mm512_setzero_si512();
+  std::size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+    const __m512 v2 = _mm512_loadu_ps(x + i + 32), v3 = _mm512_loadu_ps(x + i + 48);
+    amax0 = _mm512_max_epu32(amax0, _mm512_and_si512(_mm512_castps_si512(v0), abs_bits));
+    amax1 = _mm512_max_epu32(amax1, _mm512_and_si512(_mm512_castps_si512(v1), abs_bits));
+    amax0 = _mm512_max_epu32(amax0, _mm512_and_si512(_mm512_castps_si512(v2), abs_bits));
+    amax1 = _mm512_max_epu32(amax1, _mm512_and_si512(_mm512_castps_si512(v3), abs_bits));
+    const __m512i w01 = _mm512_packs_epi32(codes(v0), codes(v1));
+    const __m512i w23 = _mm512_packs_epi32(codes(v2), codes(v3));
+    _mm512_storeu_si512(q + i, _mm512_permutexvar_epi32(order, _mm512_packs_epi16(w01, w23)));
+  }
+  for (; i < n; i += 16) {
     const __mmask16 m = tail(n - i);
     const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-    bad = track_non_finite(bad, v);
-    amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
-    __m512 t = _mm512_roundscale_ps(_mm512_mul_ps(v, inv), kRound);
-    t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
-    _mm512_mask_cvtsepi32_storeu_epi8(q + i, m, _mm512_cvtps_epi32(t));
+    amax0 = _mm512_max_epu32(amax0, _mm512_and_si512(_mm512_castps_si512(v), abs_bits));
+    _mm512_mask_cvtsepi32_storeu_epi8(q + i, m, codes(v));
   }
-  return any_nan(bad) ? std::numeric_limits<float>::quiet_NaN() : _mm512_reduce_max_ps(amax);
+  const uint32_t bits = _mm512_reduce_max_epu32(_mm512_max_epu32(amax0, amax1));
+  if (bits >= 0x7F800000u) return std::numeric_limits<float>::quiet_NaN();
+  float amax;
+  __builtin_memcpy(&amax, &bits, sizeof amax);
+  return amax;
 }
 
 void quantize_u8(const float* x, std::size_t n, float inv_scale, int32_t zero_point, uint8_t* q,
