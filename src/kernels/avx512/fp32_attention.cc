@@ -42,9 +42,11 @@ static_assert(kRows <= static_cast<int>(kAttentionRowBlock), "scratch sized for 
 // exp(x) for softmax arguments: the range reduction and degree-6 polynomial of exp_ps, with 2^n
 // applied by vscalefps, which rounds correctly into the denormal range and overflows to inf by
 // itself (exp_ps needs two exponent-field multiplies and three fix-up blends for that). The
-// clamps keep n finite (x = -inf gives 0); max(lo, x) and min(hi, x) return x when x is NaN.
+// clamp keeps n finite for x = -inf (result 0); max(lo, x) returns x when x is NaN. No upper
+// clamp: softmax arguments are <= 0 for scale >= 0, and a large x gives inf through vscalefps
+// (only x = +inf gives NaN instead of inf, where the reference's inf / inf is NaN as well).
 inline __m512 softmax_exp_ps(__m512 x) {
-  x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
@@ -59,24 +61,33 @@ inline __m512 softmax_exp_ps(__m512 x) {
   return _mm512_scalef_ps(y, n);
 }
 
-// In place: x[j] = exp(scale (x[j] - max)) for j < t; returns 1 / sum.
-inline float softmax_exp_row(float* x, std::size_t t, float scale) {
-  const __m512 neg_inf = _mm512_set1_ps(-__builtin_inff());
-  __m512 vmax = neg_inf;
-  for (std::size_t j = 0; j < t; j += 16) {
-    vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(neg_inf, tail_mask(t - j), x + j));
+// In place on R rows of stride ld: x[j] = exp(scale x[j] - scale max) for j < t, with max from
+// vmax; inv[r] = 1 / row sum. One FMA forms the argument: the rounding of scale max shifts a
+// whole row by the same amount, which the normalisation cancels. The R rows go through the exp
+// together: R independent chains of the ~50-cycle polynomial for the out-of-order core to
+// overlap.
+template <int R>
+void softmax_exp_rows(float* x, std::size_t ld, std::size_t t, float scale, const __m512* vmax,
+                      float* inv) {
+  __m512 mx[R], vsum[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    mx[r] = _mm512_set1_ps(_mm512_reduce_max_ps(vmax[r]) * scale);
+    vsum[r] = _mm512_setzero_ps();
   }
-  const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
   const __m512 vscale = _mm512_set1_ps(scale);
-  __m512 vsum = _mm512_setzero_ps();
   for (std::size_t j = 0; j < t; j += 16) {
     const __mmask16 m = tail_mask(t - j);
-    const __m512 e =
-        softmax_exp_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + j), mx), vscale));
-    _mm512_storeu_ps(x + j, e);
-    vsum = _mm512_mask_add_ps(vsum, m, vsum, e);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      float* xr = x + r * ld + j;
+      const __m512 e = softmax_exp_ps(_mm512_fmsub_ps(_mm512_loadu_ps(xr), vscale, mx[r]));
+      _mm512_storeu_ps(xr, e);
+      vsum[r] = _mm512_mask_add_ps(vsum[r], m, vsum[r], e);
+    }
   }
-  return 1.0f / _mm512_reduce_add_ps(vsum);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) inv[r] = 1.0f / _mm512_reduce_add_ps(vsum[r]);
 }
 
 // r[i][j] <- r[j][i] for a 16 x 16 block: unpack 32-bit pairs, unpack 64-bit pairs, then two
@@ -136,9 +147,10 @@ void pack_kt(const float* k, std::size_t ld, std::size_t t, std::size_t d, std::
   }
 }
 
+// Also folds the scores of keys < `valid` (counted from the tile's first key) into vmax[r].
 template <int R, int NCH>
 void scores_tile(const float* q, std::size_t ld_q, const float* panel, std::size_t d, float* s,
-                 std::size_t ld_s) {
+                 std::size_t ld_s, std::size_t valid, __m512* vmax) {
   __m512 acc[R][NCH];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -156,18 +168,23 @@ void scores_tile(const float* q, std::size_t ld_q, const float* panel, std::size
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
+  for (int u = 0; u < NCH; ++u) {
+    const __mmask16 m = tail_mask(valid > 16u * u ? valid - 16u * u : 0);
 #pragma GCC unroll 8
-    for (int u = 0; u < NCH; ++u) _mm512_storeu_ps(s + r * ld_s + 16 * u, acc[r][u]);
+    for (int r = 0; r < R; ++r) {
+      _mm512_storeu_ps(s + r * ld_s + 16 * u, acc[r][u]);
+      vmax[r] = _mm512_mask_max_ps(vmax[r], m, vmax[r], acc[r][u]);
+    }
+  }
 }
 
 template <int R, int NCH>
 void scores_tile_n(int nch, const float* q, std::size_t ld_q, const float* panel, std::size_t d,
-                   float* s, std::size_t ld_s) {
+                   float* s, std::size_t ld_s, std::size_t valid, __m512* vmax) {
   if constexpr (NCH > 1) {
-    if (nch < NCH) return scores_tile_n<R, NCH - 1>(nch, q, ld_q, panel, d, s, ld_s);
+    if (nch < NCH) return scores_tile_n<R, NCH - 1>(nch, q, ld_q, panel, d, s, ld_s, valid, vmax);
   }
-  scores_tile<R, NCH>(q, ld_q, panel, d, s, ld_s);
+  scores_tile<R, NCH>(q, ld_q, panel, d, s, ld_s, valid, vmax);
 }
 
 // O tile = diag(inv) P V; `amax` collects |O| bit patterns of the stored lanes.
@@ -226,14 +243,16 @@ struct Head {
 template <int R>
 void row_block(const Head& h, const float* q, std::size_t ld_q, float* out, std::size_t ld_out,
                __m512i& amax) {
+  __m512 vmax[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) vmax[r] = _mm512_set1_ps(-__builtin_inff());
   for (std::size_t jb = 0; jb < h.tp; jb += kPanel) {
     const std::size_t w = h.tp - jb < kPanel ? h.tp - jb : kPanel;
     scores_tile_n<R, kScoreNch>(static_cast<int>(w / 16), q, ld_q, h.kt + jb * h.d, h.d, h.s + jb,
-                                h.tp);
+                                h.tp, h.t - jb, vmax);
   }
   float inv[R];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) inv[r] = softmax_exp_row(h.s + r * h.tp, h.t, h.scale);
+  softmax_exp_rows<R>(h.s, h.tp, h.t, h.scale, vmax, inv);
   for (std::size_t cb = 0; cb < h.d; cb += 16 * kPvNch) {
     const std::size_t rem = h.d - cb < 16 * kPvNch ? h.d - cb : 16 * kPvNch;
     const int nch = static_cast<int>((rem + 15) / 16);
