@@ -23,6 +23,9 @@
 //        ld_out. `scratch` holds attention_scratch_floats(t, d) floats, 64-byte aligned.
 //        Returns max |O| over the t x d values written (0 when t == 0), NaN when any of them
 //        is NaN: the input scale of a dynamically quantized attention-output GEMM.
+//        next_q: null, or the Q of the head the caller runs next on this thread, with the same
+//        t, d and ld_qkv and its K and V at the same offsets from it as k and v from q; a hint
+//        (the AVX-512 kernel prefetches those rows into L2 while it computes), never read.
 // Float results match the reference within a tolerance that grows with the reduction length
 // (vector math within a few ulp, FMA contraction, summation order).
 #pragma once
@@ -60,7 +63,7 @@ struct Fp32Kernels {
 
   float (*attention_head)(const float* q, const float* k, const float* v, std::size_t ld_qkv,
                           std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
-                          float* scratch) = nullptr;
+                          float* scratch, const float* next_q) = nullptr;
 };
 
 }  // namespace octet::kernels

@@ -173,10 +173,16 @@ void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> o
   const int64_t hidden = heads * head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const int64_t items = batch * heads;
-  // One (sequence, head) pair per work item; dynamic scheduling because lengths differ.
-#pragma omp parallel for num_threads(std::max(1, threads)) schedule(dynamic, 1) reduction(max     \
-                                                                                          : amax) \
-    reduction(max                                                                                 \
+  // One (sequence, head) pair per work item, dynamic scheduling because lengths differ, in
+  // chunks of consecutive heads: within a chunk a thread knows its next item, whose Q, K, V rows
+  // the kernel prefetches while it computes (next_q). A chunk is every head of a sequence on one
+  // thread, fewer when that would leave threads without at least 4 chunks each.
+  const int nthreads = std::max(1, threads);
+  const int64_t chunk = std::max<int64_t>(
+      1, nthreads == 1 ? heads : std::min<int64_t>(heads, items / (4 * nthreads)));
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, chunk) reduction(max     \
+                                                                                  : amax) \
+    reduction(max                                                                         \
               : non_finite)
   for (int64_t item = 0; item < items; ++item) {
     const int64_t b = item / heads, h = item % heads;
@@ -186,10 +192,11 @@ void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> o
     OCTET_DCHECK(kernels::attention_scratch_floats(t, head_dim) <= scratch_per_thread);
     const float* q = qkv + begin * ld_qkv + h * head_dim;
     // The kernel returns max |output| (NaN if any output is NaN) from its tile stores.
-    const float m =
-        k.attention_head(q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(t),
-                         static_cast<std::size_t>(head_dim), scale,
-                         ctx + begin * ld_ctx + h * head_dim, ld_ctx, my_scratch);
+    const bool next_in_chunk = (item + 1) % chunk != 0 && h + 1 < heads;
+    const float m = k.attention_head(
+        q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(t),
+        static_cast<std::size_t>(head_dim), scale, ctx + begin * ld_ctx + h * head_dim, ld_ctx,
+        my_scratch, next_in_chunk ? q + head_dim : nullptr);
     if (std::isnan(m)) {
       non_finite = 1;
     } else {

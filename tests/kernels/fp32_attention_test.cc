@@ -41,7 +41,7 @@ float run(const Fp32Kernels& k, const Head& h, std::vector<float>& out) {
   const float* q = h.qkv.data();
   return k.attention_head(q, q + h.d, q + 2 * h.d, h.ld, h.t, h.d,
                           1.0f / std::sqrt(static_cast<float>(h.d)), out.data(), h.ld_out,
-                          scratch.data());
+                          scratch.data(), nullptr);
 }
 
 class Fp32AttentionTest : public ::testing::TestWithParam<Isa> {
@@ -158,6 +158,24 @@ TEST_P(Fp32AttentionTest, MatchesReferenceOnEveryBlockRemainder) {
   if (GetParam() != Isa::ref)
     std::printf("%s: largest |difference| %s (%.0f%% of the bound)\n", isa_name(GetParam()),
                 worst_at.c_str(), 100.0 * worst_ratio);
+}
+
+// next_q is a prefetch hint: results are bit-identical with and without it.
+TEST_P(Fp32AttentionTest, NextHeadHintChangesNothing) {
+  const std::size_t t = 50, d = 64, heads = 2, ld = 3 * heads * d;
+  std::mt19937 rng(5);
+  const std::vector<float> qkv = test::random_floats(rng, t * ld, -2.0f, 2.0f);
+  AlignedBuffer<float> scratch(attention_scratch_floats(t, d));
+  std::vector<float> a(t * d), b(t * d);
+  const float* q = qkv.data();
+  const float* kp = q + heads * d;
+  const float* vp = q + 2 * heads * d;
+  const float ma =
+      k().attention_head(q, kp, vp, ld, t, d, 0.125f, a.data(), d, scratch.data(), nullptr);
+  const float mb =
+      k().attention_head(q, kp, vp, ld, t, d, 0.125f, b.data(), d, scratch.data(), q + d);
+  EXPECT_EQ(ma, mb);
+  for (std::size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "at " << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, Fp32AttentionTest,
