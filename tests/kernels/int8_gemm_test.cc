@@ -281,6 +281,21 @@ TEST_P(Int8GemmTest, MatchesReferenceOnBertShapesWithTwoThreads) {
   }
 }
 
+// C larger than one core's L2 (here 200 x 2700 f32 and s32: 2.16 MB > 2 MiB) takes the tiles that
+// prefetch their output rows inside the k loop (kLargeOutputBytes in
+// kernels/avx512/gemm_int8_avx512_impl.h): K = 40 issues them after the loop (2 iterations of 4
+// groups), K = 136 inside it; N = 2700 ends in a partial panel, M = 200 in a partial row tile.
+TEST_P(Int8GemmTest, MatchesReferenceWhenTheOutputOutgrowsL2) {
+  uint32_t seed = 9500;
+  for (int k : {40, 136}) {
+    Case c{200, 2700, k};
+    c.seed = ++seed;
+    c.dtype = k == 40 ? ActDtype::u8 : ActDtype::s8;
+    c.za = c.dtype == ActDtype::u8 ? 3 : 0;
+    ASSERT_TRUE(matches_reference(Data(c), isa(), /*cache=*/true));
+  }
+}
+
 // The largest magnitudes the accumulator sees: every product at its extreme, K = 4096. The
 // expected int32 values are closed forms, independent of the reference kernel; on AVX2 and
 // AVX-512 without VNNI they are the vpmaddubsw saturation cases (255 * 127 * 2 > 32767).
