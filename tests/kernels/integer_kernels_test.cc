@@ -345,6 +345,11 @@ TEST_P(IntegerIsaTest, RequantizeWideMatchesReferenceBitExact) {
       m[3] = 1 << 30;
       s[3] = 50;
     }
+    for (int j = 8; j < 16 && j < cols; ++j) {  // a whole 8-lane group of shifts >= 32 (the
+      const ops::Dyadic d = ops::dyadic(1e-9 * (j - 6), kernels::kMaxWideShift);  // fast path)
+      m[j] = d.multiplier;
+      s[j] = d.shift;
+    }
     std::vector<int64_t> x(size_t(rows) * ldx);
     for (std::size_t i = 0; i < x.size(); ++i) {
       const int bits = 1 + static_cast<int>(rng64() % 63);

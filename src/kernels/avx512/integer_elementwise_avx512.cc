@@ -62,8 +62,10 @@ inline __m512i requant_wide8(__m512i v, __m512i m, __m512i s) {
   const __m512i thr = _mm512_mask_mov_epi64(pow_k, k0, _mm512_set1_epi64(int64_t{1} << 31));
   const __m512i bar = _mm512_sub_epi64(thr, _mm512_and_si512(flw, one));
   const __m512i qw = _mm512_mask_add_epi64(flw, _mm512_cmpgt_epi64_mask(frac, bar), flw, one);
-  // s < 32
+  // s < 32 (rare: requantizing a wide value to 8 bits takes a large shift; skipped when no lane
+  // needs it, which changes nothing since the narrow lanes' result is selected below)
   const __mmask8 narrow = _mm512_cmplt_epi64_mask(s, _mm512_set1_epi64(32));
+  if (narrow == 0) return qw;
   __m512i qn = rhe64(_mm512_mullo_epi64(v, m), _mm512_max_epi64(s, one));
   const __mmask8 big = _mm512_cmpge_epi64_mask(_mm512_abs_epi64(v), _mm512_set1_epi64(1ll << 32)) &
                        _mm512_test_epi64_mask(m, m);
