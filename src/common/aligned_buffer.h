@@ -51,6 +51,11 @@ class AlignedBuffer {
   void ensure(std::size_t n) {
     if (n > size_) resize(n);
   }
+  // ensure(n), then the data: a per-call scratch tensor carved from a reused arena.
+  T* ensure_data(std::size_t n) {
+    ensure(n);
+    return data_;
+  }
 
   T* data() { return data_; }
   const T* data() const { return data_; }

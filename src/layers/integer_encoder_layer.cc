@@ -243,12 +243,6 @@ Scratch& scratch() {
   return s;
 }
 
-template <typename T>
-T* take(AlignedBuffer<T>& b, std::size_t n) {
-  b.ensure(n);
-  return b.data();
-}
-
 }  // namespace
 
 void IntegerEncoderLayer::gemm(const void* a, kernels::ActDtype dtype, int m, std::ptrdiff_t lda,
@@ -260,7 +254,7 @@ void IntegerEncoderLayer::gemm(const void* a, kernels::ActDtype dtype, int m, st
   p.a = a, p.lda = lda, p.a_dtype = dtype, p.a_zero_point = 0;
   p.packed_b = b.packed.data(), p.col_sums = b.col_sums.data();
   p.output = kernels::GemmOutput::s32, p.c = c, p.ldc = ldc, p.bias_s32 = bias;
-  kt.gemm(p, 0, m, 0, b.n, take(scratch().gemm, kt.gemm_workspace_size(m, b.k)));
+  kt.gemm(p, 0, m, 0, b.n, scratch().gemm.ensure_data(kt.gemm_workspace_size(m, b.k)));
 }
 
 void IntegerEncoderLayer::forward(std::span<const int8_t> x, int tokens,
@@ -271,7 +265,7 @@ void IntegerEncoderLayer::forward(std::span<const int8_t> x, int tokens,
         fmt::format("integer encoder layer: {} tokens with output {} values: expected {} x {}",
                     tokens, y.size(), tokens, hidden_));
   }
-  int64_t* ln = take(scratch().layer_out_ln, th);
+  int64_t* ln = scratch().layer_out_ln.ensure_data(th);
   forward_ln(x, tokens, {ln, th});
   ops::requantize_wide(ln, tokens, hidden_, hidden_, ln2_m_, ln2_s_, 8, y.data(), hidden_, isa_);
 }
@@ -292,18 +286,18 @@ void IntegerEncoderLayer::forward_ln(std::span<const int8_t> x, int tokens,
   const std::size_t ti = std::size_t(t) * inter_;
 
   // Q, K, V: one GEMM, requantized to 8 bits each.
-  int32_t* acc = take(sc.acc, t3h);
+  int32_t* acc = sc.acc.ensure_data(t3h);
   gemm(x.data(), s8, t, h, qkv_.w, qkv_.bias.data(), acc, 3 * h);
-  int8_t* qkv = take(sc.qkv, t3h);
+  int8_t* qkv = sc.qkv.ensure_data(t3h);
   ops::residual_add(acc, 3 * h, nullptr, 0, t, 3 * h, qkv_req_.p, 8, qkv, 3 * h, isa_);
 
   // Attention per head: integer scores, i-softmax to uint8, P V as a u8 x s8 GEMM. The head's K
   // (t x d) and V^T (d x t) are the "weights" of the two products, packed per head into reused
   // buffers.
-  int32_t* scores = take(sc.scores, tt);
-  int32_t* ctx32 = take(sc.ctx32, th);
-  uint8_t* probs = take(sc.probs, tt);
-  int8_t* vt = take(sc.vt, std::size_t(d) * t);
+  int32_t* scores = sc.scores.ensure_data(tt);
+  int32_t* ctx32 = sc.ctx32.ensure_data(th);
+  uint8_t* probs = sc.probs.ensure_data(tt);
+  int8_t* vt = sc.vt.ensure_data(std::size_t(d) * t);
   for (int head = 0; head < heads_; ++head) {
     const int8_t* qh = qkv + head * d;
     const int8_t* kh = qkv + h + head * d;
@@ -317,27 +311,27 @@ void IntegerEncoderLayer::forward_ln(std::span<const int8_t> x, int tokens,
     pack_into(sc.v_packed, vt, d, t, t);
     gemm(probs, u8, t, t, sc.v_packed, nullptr, ctx32 + head * d, h);
   }
-  int8_t* ctx = take(sc.ctx, th);
+  int8_t* ctx = sc.ctx.ensure_data(th);
   ops::residual_add(ctx32, h, nullptr, 0, t, h, ctx_req_.p, 8, ctx, h, isa_);
 
   // Output projection + residual (22 bits), i-LayerNorm, back to 8 bits.
-  int32_t* acc_h = take(sc.acc_h, th);
-  int32_t* sum22 = take(sc.sum22, th);
+  int32_t* acc_h = sc.acc_h.ensure_data(th);
+  int32_t* sum22 = sc.sum22.ensure_data(th);
   gemm(ctx, s8, t, h, out_.w, out_.bias.data(), acc_h, h);
   ops::residual_add(acc_h, h, x.data(), h, t, h, attn_sum_req_.p, attn_sum_req_.bits, sum22, h,
                     isa_);
-  int64_t* ln = take(sc.ln, th);
+  int64_t* ln = sc.ln.ensure_data(th);
   ops::ilayernorm(sum22, t, h, h, ln1_, ln, h, isa_);
-  int8_t* hid = take(sc.hid, th);
+  int8_t* hid = sc.hid.ensure_data(th);
   ops::requantize_wide(ln, t, h, h, ln1_m_, ln1_s_, 8, hid, h, isa_);
 
   // FFN: FC1 (int32) -> i-GELU (int64) -> 8 bits -> FC2 -> + hid (22 bits) -> i-LayerNorm -> 8
   // bits.
-  int32_t* acc_i = take(sc.acc_i, ti);
+  int32_t* acc_i = sc.acc_i.ensure_data(ti);
   gemm(hid, s8, t, h, fc1_.w, fc1_.bias.data(), acc_i, inter_);
-  int64_t* g = take(sc.g, ti);
+  int64_t* g = sc.g.ensure_data(ti);
   ops::igelu(acc_i, t, inter_, inter_, gelu_, g, inter_, isa_);
-  int8_t* g8 = take(sc.g8, ti);
+  int8_t* g8 = sc.g8.ensure_data(ti);
   ops::requantize_wide(g, t, inter_, inter_, gelu_m_, gelu_s_, 8, g8, inter_, isa_);
   gemm(g8, s8, t, inter_, fc2_.w, fc2_.bias.data(), acc_h, h);
   ops::residual_add(acc_h, h, hid, h, t, h, ffn_sum_req_.p, ffn_sum_req_.bits, sum22, h, isa_);

@@ -84,12 +84,6 @@ EncodeScratch& encode_scratch() {
   return s;
 }
 
-template <typename T>
-T* take(AlignedBuffer<T>& b, std::size_t n) {
-  b.ensure(n);
-  return b.data();
-}
-
 }  // namespace
 
 void IntegerBertEncoder::encode(std::span<const int32_t> ids, std::span<const int32_t> types,
@@ -119,9 +113,9 @@ void IntegerBertEncoder::encode(std::span<const int32_t> ids, std::span<const in
   }
   // Word + token type -> 16 bits, then + position into the same 16-bit QuantAct.
   EncodeScratch& sc = encode_scratch();
-  int32_t* a = take(sc.a, th);
-  int8_t* r = take(sc.r, th);
-  int16_t* sum16 = take(sc.sum16, th);
+  int32_t* a = sc.a.ensure_data(th);
+  int8_t* r = sc.r.ensure_data(th);
+  int16_t* sum16 = sc.sum16.ensure_data(th);
   for (int i = 0; i < t; ++i) {
     const int8_t* wr = word_.data() + std::size_t(ids[i]) * h;
     const int8_t* tr = token_type_.data() + std::size_t(types[i]) * h;
@@ -139,10 +133,10 @@ void IntegerBertEncoder::encode(std::span<const int32_t> ids, std::span<const in
     ops::ilayernorm(a, t, h, h, norm_, out.data(), h, isa_);
     return;
   }
-  int64_t* ln = take(sc.ln, th);
+  int64_t* ln = sc.ln.ensure_data(th);
   ops::ilayernorm(a, t, h, h, norm_, ln, h, isa_);
-  int8_t* x = take(sc.x, th);
-  int8_t* y = take(sc.y, th);
+  int8_t* x = sc.x.ensure_data(th);
+  int8_t* y = sc.y.ensure_data(th);
   ops::requantize_wide(ln, t, h, h, norm_m_, norm_s_, 8, x, h, isa_);
   for (std::size_t l = 0; l + 1 < layers_.size(); ++l) {
     layers_[l].forward({x, th}, t, {y, th});
@@ -164,7 +158,7 @@ void IntegerBertEncoder::forward_dequantized(std::span<const int32_t> ids,
   for (int64_t b = 0; b < batch; ++b) {
     try {
       const std::size_t lo = offsets[b], n = offsets[b + 1] - offsets[b];
-      const std::span<int64_t> out(take(encode_scratch().out, n * h), n * h);
+      const std::span<int64_t> out(encode_scratch().out.ensure_data(n * h), n * h);
       encode(ids.subspan(lo, n), types.subspan(lo, n), out);
       float* dst = hidden + lo * h;
       for (std::size_t i = 0; i < n; ++i) {

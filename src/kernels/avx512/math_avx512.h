@@ -23,24 +23,29 @@ inline __m512 propagate_nan_ps(__m512 y, __m512 x) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
 }
 
-inline __m512 exp_ps(__m512 x) {
-  const __m512 kMax = _mm512_set1_ps(88.72283935546875f);   // ln(FLT_MAX)
-  const __m512 kMin = _mm512_set1_ps(-87.33654022216797f);  // ln(FLT_MIN): below, denormal
-  const __m512 kLog2e = _mm512_set1_ps(1.44269504088896341f);
-  const __m512 kLn2Hi = _mm512_set1_ps(0.693359375f);  // 8 significant bits: n * kLn2Hi exact
-  const __m512 kLn2Lo = _mm512_set1_ps(-2.12194440e-4f);
-  const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, kMin), kMax);
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, kLog2e),
+// exp(x) = y * 2^n for finite x: n = round(x log2 e), r = x - n ln 2 (Cody-Waite, two parts),
+// y = 1 + r + r^2 p(r) with Cephes' degree-5 p. Shared by exp_ps and the attention softmax.
+inline __m512 exp_reduced_ps(__m512 x, __m512* n_out) {
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, kLn2Hi, xc);
-  r = _mm512_fnmadd_ps(n, kLn2Lo, r);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // n * ln2_hi exact
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
   __m512 p = _mm512_set1_ps(1.9875691500e-4f);
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  __m512 y = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  *n_out = n;
+  return _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+}
+
+inline __m512 exp_ps(__m512 x) {
+  const __m512 kMax = _mm512_set1_ps(88.72283935546875f);   // ln(FLT_MAX)
+  const __m512 kMin = _mm512_set1_ps(-87.33654022216797f);  // ln(FLT_MIN): below, denormal
+  const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, kMin), kMax);
+  __m512 n;
+  __m512 y = exp_reduced_ps(xc, &n);
   // 2^n as 2^n1 * 2^n2 with n1 = floor(n / 2): n ranges over [-126, 128], one factor would
   // overflow the 8-bit exponent field at n = 128.
   const __m512i ni = _mm512_cvtps_epi32(n);
