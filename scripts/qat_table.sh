@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Q8BERT's table on GLUE dev, several seeds: for each task and seed,
+#   (1) FP32: `octet finetune` from the pretrained encoder (new head), the task's epochs, batch 32,
+#       lr 1e-4, warm-up 10% then linear decay, max 128 tokens, the best-dev epoch kept;
+#   (2) post-training quantization of that model: `octet calibrate` (600 training examples) and
+#       `octet compare` (every mode): Q8BERT's dynamic baseline (dynamic-per-tensor) and the best
+#       static mode (best of the static-* and asym-* modes on dev);
+#   (3) QAT: `octet finetune --qat` (Q8BERT defaults: symmetric, per-tensor weights, EMA 0.9999,
+#       identity STE, classifier from step 200) from the same pretrained encoder with the same
+#       settings and seed (Q8BERT's protocol: QAT is the fine-tuning), the exported INT8 model
+#       evaluated by the INT8 engine (`octet eval`);
+# then writes the "Quantization-aware fine-tuning" section of docs/results/accuracy.md (between its
+# markers; the rest of the file is left as it is): mean and standard deviation over the seeds,
+# relative errors to FP32, and the fine-tuning time of FP32 and QAT per step.
+#
+#   scripts/qat_table.sh [TASK ...]          (default: sst2 mrpc cola stsb rte)
+#
+# Runs are independent and resumable: each (task, seed) writes its results under
+# WORK/<task>/seed<seed>/ and a finished run is not redone (delete its directory to redo it).
+# Environment: OCTET_DATA (../shared/data), BUILD (build: octet and octet-train), OUT
+# (docs/results/accuracy.md), WORK (~/.cache/octet/qat), PRETRAINED (models/octet-bert-mini-uncased),
+# SEEDS ("42 43 44"), JOBS (2: runs at once, one thread each), SAMPLES (600),
+# EPOCHS ("mrpc=3 cola=3 stsb=3 rte=5 sst2=1"), MAX_TRAIN ("sst2=16000": training examples per
+# epoch, first N of the file), RENDER_ONLY=1 (only rewrite the table from WORK).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export OCTET_DATA=${OCTET_DATA:-$root/../shared/data}
+build=${BUILD:-build}
+out=${OUT:-docs/results/accuracy.md}
+work=${WORK:-$HOME/.cache/octet/qat}
+pretrained=${PRETRAINED:-$root/models/octet-bert-mini-uncased}
+seeds=${SEEDS:-42 43 44}; jobs=${JOBS:-2}; samples=${SAMPLES:-600}
+epochs_of=${EPOCHS:-mrpc=3 cola=3 stsb=3 rte=5 sst2=1}
+max_train_of=${MAX_TRAIN:-sst2=16000}
+folder() {
+  case "$1" in
+    sst2) echo SST-2 ;; mrpc) echo MRPC ;; cola) echo CoLA ;; stsb) echo STS-B ;; rte) echo RTE ;;
+    *) echo "qat_table: unknown task '$1' (expected sst2, mrpc, cola, stsb, rte)" >&2; exit 2 ;;
+  esac
+}
+lookup() {  # lookup TASK "t=v t=v" DEFAULT
+  local kv
+  for kv in $2; do [ "${kv%%=*}" = "$1" ] && { echo "${kv#*=}"; return; }; done
+  echo "$3"
+}
+
+# One (task, seed): FP32 fine-tuning, PTQ, QAT (called through xargs).
+if [ "${1:-}" = --run ]; then
+  task=$2; seed=$3
+  dir=$OCTET_DATA/glue/$(folder "$task")
+  r=$work/$task/seed$seed
+  [ -f "$r/done" ] && { echo "qat_table: $task seed $seed already done" >&2; exit 0; }
+  rm -rf "$r"; mkdir -p "$r"
+  epochs=$(lookup "$task" "$epochs_of" 3); max_train=$(lookup "$task" "$max_train_of" 0)
+  common=(--task "$task" --train "$dir/train.tsv" --dev "$dir/dev.tsv" --new-head
+          --epochs "$epochs" --max-train-examples "$max_train" --batch-size 32 --lr 1e-4
+          --warmup-ratio 0.1 --max-seq-len 128 --seed "$seed" --threads 1)
+  fail() { echo "qat_table: $task seed $seed: $1 failed, see $r/$2" >&2; exit 1; }
+  echo "qat_table: $task seed $seed: FP32 fine-tuning" >&2
+  "$build/octet-train" finetune --model "$pretrained" "${common[@]}" --out "$r/fp32" \
+    >"$r/fp32.log" 2>&1 || fail "FP32 fine-tuning" fp32.log
+  echo "qat_table: $task seed $seed: post-training quantization" >&2
+  { "$build/octet" calibrate --model "$r/fp32" --task "$task" --data "$dir/train.tsv" \
+      --out "$r/calibration.json" --samples "$samples" --seed 42 --threads 1 &&
+    "$build/octet" compare --model "$r/fp32" --task "$task" --data "$dir/dev.tsv" \
+      --calibration "$r/calibration.json" --threads 1 --json "$r/ptq.json"; } \
+    >"$r/ptq.log" 2>&1 || fail "post-training quantization" ptq.log
+  echo "qat_table: $task seed $seed: QAT" >&2
+  "$build/octet-train" finetune --qat --model "$pretrained" "${common[@]}" --out "$r/qat" \
+    >"$r/qat.log" 2>&1 || fail QAT qat.log
+  "$build/octet" eval --model "$r/qat" --task "$task" --data "$dir/dev.tsv" --threads 1 \
+    --json "$r/qat_eval.json" >"$r/qat_eval.log" 2>&1 || fail "INT8 evaluation of QAT" qat_eval.log
+  rm -rf "$r/qat/fp32"  # the FP32 copy of the QAT weights: not needed for the table
+  touch "$r/done"
+  echo "qat_table: $task seed $seed done" >&2
+  exit 0
+fi
+
+tasks=("$@")
+[ ${#tasks[@]} -gt 0 ] || tasks=(sst2 mrpc cola stsb rte)
+for t in "${tasks[@]}"; do folder "$t" >/dev/null; done
+[ -f "$out" ] || { echo "qat_table: $out not found (run scripts/accuracy_table.sh first)" >&2; exit 2; }
+if [ "${RENDER_ONLY:-0}" != 1 ]; then
+  for b in octet octet-train; do
+    [ -x "$build/$b" ] || { echo "qat_table: $build/$b not built" >&2; exit 2; }
+  done
+  [ -f "$pretrained/config.json" ] || { echo "qat_table: missing $pretrained/config.json" >&2; exit 3; }
+  for t in "${tasks[@]}"; do
+    for f in train dev; do
+      p=$OCTET_DATA/glue/$(folder "$t")/$f.tsv
+      [ -f "$p" ] || { echo "qat_table: missing $p" >&2; exit 3; }
+    done
+  done
+  runs=$(mktemp)
+  trap 'rm -f "$runs"' EXIT
+  for s in $seeds; do for t in "${tasks[@]}"; do printf '%s\n' "$t" "$s" >>"$runs"; done; done
+  export OCTET_DATA BUILD=$build WORK=$work PRETRAINED=$pretrained SAMPLES=$samples
+  export EPOCHS=$epochs_of MAX_TRAIN=$max_train_of
+  echo "== qat_table: $(($(wc -l <"$runs") / 2)) runs (task x seed), $jobs at a time ==" >&2
+  xargs -a "$runs" -d '\n' -n 2 -P "$jobs" "$root/scripts/$(basename "$0")" --run
+fi
+
+OCTET_ROOT=$root /usr/bin/python3 - "$work" "$out" "$samples" "$epochs_of" "$max_train_of" "$seeds" "${tasks[@]}" <<'PY'
+import json, os, sys
+sys.path.insert(0, os.path.join(os.environ["OCTET_ROOT"], "scripts", "lib"))
+from results_section import replace_section
+import statistics, datetime
+work, out, samples, epochs_of, max_train_of, seeds = sys.argv[1:7]
+tasks, seeds = sys.argv[7:], seeds.split()
+def load(p):
+    return json.load(open(p))
+def per_step(log):
+    e = [x for x in log["epochs"]]
+    return sum(x["seconds"] for x in e) / (log["steps_per_epoch"] * len(e))
+rows, missing = [], []
+for t in tasks:
+    runs = []
+    for s in seeds:
+        r = f"{work}/{t}/seed{s}"
+        if not os.path.exists(f"{r}/done"):
+            missing.append(f"{t} seed {s}")
+            continue
+        ptq, qat = load(f"{r}/ptq.json"), load(f"{r}/qat_eval.json")
+        m = ptq["main_metric"]
+        modes = {x["mode"]: x for x in ptq["modes"]}
+        static = [x for x in ptq["modes"] if x["mode"].startswith(("static", "asym"))]
+        best = max(static, key=lambda x: x["metrics"][m])
+        runs.append({"seed": s, "metric": m, "fp32": 100 * ptq["fp32"]["metrics"][m],
+                     "dynamic": 100 * modes["dynamic-per-tensor"]["metrics"][m],
+                     "static": 100 * best["metrics"][m], "static_mode": best["mode"],
+                     "qat": 100 * qat["metrics"][m],
+                     "fp32_step": per_step(load(f"{r}/fp32/train_log.json")),
+                     "qat_step": per_step(load(f"{r}/qat/train_log.json"))})
+    if runs:
+        rows.append((t, runs))
+def ms(xs):
+    return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0)
+def rel(x, f):  # Q8BERT's relative error, positive = worse
+    return 100 * (f - x) / abs(f) if f else float("nan")
+L = ["<!-- qat: begin (scripts/qat_table.sh) -->", "## Quantization-aware fine-tuning (Q8BERT)", "",
+     f"Written by `scripts/qat_table.sh` on {datetime.date.today()}. Per task and seed "
+     f"({', '.join(seeds)}): FP32 = `octet finetune` from `models/octet-bert-mini-uncased` (new "
+     f"head; epochs {epochs_of}; training examples capped: {max_train_of}; batch 32, lr 1e-4, "
+     "warm-up 10%, max 128 tokens, one thread, best-dev epoch kept); dynamic = Q8BERT's dynamic "
+     "PTQ (`dynamic-per-tensor`) of that model; best static = the best of the 11 static and "
+     f"asymmetric PTQ modes on dev (calibration on {samples} training examples), an optimistic "
+     "selection; QAT = `octet finetune --qat` (Q8BERT defaults) with the same settings and seed "
+     "from the same pretrained encoder, exported and run by the INT8 engine. Mean +- standard "
+     "deviation over the seeds, points = metric x 100; relative error = (FP32 - INT8) / FP32 of "
+     "the means, in percent (positive is worse).", "",
+     "| task | metric | seeds | FP32 | dynamic (rel. err) | best static (rel. err) | QAT (rel. err) | QAT within 1% | QAT / FP32 time per step |",
+     "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+qat_rel, dyn_rel = [], []
+for t, runs in rows:
+    f = ms([r["fp32"] for r in runs]); d = ms([r["dynamic"] for r in runs])
+    s = ms([r["static"] for r in runs]); q = ms([r["qat"] for r in runs])
+    cost = statistics.mean(r["qat_step"] / r["fp32_step"] for r in runs)
+    qat_rel.append(rel(q[0], f[0])); dyn_rel.append(rel(d[0], f[0]))
+    c = lambda v: f"{v[0]:.2f} +- {v[1]:.2f}"
+    L.append(f"| {t} | {runs[0]['metric']} | {len(runs)} | {c(f)} | {c(d)} ({rel(d[0], f[0]):.2f}%) | "
+             f"{c(s)} ({rel(s[0], f[0]):.2f}%) | {c(q)} ({rel(q[0], f[0]):.2f}%) | "
+             f"{'yes' if rel(q[0], f[0]) <= 1.0 else '**no**'} | {cost:.2f}x |")
+if rows:
+    L.append(f"| **average** | | | | ({statistics.mean(dyn_rel):.2f}%) | | "
+             f"({statistics.mean(qat_rel):.2f}%) | | |")
+L += ["", "Per seed (points): FP32 / dynamic / best static (mode) / QAT; seconds per training step "
+      "FP32 / QAT (one thread, from each run's train_log.json, evaluation excluded):", ""]
+for t, runs in rows:
+    for r in runs:
+        L.append(f"- {t} seed {r['seed']}: {r['fp32']:.2f} / {r['dynamic']:.2f} / {r['static']:.2f} "
+                 f"({r['static_mode']}) / {r['qat']:.2f}; {r['fp32_step']:.3f} / {r['qat_step']:.3f} s")
+if missing:
+    L += ["", "Not yet run: " + ", ".join(missing) + "."]
+L.append("<!-- qat: end -->")
+replace_section(out, "qat", L)
+print(f"qat_table: wrote {out}")
+print("\n".join(L))
+PY
