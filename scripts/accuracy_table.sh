@@ -36,12 +36,7 @@ if [ ! -x "$octet" ]; then
 fi
 mkdir -p "$jsondir"
 
-folder() {
-  case "$1" in
-    sst2) echo SST-2 ;; mrpc) echo MRPC ;; cola) echo CoLA ;; stsb) echo STS-B ;; rte) echo RTE ;;
-    *) echo "accuracy_table: unknown task '$1' (expected sst2, mrpc, cola, stsb, rte)" >&2; exit 2 ;;
-  esac
-}
+source "$root/scripts/lib/glue.sh"
 
 jsons=()
 for arg in "$@"; do
@@ -51,7 +46,7 @@ for arg in "$@"; do
     echo "accuracy_table: expected TASK=MODEL_DIR, found '$arg'" >&2
     exit 2
   fi
-  dir=$OCTET_DATA/glue/$(folder "$task")
+  dir=$OCTET_DATA/glue/$(glue_folder "$task")
   if [ "${RENDER_ONLY:-0}" = 1 ]; then
     [ -f "$jsondir/$task.json" ] || { echo "accuracy_table: missing $jsondir/$task.json" >&2; exit 3; }
     jsons+=("$jsondir/$task.json")

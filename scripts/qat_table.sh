@@ -33,12 +33,7 @@ pretrained=${PRETRAINED:-$root/models/octet-bert-mini-uncased}
 seeds=${SEEDS:-42 43 44}; jobs=${JOBS:-2}; samples=${SAMPLES:-600}
 epochs_of=${EPOCHS:-mrpc=3 cola=3 stsb=3 rte=5 sst2=1}
 max_train_of=${MAX_TRAIN:-sst2=16000}
-folder() {
-  case "$1" in
-    sst2) echo SST-2 ;; mrpc) echo MRPC ;; cola) echo CoLA ;; stsb) echo STS-B ;; rte) echo RTE ;;
-    *) echo "qat_table: unknown task '$1' (expected sst2, mrpc, cola, stsb, rte)" >&2; exit 2 ;;
-  esac
-}
+source "$root/scripts/lib/glue.sh"
 lookup() {  # lookup TASK "t=v t=v" DEFAULT
   local kv
   for kv in $2; do [ "${kv%%=*}" = "$1" ] && { echo "${kv#*=}"; return; }; done
@@ -48,7 +43,7 @@ lookup() {  # lookup TASK "t=v t=v" DEFAULT
 # One (task, seed): FP32 fine-tuning, PTQ, QAT (called through xargs).
 if [ "${1:-}" = --run ]; then
   task=$2; seed=$3
-  dir=$OCTET_DATA/glue/$(folder "$task")
+  dir=$OCTET_DATA/glue/$(glue_folder "$task")
   r=$work/$task/seed$seed
   [ -f "$r/done" ] && { echo "qat_table: $task seed $seed already done" >&2; exit 0; }
   rm -rf "$r"; mkdir -p "$r"
@@ -79,7 +74,7 @@ fi
 
 tasks=("$@")
 [ ${#tasks[@]} -gt 0 ] || tasks=(sst2 mrpc cola stsb rte)
-for t in "${tasks[@]}"; do folder "$t" >/dev/null; done
+for t in "${tasks[@]}"; do glue_folder "$t" >/dev/null; done
 [ -f "$out" ] || { echo "qat_table: $out not found (run scripts/accuracy_table.sh first)" >&2; exit 2; }
 if [ "${RENDER_ONLY:-0}" != 1 ]; then
   for b in octet octet-train; do
@@ -88,7 +83,7 @@ if [ "${RENDER_ONLY:-0}" != 1 ]; then
   [ -f "$pretrained/config.json" ] || { echo "qat_table: missing $pretrained/config.json" >&2; exit 3; }
   for t in "${tasks[@]}"; do
     for f in train dev; do
-      p=$OCTET_DATA/glue/$(folder "$t")/$f.tsv
+      p=$OCTET_DATA/glue/$(glue_folder "$t")/$f.tsv
       [ -f "$p" ] || { echo "qat_table: missing $p" >&2; exit 3; }
     done
   done
