@@ -28,18 +28,13 @@ work=${WORK:-$HOME/.cache/octet/integer}
 samples=${SAMPLES:-600}; seed=${SEED:-42}; threads=${THREADS:-1}; jobs=${JOBS:-1}
 epochs=${EPOCHS:-3}; max_train=${MAX_TRAIN:-3200}; lrs=${LRS:-5e-7 1e-6 1.5e-6 2e-6}
 lrs=${lrs//,/ }
-folder() {
-  case "$1" in
-    sst2) echo SST-2 ;; mrpc) echo MRPC ;; cola) echo CoLA ;; stsb) echo STS-B ;; rte) echo RTE ;;
-    *) echo "integer_accuracy: unknown task '$1'" >&2; exit 2 ;;
-  esac
-}
+source "$root/scripts/lib/glue.sh"
 now() { date +%s.%N; }
 
 # One fine-tuning run (called by this script through xargs): TASK MODEL LR.
 if [ "${1:-}" = --run ]; then
   task=$2; model=$3; lr=$4
-  dir=$OCTET_DATA/glue/$(folder "$task")
+  dir=$OCTET_DATA/glue/$(glue_folder "$task")
   r=$work/$task/qat-lr$lr; rm -rf "$r"; mkdir -p "$r"
   t0=$(now)
   "$build/octet-train" finetune --qat --qat-mode integer-only --model "$model" --task "$task" \
@@ -72,7 +67,7 @@ for arg in "$@"; do
   [ "$task" != "$arg" ] && [ -f "$model/config.json" ] ||
     { echo "integer_accuracy: expected TASK=MODEL_DIR, found '$arg'" >&2; exit 2; }
   tasks+=("$task")
-  dir=$OCTET_DATA/glue/$(folder "$task")
+  dir=$OCTET_DATA/glue/$(glue_folder "$task")
   for f in "$dir/train.tsv" "$dir/dev.tsv"; do
     [ -f "$f" ] || { echo "integer_accuracy: missing $f" >&2; exit 3; }
   done
