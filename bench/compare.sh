@@ -12,8 +12,10 @@
 # bert-base) or MODEL=DIR (an existing classifier directory); SEQ (128); BATCHES ("1 8");
 # THREADS ("1 2"); REPS timed passes per process (10); ROUNDS (1): every system runs once per
 # round, alternating, so that machine noise hits all; CHECK_BATCH (32) sequences for the
-# agreement check; REAL_DATA (1): also run Octet from raw text on SST-2 and MRPC dev (sorted
-# versus input order, each thread count, each precision); OUT (docs/results/speed.md).
+# agreement check; REAL_DATA (1): also run every system on SST-2 and MRPC dev (Octet from raw
+# text; the peers on the same examples tokenized and batched the same way by
+# bench/peers/glue_batches.py, padded to each batch's longest sequence), sorted by length versus
+# input order, each thread count, each precision; OUT (docs/results/speed.md).
 #
 # Steps: (1) the model and its ONNX graphs, and this core's vpdpbusd and FP32 FMA peaks
 # (bench/peers/peak.cc, compiled here with c++; the compute floor in the table uses them); (2) the agreement check: CHECK_BATCH random
@@ -131,6 +133,13 @@ if [ "$real_data" = 1 ]; then
     name=${task%%:*}
     file="$data/glue/${task#*:}"
     [ -f "$file" ] || die "$file missing (set OCTET_DATA)"
+    # The peers get the same examples, tokenized by the reference tokenizer and batched as
+    # Octet's runtime batches them, padded to each batch's longest sequence.
+    for order in sorted unsorted; do
+      $py "$peers/glue_batches.py" --task "$name" --data "$file" --vocab "$model/vocab.txt" \
+        --seq "$seq_len" $([ "$order" = unsorted ] && echo --unsorted || true) \
+        --out "$work/batches_${name}_$order.json"
+    done
     for t in $threads_list; do
       for prec in fp32 int8; do
         for order in sorted unsorted; do
@@ -138,7 +147,14 @@ if [ "$real_data" = 1 ]; then
           flag=$([ "$order" = unsorted ] && echo --unsorted || true)
           OMP_NUM_THREADS=$t "$octet" bench --model "$model" --precision "$prec" --task "$name" \
             --data "$file" --seq-len "$seq_len" --threads "$t" --repeat 1 --warmup 0 $flag \
-            --json "$work/data_${name}_${prec}_${order}_t$t.json" >/dev/null
+            --json "$work/data_octet_${name}_${prec}_${order}_t$t.json" >/dev/null
+          b="$work/batches_${name}_$order.json"
+          OMP_NUM_THREADS=$t $py "$peers/pytorch_bert.py" --model "$model" --precision "$prec" \
+            --batches "$b" --reps 1 --warmup 0 --threads "$t" \
+            >"$work/data_pytorch_${name}_${prec}_${order}_t$t.json"
+          OMP_NUM_THREADS=$t node "$peers/ort_bench.js" --graph "$work/$prec.onnx" --batches "$b" \
+            --reps 1 --warmup 0 --threads "$t" --label "$prec" \
+            >"$work/data_onnxruntime_${name}_${prec}_${order}_t$t.json"
         done
       done
     done
