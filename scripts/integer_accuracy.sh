@@ -89,7 +89,6 @@ for arg in "$@"; do
 done
 if [ "${RENDER_ONLY:-0}" != 1 ]; then
   echo "== integer-only-aware fine-tuning: $(($(wc -l <"$runs") / 3)) runs, $jobs at a time ==" >&2
-  export OCTET_DATA build work seed threads epochs max_train
   export BUILD=$build WORK=$work SEED=$seed THREADS=$threads EPOCHS=$epochs MAX_TRAIN=$max_train
   xargs -a "$runs" -d '\n' -n 3 -P "$jobs" "$root/scripts/$(basename "$0")" --run
 fi

@@ -90,7 +90,7 @@ if [ "${RENDER_ONLY:-0}" != 1 ]; then
   runs=$(mktemp)
   trap 'rm -f "$runs"' EXIT
   for s in $seeds; do for t in "${tasks[@]}"; do printf '%s\n' "$t" "$s" >>"$runs"; done; done
-  export OCTET_DATA BUILD=$build WORK=$work PRETRAINED=$pretrained SAMPLES=$samples
+  export BUILD=$build WORK=$work PRETRAINED=$pretrained SAMPLES=$samples
   export EPOCHS=$epochs_of MAX_TRAIN=$max_train_of
   echo "== qat_table: $(($(wc -l <"$runs") / 2)) runs (task x seed), $jobs at a time ==" >&2
   xargs -a "$runs" -d '\n' -n 2 -P "$jobs" "$root/scripts/$(basename "$0")" --run

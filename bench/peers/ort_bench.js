@@ -158,12 +158,10 @@ async function main() {
   }
   const batch = rows.length;
   const seq = rows[0].length;
-  const ids = new BigInt64Array(batch * seq);
-  rows.forEach((r, b) => r.forEach((x, t) => (ids[b * seq + t] = BigInt(x))));
   const feeds = {
-    input_ids: new ort.Tensor('int64', ids, [batch, seq]),
-    token_type_ids: new ort.Tensor('int64', new BigInt64Array(batch * seq), [batch, seq]),
-    attention_mask: new ort.Tensor('int64', new BigInt64Array(batch * seq).fill(1n), [batch, seq]),
+    input_ids: tensor2d(ort, rows),
+    token_type_ids: tensor2d(ort, rows.map((r) => r.map(() => 0))),
+    attention_mask: tensor2d(ort, rows.map((r) => r.map(() => 1))),
   };
   const session = await createSession(ort, a);
   let out;
