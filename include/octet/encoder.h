@@ -15,10 +15,10 @@
 //   3. cuts the order into batches greedily: a batch takes sequences while
 //      (sequences in the batch) x (its longest sequence) <= max_batch_tokens and the count stays
 //      <= max_batch_size (a single sequence always fits). The cost is counted as if padded to the
-//      batch's longest sequence, which is what padded engines pay; Octet's engine itself never
-//      pads (BertModel packs the valid tokens of a batch back to back and runs attention per
-//      sequence), so for Octet the budget bounds the activation working set and groups similar
-//      lengths for attention and cache locality, and "pad to the longest" is moot;
+//      batch's longest sequence, which is what padded engines pay; Octet's engine by default
+//      does not pad (BertModel packs the valid tokens of a batch back to back and runs
+//      attention per sequence), so the budget bounds the activation working set and sorting
+//      buys little; padding = Padding::longest runs the padded layout instead (a baseline);
 //   4. runs the batches on `workers` threads at once, each batch with `intra_threads` OpenMP
 //      threads inside the model (workers x intra_threads <= threads); batches are taken
 //      longest-first from a shared counter, so the tail is short;
@@ -81,6 +81,10 @@ struct EncoderOptions {
   std::size_t max_batch_tokens = 4096;
   std::size_t max_batch_size = 64;
   bool sort_by_length = true;
+  // Padding::none (default): the engine packs each batch (no padding is computed).
+  // Padding::longest: pad each batch to its longest sequence, as padded engines do; a baseline
+  // for measuring what packing and sorting buy (octet/model.h Padding).
+  Padding padding = Padding::none;
   // Total threads; 0: all cores (omp_get_max_threads()).
   int threads = 0;
   // Concurrent batches and OpenMP threads per batch; both 0: automatic (see above). Setting one
@@ -113,6 +117,7 @@ struct EncoderStats {
   int64_t batches = 0;
   int64_t tokens = 0;         // valid tokens run
   int64_t padded_tokens = 0;  // sum over batches of size x longest: what a padded engine runs
+  int64_t run_tokens = 0;     // rows the model ran: tokens (packed) or padded_tokens (longest)
   int64_t truncated = 0;      // inputs cut to max_seq_len
   // The thread split the call ran with: workers that had a batch, and the OpenMP threads of the
   // first of them (automatic split: threads / workers_used).

@@ -125,6 +125,19 @@ constexpr bool has(BertOutputKind set, BertOutputKind k) {
   return (static_cast<unsigned>(set) & static_cast<unsigned>(k)) != 0;
 }
 
+// How forward() lays out a batch.
+//   none:    the valid tokens of all sequences back to back (packed); attention runs per
+//            sequence, and nothing is computed for padding. The default and the fast path.
+//   longest: every sequence padded with config().pad_token_id to the batch's longest, the
+//            layout of padded engines (PyTorch or ONNX Runtime fed a [B, T] tensor and an
+//            attention mask): the pad rows run through every GEMM, LayerNorm and activation
+//            and attend to the valid keys; the outputs are those of the valid tokens. A
+//            baseline, for measuring what packing and length sorting buy. Outputs equal none's
+//            up to float rounding, except that dynamic INT8's per-batch activation scales also
+//            see the pad rows (as in padded engines). Not supported by integer-only models
+//            (InvalidArgument), whose encoder runs one sequence at a time.
+enum class Padding { none, longest };
+
 // One tokenized sequence; the spans must stay valid during forward().
 struct BertSequence {
   std::span<const int32_t> input_ids;
@@ -159,12 +172,15 @@ class BertModel {
   int threads() const;
   Precision precision() const;
 
-  BertOutputs forward(std::span<const BertSequence> batch, BertOutputKind what) const;
-  // The same, calling `tap` at every quantizable layer (see ActivationTap).
+  BertOutputs forward(std::span<const BertSequence> batch, BertOutputKind what,
+                      Padding padding = Padding::none) const;
+  // Packed, calling `tap` at every quantizable layer (see ActivationTap).
   BertOutputs forward(std::span<const BertSequence> batch, BertOutputKind what,
                       const ActivationTap& tap) const;
 
  private:
+  BertOutputs forward(std::span<const BertSequence> batch, BertOutputKind what, Padding padding,
+                      const ActivationTap* tap) const;
   struct Impl;
   friend BertModel models::make_model(models::BertEncoder encoder, int threads);
   explicit BertModel(std::unique_ptr<Impl> impl);

@@ -17,15 +17,17 @@
 //   softmax:  per row, p[j] = exp(scale x[j] - max) / sum over j < valid; p[j] = 0 exactly for
 //        valid <= j < cols (padded keys get zero probability, like a -inf mask); a row with
 //        valid == 0 is all zeros. In place.
-//   attention_head:  one head of one sequence, no padding (the caller packs sequences):
-//        Q, K, V are t x d with row stride ld_qkv (slices of the fused QKV projection);
-//        S = scale Q K^T (t x t), P = softmax(S) row-wise, O = P V written t x d with stride
-//        ld_out. `scratch` holds attention_scratch_floats(t, d) floats, 64-byte aligned.
-//        Returns max |O| over the t x d values written (0 when t == 0), NaN when any of them
-//        is NaN: the input scale of a dynamically quantized attention-output GEMM.
+//   attention_head:  one head of one sequence: Q is rows x d, K and V are t x d, all with row
+//        stride ld_qkv (slices of the fused QKV projection); S = scale Q K^T (rows x t),
+//        P = softmax(S) row-wise, O = P V written rows x d with stride ld_out. rows == t for a
+//        packed sequence; rows > t for one padded to the batch's longest (the pad queries
+//        attend to the t valid keys, which is what a key mask does; padded keys are never
+//        read). `scratch` holds attention_scratch_floats(t, d) floats, 64-byte aligned.
+//        Returns max |O| over the rows x d values written (0 when rows == 0), NaN when any of
+//        them is NaN: the input scale of a dynamically quantized attention-output GEMM.
 //        next_q: null, or the Q of the head the caller runs next on this thread, with the same
-//        t, d and ld_qkv and its K and V at the same offsets from it as k and v from q; a hint
-//        (the AVX-512 kernel prefetches those rows into L2 while it computes), never read.
+//        rows, t, d and ld_qkv and its K and V at the same offsets from it as k and v from q; a
+//        hint (the AVX-512 kernel prefetches those rows into L2 while it computes), never read.
 // Float results match the reference within a tolerance that grows with the reduction length
 // (vector math within a few ulp, FMA contraction, summation order).
 #pragma once
@@ -62,8 +64,8 @@ struct Fp32Kernels {
                   float scale) = nullptr;
 
   float (*attention_head)(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                          std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
-                          float* scratch, const float* next_q) = nullptr;
+                          std::size_t rows, std::size_t t, std::size_t d, float scale, float* out,
+                          std::size_t ld_out, float* scratch, const float* next_q) = nullptr;
 };
 
 }  // namespace octet::kernels

@@ -100,7 +100,8 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
   // A dynamic INT8 attention output takes max |ctx| from the attention pass (hot per head).
   float ctx_max = -1.0f;
   ops::self_attention(s.qkv, 3 * h, offsets, heads, head_dim, s.ctx, h, s.attention,
-                      s.attention_per_thread, threads, is_dynamic(attn_out_q) ? &ctx_max : nullptr);
+                      s.attention_per_thread, threads, is_dynamic(attn_out_q) ? &ctx_max : nullptr,
+                      s.valid);
   // NaN: leave it to the range pass of quantize_input, which names the row.
   const float* ctx_max_known = ctx_max >= 0.0f ? &ctx_max : nullptr;
 

@@ -72,6 +72,9 @@ struct EncoderScratch {
   // LayerNorm that wrote it took it in the same pass; < 0: unknown), and on return max |x| of
   // its output, so that the dynamic QKV quantization needs no range pass of its own.
   float* x_abs_max = nullptr;
+  // Empty for a packed batch; for a batch padded to its longest sequence, each sequence's count
+  // of valid tokens (its first rows): attention reads those keys only (ops::self_attention).
+  std::span<const int64_t> valid = {};
 };
 
 struct EncoderLayer {

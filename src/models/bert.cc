@@ -272,9 +272,14 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
 }
 
 void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t> types,
-                          std::span<const int64_t> offsets, BertOutputKind what, BertWorkspace& ws,
-                          int threads, BertOutputs& out, const ActivationTap* tap) const {
+                          std::span<const int64_t> offsets, std::span<const int64_t> valid,
+                          BertOutputKind what, BertWorkspace& ws, int threads, BertOutputs& out,
+                          const ActivationTap* tap) const {
   const int64_t batch = static_cast<int64_t>(offsets.size()) - 1;
+  OCTET_CHECK(valid.empty() || static_cast<int64_t>(valid.size()) == batch);
+  OCTET_CHECK(valid.empty() || integer == nullptr);
+  // End of sequence b's tokens (its pad rows, if any, follow).
+  auto token_end = [&](int64_t b) { return valid.empty() ? offsets[b + 1] : offsets[b] + valid[b]; };
   const int64_t tokens = offsets.back();
   const int64_t h = config.hidden_size, inter = config.intermediate_size;
   int64_t max_len = 0;
@@ -306,8 +311,16 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
   }
   float* hidden = ptrs[0];
   int8_t* q8 = int8 ? reinterpret_cast<int8_t*>(ptrs[7]) : nullptr;
-  layers::EncoderScratch s{ptrs[1],    ptrs[2],          ptrs[3], ptrs[4],
-                           per_thread, &ws.gemm_scratch, q8,      tap};
+  layers::EncoderScratch s{.qkv = ptrs[1],
+                           .ctx = ptrs[2],
+                           .mid = ptrs[3],
+                           .attention = ptrs[4],
+                           .attention_per_thread = per_thread,
+                           .gemm = &ws.gemm_scratch,
+                           .q8 = q8,
+                           .tap = tap,
+                           .x_abs_max = nullptr,
+                           .valid = valid};
   float* cls = ptrs[5];
   float* pooled = ptrs[6];
 
@@ -331,17 +344,17 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
   if (has(what, BertOutputKind::last_hidden)) {
     out.last_hidden.resize(batch);
     for (int64_t b = 0; b < batch; ++b) {
-      out.last_hidden[b].assign(hidden + offsets[b] * h, hidden + offsets[b + 1] * h);
+      out.last_hidden[b].assign(hidden + offsets[b] * h, hidden + token_end(b) * h);
     }
   }
   if (has(what, BertOutputKind::mean_pooled)) {
     out.mean_pooled.assign(batch * h, 0.0f);
     for (int64_t b = 0; b < batch; ++b) {
       float* m = out.mean_pooled.data() + b * h;
-      for (int64_t i = offsets[b]; i < offsets[b + 1]; ++i) {
+      for (int64_t i = offsets[b]; i < token_end(b); ++i) {
         for (int64_t c = 0; c < h; ++c) m[c] += hidden[i * h + c];
       }
-      const float inv = 1.0f / static_cast<float>(offsets[b + 1] - offsets[b]);
+      const float inv = 1.0f / static_cast<float>(token_end(b) - offsets[b]);
       for (int64_t c = 0; c < h; ++c) m[c] *= inv;
     }
   }

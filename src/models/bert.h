@@ -7,7 +7,7 @@
 //   io::SafetensorsReader st(files.weights);
 //   models::BertEncoder enc = models::load_bert_encoder(config, st, /*load_head=*/true);
 //   models::BertWorkspace ws;
-//   enc.forward(ids, types, offsets, what, ws, threads, outputs);
+//   enc.forward(ids, types, offsets, /*valid=*/{}, what, ws, threads, outputs);
 //
 // Tensor names (prefix "bert." optional, detected from the word embeddings; "gamma"/"beta"
 // accepted for LayerNorm weight/bias):
@@ -44,6 +44,7 @@ struct BertWorkspace {
   AlignedBuffer<std::byte> gemm_scratch;
   std::vector<int32_t> ids, types;
   std::vector<int64_t> offsets;
+  std::vector<int64_t> valid;  // padded batches: valid tokens per sequence
 };
 
 struct BertEncoder {
@@ -67,10 +68,15 @@ struct BertEncoder {
   std::shared_ptr<const IntegerBertEncoder> integer;
 
   // ids / types packed and validated (types may not be empty here); offsets: B + 1 entries.
+  // valid: empty (packed: every row of every sequence is a token), or B entries for a batch
+  // padded to its longest sequence (Padding::longest): sequence b's first valid[b] rows are its
+  // tokens and the rest pad tokens, which run through every layer but are never attended to
+  // and are left out of the outputs. Not supported by the integer-only encoder.
   // tap: optional (octet/model.h ActivationTap).
   void forward(std::span<const int32_t> ids, std::span<const int32_t> types,
-               std::span<const int64_t> offsets, BertOutputKind what, BertWorkspace& ws,
-               int threads, BertOutputs& out, const ActivationTap* tap = nullptr) const;
+               std::span<const int64_t> offsets, std::span<const int64_t> valid,
+               BertOutputKind what, BertWorkspace& ws, int threads, BertOutputs& out,
+               const ActivationTap* tap = nullptr) const;
 };
 
 // Throws ModelFormatError naming the file, the tensor, expected and found (shape, dtype), or

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <mutex>
 #include <utility>
 
@@ -94,13 +95,24 @@ bool BertModel::has_classifier() const { return impl_->encoder.has_classifier; }
 int BertModel::threads() const { return impl_->threads; }
 Precision BertModel::precision() const { return impl_->encoder.precision; }
 
-BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what) const {
-  return forward(batch, what, ActivationTap());
+BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what,
+                               Padding padding) const {
+  return forward(batch, what, padding, nullptr);
 }
 
 BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what,
                                const ActivationTap& tap) const {
+  return forward(batch, what, Padding::none, tap ? &tap : nullptr);
+}
+
+BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what,
+                               Padding padding, const ActivationTap* tap) const {
   const models::BertEncoder& enc = impl_->encoder;
+  if (padding == Padding::longest && enc.integer != nullptr) {
+    throw InvalidArgument(
+        "BertModel::forward: Padding::longest is not supported by an integer-only model (its "
+        "encoder runs one sequence at a time, so there is nothing to pad); use Padding::none");
+  }
   const io::BertConfig& c = enc.config;
   if (batch.empty()) throw InvalidArgument("BertModel::forward: the batch is empty");
   if (static_cast<unsigned>(what) == 0) {
@@ -128,10 +140,15 @@ BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKi
   }
   if (!ws) ws = std::make_unique<models::BertWorkspace>();
 
-  // Validate and pack: the valid tokens of all sequences back to back.
+  // Validate and pack: the valid tokens of all sequences back to back, or (Padding::longest)
+  // each sequence followed by pad tokens up to the batch's longest.
+  std::size_t longest = 0;
+  for (const BertSequence& s : batch) longest = std::max(longest, s.input_ids.size());
+  const bool pad = padding == Padding::longest;
   ws->ids.clear();
   ws->types.clear();
   ws->offsets.assign(1, 0);
+  ws->valid.clear();
   for (std::size_t b = 0; b < batch.size(); ++b) {
     const BertSequence& s = batch[b];
     const std::size_t n = s.input_ids.size();
@@ -167,7 +184,12 @@ BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKi
       ws->ids.push_back(id);
       ws->types.push_back(tt);
     }
-    ws->offsets.push_back(ws->offsets.back() + static_cast<int64_t>(n));
+    if (pad) {
+      ws->ids.insert(ws->ids.end(), longest - n, static_cast<int32_t>(c.pad_token_id));
+      ws->types.insert(ws->types.end(), longest - n, 0);
+      ws->valid.push_back(static_cast<int64_t>(n));
+    }
+    ws->offsets.push_back(ws->offsets.back() + static_cast<int64_t>(pad ? longest : n));
   }
 
   BertOutputs out;
@@ -176,7 +198,7 @@ BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKi
   // oneDNN sizes its parallel regions from the calling thread's OpenMP setting.
   omp_set_num_threads(threads);
   try {
-    enc.forward(ws->ids, ws->types, ws->offsets, what, *ws, threads, out, tap ? &tap : nullptr);
+    enc.forward(ws->ids, ws->types, ws->offsets, ws->valid, what, *ws, threads, out, tap);
   } catch (...) {
     std::lock_guard<std::mutex> lock(impl_->pool_mu);
     impl_->pool.push_back(std::move(ws));

@@ -164,8 +164,10 @@ std::size_t attention_scratch_per_thread(int64_t max_len, int64_t head_dim) {
 
 void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> offsets,
                     int64_t heads, int64_t head_dim, float* ctx, int64_t ld_ctx, float* scratch,
-                    std::size_t scratch_per_thread, int threads, float* ctx_abs_max) {
+                    std::size_t scratch_per_thread, int threads, float* ctx_abs_max,
+                    std::span<const int64_t> valid) {
   OCTET_CHECK(offsets.size() >= 1);
+  OCTET_CHECK(valid.empty() || valid.size() + 1 == offsets.size());
   const auto& k = kernels::table().fp32;
   float amax = 0.0f;
   int non_finite = 0;
@@ -186,7 +188,9 @@ void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> o
               : non_finite)
   for (int64_t item = 0; item < items; ++item) {
     const int64_t b = item / heads, h = item % heads;
-    const int64_t begin = offsets[b], t = offsets[b + 1] - offsets[b];
+    const int64_t begin = offsets[b], rows = offsets[b + 1] - offsets[b];
+    const int64_t t = valid.empty() ? rows : valid[b];
+    OCTET_DCHECK(t <= rows && (t > 0 || rows == 0));
     float* my_scratch =
         scratch + static_cast<std::size_t>(omp_get_thread_num()) * scratch_per_thread;
     OCTET_DCHECK(kernels::attention_scratch_floats(t, head_dim) <= scratch_per_thread);
@@ -194,7 +198,7 @@ void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> o
     // The kernel returns max |output| (NaN if any output is NaN) from its tile stores.
     const bool next_in_chunk = (item + 1) % chunk != 0 && h + 1 < heads;
     const float m = k.attention_head(
-        q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(t),
+        q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(rows), static_cast<std::size_t>(t),
         static_cast<std::size_t>(head_dim), scale, ctx + begin * ld_ctx + h * head_dim, ld_ctx,
         my_scratch, next_in_chunk ? q + head_dim : nullptr);
     if (std::isnan(m)) {

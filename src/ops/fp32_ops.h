@@ -47,9 +47,12 @@ void tanh_inplace(float* x, int64_t n, int threads);
 // ctx_abs_max: if not null, receives max |ctx| over the written values, taken per (sequence,
 // head) right after each is computed (still in cache): the range of a dynamic INT8 quantization
 // of ctx without another pass; NaN if any value is not finite.
+// valid: empty (packed batch), or B entries, sequence b's count of valid tokens, the first ones of
+// its rows (a batch padded to its longest sequence): every row of b attends to those keys only.
 void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> offsets,
                     int64_t heads, int64_t head_dim, float* ctx, int64_t ld_ctx, float* scratch,
-                    std::size_t scratch_per_thread, int threads, float* ctx_abs_max = nullptr);
+                    std::size_t scratch_per_thread, int threads, float* ctx_abs_max = nullptr,
+                    std::span<const int64_t> valid = {});
 
 // Scratch floats per thread for self_attention, rounded up to whole 64-byte lines.
 std::size_t attention_scratch_per_thread(int64_t max_len, int64_t head_dim);

@@ -258,6 +258,7 @@ void Encoder::Impl::run(EncoderOutputs& out) {
   stats.tokens = total;
   stats.padded_tokens = 0;
   for (const runtime::Batch& b : batches) stats.padded_tokens += b.padded_tokens();
+  stats.run_tokens = options.padding == Padding::longest ? stats.padded_tokens : total;
   // Threads per running batch: with the automatic split, workers left without a batch (fewer
   // batches than workers) give their threads to the others as intra-op threads, so that a
   // single batch on 2 threads runs with 2 OpenMP threads instead of 1 (idle cores otherwise).
@@ -295,7 +296,7 @@ void Encoder::Impl::run(EncoderOutputs& out) {
       const auto count = static_cast<std::size_t>(b.end - b.begin);
       seqs.clear();
       for (int64_t j = b.begin; j < b.end; ++j) seqs.push_back(sequences[order[j]]);
-      const BertOutputs r = model.forward(seqs, what);
+      const BertOutputs r = model.forward(seqs, what, options.padding);
       for (std::size_t j = 0; j < count; ++j) {
         const auto i = static_cast<std::size_t>(order[b.begin + static_cast<int64_t>(j)]);
         if (has(what, BertOutputKind::logits)) {
@@ -333,8 +334,18 @@ Encoder Encoder::load(const std::filesystem::path& dir, BertLoadOptions model_op
   if (static_cast<unsigned>(options.outputs) == 0) {
     throw InvalidArgument("EncoderOptions.outputs: no output requested");
   }
+  if (options.padding != Padding::none && options.padding != Padding::longest) {
+    throw InvalidArgument(fmt::format("EncoderOptions.padding: unknown value {}",
+                                      static_cast<int>(options.padding)));
+  }
   model_options.threads = options.intra_threads;
   BertModel model = BertModel::load(dir, model_options);
+  if (options.padding == Padding::longest && model.precision() == Precision::integer_only) {
+    throw InvalidArgument(fmt::format(
+        "EncoderOptions.padding = longest: {} is an integer-only model, whose encoder runs one "
+        "sequence at a time (nothing to pad); use Padding::none",
+        dir.string()));
+  }
   // Loading frees large temporaries (FP32 copies of weights that were then quantized or
   // reordered); glibc keeps freed heap pages resident unless asked to return them.
   malloc_trim(0);

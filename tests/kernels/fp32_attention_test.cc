@@ -39,7 +39,7 @@ float run(const Fp32Kernels& k, const Head& h, std::vector<float>& out) {
   AlignedBuffer<float> scratch(attention_scratch_floats(h.t, h.d));
   out.assign(std::max<std::size_t>(h.t, 1) * h.ld_out, 7.0f);
   const float* q = h.qkv.data();
-  return k.attention_head(q, q + h.d, q + 2 * h.d, h.ld, h.t, h.d,
+  return k.attention_head(q, q + h.d, q + 2 * h.d, h.ld, h.t, h.t, h.d,
                           1.0f / std::sqrt(static_cast<float>(h.d)), out.data(), h.ld_out,
                           scratch.data(), nullptr);
 }
@@ -171,11 +171,60 @@ TEST_P(Fp32AttentionTest, NextHeadHintChangesNothing) {
   const float* kp = q + heads * d;
   const float* vp = q + 2 * heads * d;
   const float ma =
-      k().attention_head(q, kp, vp, ld, t, d, 0.125f, a.data(), d, scratch.data(), nullptr);
+      k().attention_head(q, kp, vp, ld, t, t, d, 0.125f, a.data(), d, scratch.data(), nullptr);
   const float mb =
-      k().attention_head(q, kp, vp, ld, t, d, 0.125f, b.data(), d, scratch.data(), q + d);
+      k().attention_head(q, kp, vp, ld, t, t, d, 0.125f, b.data(), d, scratch.data(), q + d);
   EXPECT_EQ(ma, mb);
   for (std::size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "at " << i;
+}
+
+// A sequence padded to a batch's longest (rows > t): every query row, pads included, attends to
+// the t valid keys only. The padded K and V rows hold NaN and must never be read; the valid rows'
+// outputs are bit-identical to the packed call (rows == t), and all rows match the reference.
+TEST_P(Fp32AttentionTest, PaddedQueriesAttendToValidKeysOnly) {
+  for (std::size_t d : {16, 64, 13}) {
+    for (std::size_t t : {1, 7, 16, 33}) {
+      for (std::size_t pad : {1, 9, 40}) {
+        const std::size_t rows = t + pad;
+        Head h = make_head(rows, d, 2.0f, static_cast<uint32_t>(100 * d + 10 * t + pad));
+        for (std::size_t r = t; r < rows; ++r) {
+          for (std::size_t c = d; c < 3 * d; ++c) {
+            h.qkv[r * h.ld + c] = std::numeric_limits<float>::quiet_NaN();
+          }
+        }
+        AlignedBuffer<float> scratch(attention_scratch_floats(t, d));
+        const float* q = h.qkv.data();
+        const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+        std::vector<float> padded(rows * h.ld_out, 7.0f), packed(t * h.ld_out, 7.0f),
+            want(rows * h.ld_out, 7.0f);
+        const float m = k().attention_head(q, q + d, q + 2 * d, h.ld, rows, t, d, scale,
+                                           padded.data(), h.ld_out, scratch.data(), nullptr);
+        k().attention_head(q, q + d, q + 2 * d, h.ld, t, t, d, scale, packed.data(), h.ld_out,
+                           scratch.data(), nullptr);
+        table_for(Isa::ref)
+            .fp32.attention_head(q, q + d, q + 2 * d, h.ld, rows, t, d, scale, want.data(),
+                                 h.ld_out, scratch.data(), nullptr);
+        ASSERT_FALSE(std::isnan(m)) << "d=" << d << " t=" << t << " pad=" << pad;
+        float amax = 0.0f;
+        for (std::size_t r = 0; r < rows; ++r) {
+          for (std::size_t c = 0; c < h.ld_out; ++c) {
+            const float g = padded[r * h.ld_out + c];
+            if (c >= d) {
+              ASSERT_EQ(g, 7.0f) << "wrote past the row: d=" << d << " t=" << t << " row " << r;
+              continue;
+            }
+            amax = std::max(amax, std::fabs(g));
+            ASSERT_NEAR(g, want[r * h.ld_out + c], 2e-5f)
+                << "d=" << d << " t=" << t << " pad=" << pad << " row " << r << " col " << c;
+            if (r < t) {
+              ASSERT_EQ(g, packed[r * h.ld_out + c]) << "valid row " << r << " col " << c;
+            }
+          }
+        }
+        EXPECT_EQ(m, amax) << "d=" << d << " t=" << t << " pad=" << pad;
+      }
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, Fp32AttentionTest,

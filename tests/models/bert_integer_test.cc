@@ -199,6 +199,8 @@ TEST_F(BertInteger, BatchAndThreadIndependent) {
     EXPECT_EQ(single.last_hidden[0], a.last_hidden[b]) << "sequence " << b;
     EXPECT_EQ(0, std::memcmp(single.logits.data(), a.logits.data() + 3 * b, 3 * sizeof(float)));
   }
+  // One sequence at a time: there is nothing to pad, and asking for it is an error.
+  EXPECT_THROW(one.forward(s.batch, kAll, Padding::longest), InvalidArgument);
 }
 
 TEST_F(BertInteger, ReloadIsBitIdentical) {

@@ -224,9 +224,9 @@ TEST_P(Fp32IsaTest, AttentionHeadMatchesReferenceOnRaggedShapes) {
       AlignedBuffer<float> scratch(attention_scratch_floats(t, d));
       std::vector<float> want(t * ld_out, 5.0f), got(t * ld_out, 5.0f);
       const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-      ref_table().fp32.attention_head(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, ld, t, d,
+      ref_table().fp32.attention_head(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, ld, t, t, d,
                                       scale, want.data(), ld_out, scratch.data(), nullptr);
-      k_->attention_head(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, ld, t, d, scale,
+      k_->attention_head(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, ld, t, t, d, scale,
                          got.data(), ld_out, scratch.data(), nullptr);
       for (std::size_t i = 0; i < t; ++i) {
         for (std::size_t c = 0; c < ld_out; ++c) {

@@ -105,6 +105,51 @@ TEST_F(EncoderTest, SortedAndUnsortedGiveTheSameResults) {
   EXPECT_EQ(sorted.stats().tokens, unsorted.stats().tokens);
 }
 
+// Padding::longest runs the padded layout (pad rows through every layer, masked out of
+// attention): the outputs of the valid tokens are those of the packed layout, in both orders,
+// and the engine ran the padded-equivalent rows.
+TEST_F(EncoderTest, PaddedLayoutGivesThePackedResults) {
+  const std::vector<TextInput> in = inputs_of(sentences());
+  const BertOutputKind what = BertOutputKind::logits | BertOutputKind::mean_pooled |
+                              BertOutputKind::last_hidden | BertOutputKind::pooled;
+  for (const bool sort : {true, false}) {
+    const EncoderOptions o{.max_batch_tokens = 64, .sort_by_length = sort, .threads = 2,
+                           .outputs = what};
+    EncoderOptions po = o;
+    po.padding = Padding::longest;
+    Encoder packed = load(o), padded = load(po);
+    const EncoderOutputs a = packed.encode(in);
+    const EncoderOutputs b = padded.encode(in);
+    const std::string order = sort ? "sorted" : "unsorted";
+    expect_near(b.logits, a.logits, 1e-5f, order + " logits");
+    expect_near(b.pooled, a.pooled, 1e-5f, order + " pooled");
+    expect_near(b.mean_pooled, a.mean_pooled, 1e-5f, order + " mean_pooled");
+    ASSERT_EQ(b.last_hidden.size(), a.last_hidden.size());
+    for (std::size_t i = 0; i < a.last_hidden.size(); ++i) {
+      EXPECT_EQ(b.last_hidden[i].size(), static_cast<std::size_t>(a.lengths[i]) * 16) << i;
+      expect_near(b.last_hidden[i], a.last_hidden[i], 1e-5f,
+                  order + " last_hidden of input " + std::to_string(i));
+    }
+    EXPECT_EQ(packed.stats().run_tokens, packed.stats().tokens);
+    EXPECT_EQ(padded.stats().run_tokens, padded.stats().padded_tokens);
+    EXPECT_GT(padded.stats().padded_tokens, padded.stats().tokens) << order;
+  }
+  // Dynamic INT8: the pad rows enter the per-batch activation scales, so the results may move a
+  // little, never far.
+  Encoder int8 = load({.max_batch_tokens = 64, .threads = 1}, Precision::int8_dynamic);
+  Encoder int8_padded =
+      load({.max_batch_tokens = 64, .padding = Padding::longest, .threads = 1},
+           Precision::int8_dynamic);
+  const EncoderOutputs a = int8.encode(in), b = int8_padded.encode(in);
+  double dot = 0, na = 0, nb = 0;
+  for (std::size_t i = 0; i < a.logits.size(); ++i) {
+    dot += a.logits[i] * b.logits[i];
+    na += a.logits[i] * a.logits[i];
+    nb += b.logits[i] * b.logits[i];
+  }
+  EXPECT_GT(dot / std::sqrt(na * nb), 0.99);
+}
+
 TEST_F(EncoderTest, ThreadConfigurationsGiveTheSameResults) {
   std::vector<std::string> texts;
   for (int r = 0; r < 2; ++r) texts.insert(texts.end(), sentences().begin(), sentences().end());

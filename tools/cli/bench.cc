@@ -3,6 +3,7 @@
 //
 //   octet bench --shape bert-base --precision int8 --batch 8 --seq-len 128 --threads 1 --repeat 20
 //   octet bench --model DIR --precision fp32 --task sst2 --data glue/SST-2/dev.tsv [--unsorted]
+//               [--padding none|longest]
 //
 // Synthetic mode (default): `--batch` sequences of exactly `--seq-len` token ids ([CLS], ids
 // drawn uniformly from [5, vocab) with a fixed seed, [SEP]) go through Encoder::encode_tokens
@@ -10,6 +11,8 @@
 // Data mode (--task and --data): the labelled GLUE file goes from raw text to predictions
 // through Encoder::encode (tokenization included in the time), `--repeat` times; the report adds
 // the task metrics, tokens run versus the padded-equivalent tokens, and the batches formed.
+// --padding longest runs each batch padded to its longest sequence (the layout of padded engines;
+// EncoderOptions::padding), to measure what packing and length sorting buy.
 // Reported: median / p90 / min latency per call, sequences/s and tokens/s (from the median),
 // peak resident memory (getrusage ru_maxrss, the whole process: load included), the resident
 // memory after loading, the growth of resident memory across the load (what the model keeps), and
@@ -50,7 +53,7 @@ namespace octet::cli {
 namespace {
 
 struct BenchOptions {
-  std::string model, shape, precision = "fp32", task, data, json, dump;
+  std::string model, shape, precision = "fp32", task, data, json, dump, padding = "none";
   std::size_t batch = 1, seq_len = 0, max_batch_tokens = 4096, max_batch_size = 64;
   int threads = 1, workers = 0, intra_threads = 0, repeat = 10, warmup = 1;
   bool per_tensor = false, unsorted = false;
@@ -282,12 +285,17 @@ int run_bench(BenchOptions& o) {
         fmt::format("--seq-len must be in [3, {}] (the model's max_position_embeddings), found {}",
                     config.max_position_embeddings, o.seq_len));
   }
+  if (o.padding != "none" && o.padding != "longest") {
+    throw InvalidArgument(
+        fmt::format("--padding must be none or longest, found '{}'", o.padding));
+  }
   BertLoadOptions load_options{.precision = quantized_dir ? Precision::fp32 : precision,
                                .per_channel = !o.per_tensor};
   EncoderOptions enc_options{.max_seq_len = o.seq_len,
                              .max_batch_tokens = o.max_batch_tokens,
                              .max_batch_size = o.max_batch_size,
                              .sort_by_length = !o.unsorted,
+                             .padding = o.padding == "longest" ? Padding::longest : Padding::none,
                              .threads = o.threads,
                              .workers = o.workers,
                              .intra_threads = o.intra_threads,
@@ -354,6 +362,7 @@ int run_bench(BenchOptions& o) {
       {"workers_used", st.workers_used},
       {"intra_threads_used", st.intra_threads_used},
       {"sorted", !o.unsorted},
+      {"padding", o.padding},
       {"max_batch_tokens", o.max_batch_tokens},
       {"repeat", o.repeat},
       {"latency_ms",
@@ -363,6 +372,7 @@ int run_bench(BenchOptions& o) {
       {"batches", st.batches},
       {"tokens", st.tokens},
       {"padded_tokens", st.padded_tokens},
+      {"run_tokens", st.run_tokens},
       {"sequences_per_second", n_seq / (median / 1e3)},
       {"tokens_per_second", static_cast<double>(st.tokens) / (median / 1e3)},
       {"peak_rss_bytes", peak_rss_bytes(rss_loaded)},
@@ -409,8 +419,9 @@ int run_bench(BenchOptions& o) {
         "octet bench: {} {} on {}, {} thread(s) (ran {} worker(s) x {} intra-op; configured {} x "
         "{}), ISA {}\n",
         j["model"].get<std::string>(), j["precision"].get<std::string>(),
-        task ? fmt::format("{} ({} examples, {})", o.task, st.sequences,
-                           o.unsorted ? "input order" : "sorted by length")
+        task ? fmt::format("{} ({} examples, {}{})", o.task, st.sequences,
+                           o.unsorted ? "input order" : "sorted by length",
+                           o.padding == "longest" ? ", padded to each batch's longest" : "")
              : fmt::format("batch {} x {} tokens", o.batch, o.seq_len),
         enc.options().threads, st.workers_used, st.intra_threads_used, enc.options().workers,
         enc.options().intra_threads, isa_name(active_isa()));
@@ -429,8 +440,9 @@ int run_bench(BenchOptions& o) {
       std::string m;
       for (const auto& [k, v] : j["metrics"].items())
         m += fmt::format(" {} {:.4f}", k, v.get<double>());
-      std::cout << fmt::format("  {}:{}; tokens {} (padded-equivalent {}), truncated {}\n", o.task,
-                               m, st.tokens, st.padded_tokens, st.truncated);
+      std::cout << fmt::format(
+          "  {}:{}; tokens {} (padded-equivalent {}, rows run {}), truncated {}\n", o.task, m,
+          st.tokens, st.padded_tokens, st.run_tokens, st.truncated);
     }
   }
   return kExitOk;
@@ -467,6 +479,10 @@ Runner register_bench(CLI::App& app) {
   sub->add_option("--task", o->task, "Real-data mode: GLUE task of --data (sst2, mrpc, ...)");
   sub->add_option("--data", o->data, "Real-data mode: labelled GLUE file");
   sub->add_flag("--unsorted", o->unsorted, "Batch in input order instead of sorting by length");
+  sub->add_option("--padding", o->padding,
+                  "none: packed batches (default); longest: pad each batch to its longest "
+                  "sequence, as padded engines do (a baseline)")
+      ->capture_default_str();
   sub->add_option("--json", o->json, "Write the report as JSON to FILE, or - for stdout only");
   sub->add_option("--dump", o->dump, "Write the inputs and last logits as JSON to FILE");
   return [o]() -> int { return run_bench(*o); };

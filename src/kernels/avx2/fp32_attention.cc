@@ -91,7 +91,7 @@ void row_block(const float* q, const float* v, std::size_t ld_qkv, std::size_t t
 }  // namespace
 
 float attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                         std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                         std::size_t rows, std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
                          float* scratch, const float* /*next_q*/) {
   const std::size_t tp = (t + 15) / 16 * 16;
   float* kt = scratch;
@@ -111,10 +111,10 @@ float attention_head_f32(const float* q, const float* k, const float* v, std::si
   }
 
   __m256i amax = _mm256_setzero_si256();
-  for (std::size_t i0 = 0; i0 < t; i0 += kRows) {
+  for (std::size_t i0 = 0; i0 < rows; i0 += kRows) {
     const float* qi = q + i0 * ld_qkv;
     float* oi = out + i0 * ld_out;
-    switch (t - i0 >= 4 ? 4 : t - i0) {
+    switch (rows - i0 >= 4 ? 4 : rows - i0) {
       case 4:
         row_block<4>(qi, v, ld_qkv, t, d, scale, kt, tp, s, oi, ld_out, amax);
         break;

@@ -16,7 +16,7 @@ void layer_norm_f32(const float* x, std::size_t ld_x, float* y, std::size_t ld_y
 void softmax_f32(float* x, std::size_t ld, std::size_t rows, std::size_t cols, std::size_t valid,
                  float scale);
 float attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                         std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
-                         float* scratch, const float* next_q);
+                         std::size_t rows, std::size_t t, std::size_t d, float scale, float* out,
+                         std::size_t ld_out, float* scratch, const float* next_q);
 
 }  // namespace octet::kernels::avx2

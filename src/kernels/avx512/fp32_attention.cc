@@ -276,7 +276,7 @@ inline void prefetch_rows(const float* base, std::size_t ld, std::size_t r0, std
 }  // namespace
 
 float attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                         std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                         std::size_t rows, std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
                          float* scratch, const float* next_q) {
   const std::size_t tp = (t + 15) / 16 * 16, dp = (d + 15) / 16 * 16;
   float* kt = scratch;
@@ -294,19 +294,24 @@ float attention_head_f32(const float* q, const float* k, const float* v, std::si
   // Q, K and V sit at a 9216-byte row stride in the fused QKV output of a batch (9.4 MB at
   // batch 8, beyond L2), where the hardware prefetchers do not follow: the next head's rows go
   // to L2 a slice per row block, and the next row block's Q rows to L1 one block ahead.
-  const std::size_t blocks = (t + kRows - 1) / kRows, per = blocks ? (t + blocks - 1) / blocks : 0;
-  for (std::size_t i0 = 0, b = 0; i0 < t; i0 += kRows, ++b) {
-    const int rows = t - i0 < kRows ? static_cast<int>(t - i0) : kRows;
+  // The next head's Q rows are prefetched over [0, rows), its K and V rows over [0, t).
+  const std::size_t blocks = (rows + kRows - 1) / kRows;
+  const std::size_t per_q = blocks ? (rows + blocks - 1) / blocks : 0;
+  const std::size_t per_kv = blocks ? (t + blocks - 1) / blocks : 0;
+  for (std::size_t i0 = 0, b = 0; i0 < rows; i0 += kRows, ++b) {
+    const int n = rows - i0 < kRows ? static_cast<int>(rows - i0) : kRows;
     if (next_q != nullptr) {
-      const std::size_t r0 = b * per, r1 = r0 + per < t ? r0 + per : t;
-      prefetch_rows<_MM_HINT_T1>(next_q, ld_qkv, r0, r1, d);
-      prefetch_rows<_MM_HINT_T1>(next_q + (k - q), ld_qkv, r0, r1, d);
-      prefetch_rows<_MM_HINT_T1>(next_q + (v - q), ld_qkv, r0, r1, d);
+      const std::size_t q0 = b * per_q, q1 = q0 + per_q < rows ? q0 + per_q : rows;
+      const std::size_t k0 = b * per_kv, k1 = k0 + per_kv < t ? k0 + per_kv : t;
+      prefetch_rows<_MM_HINT_T1>(next_q, ld_qkv, q0, q1, d);
+      prefetch_rows<_MM_HINT_T1>(next_q + (k - q), ld_qkv, k0, k1, d);
+      prefetch_rows<_MM_HINT_T1>(next_q + (v - q), ld_qkv, k0, k1, d);
     }
-    if (i0 + kRows < t) {
-      prefetch_rows<_MM_HINT_T0>(q, ld_qkv, i0 + kRows, i0 + 2 * kRows < t ? i0 + 2 * kRows : t, d);
+    if (i0 + kRows < rows) {
+      prefetch_rows<_MM_HINT_T0>(q, ld_qkv, i0 + kRows,
+                                 i0 + 2 * kRows < rows ? i0 + 2 * kRows : rows, d);
     }
-    row_block_n<kRows>(rows, h, q + i0 * ld_qkv, ld_qkv, out + i0 * ld_out, ld_out, amax);
+    row_block_n<kRows>(n, h, q + i0 * ld_qkv, ld_qkv, out + i0 * ld_out, ld_out, amax);
   }
   const uint32_t bits = _mm512_reduce_max_epu32(amax);
   float m;

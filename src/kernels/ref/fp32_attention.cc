@@ -1,5 +1,6 @@
 // Reference single-head self-attention, the specification of attention_head (kernels/fp32.h):
-//   (t, d) Q, K, V  ->  S = scale Q K^T  (t, t)  ->  P = softmax(S)  ->  O = P V  (t, d).
+//   Q (rows, d), K and V (t, d)  ->  S = scale Q K^T  (rows, t)  ->  P = softmax(S)  ->
+//   O = P V  (rows, d).
 // Computed one query row at a time; the scratch holds one row of scores. Returns max |O|, NaN
 // when an output is NaN.
 #include <cmath>
@@ -12,12 +13,12 @@
 namespace octet::kernels::ref {
 
 float attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                         std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
+                         std::size_t rows, std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
                          float* scratch, const float* /*next_q*/) {
   float* s = scratch;
   float amax = 0.0f;
   bool nan = false;
-  for (std::size_t i = 0; i < t; ++i) {
+  for (std::size_t i = 0; i < rows; ++i) {
     const float* qi = q + i * ld_qkv;
     float mx = -std::numeric_limits<float>::infinity();
     for (std::size_t j = 0; j < t; ++j) {
