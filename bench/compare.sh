@@ -14,8 +14,9 @@
 # round, alternating, so that machine noise hits all; CHECK_BATCH (32) sequences for the
 # agreement check; REAL_DATA (1): also run every system on SST-2 and MRPC dev (Octet from raw
 # text; the peers on the same examples tokenized and batched the same way by
-# bench/peers/glue_batches.py, padded to each batch's longest sequence), sorted by length versus
-# input order, each thread count, each precision; OUT (docs/results/speed.md).
+# bench/peers/glue_batches.py, padded to each batch's longest sequence; Octet both packed and
+# with --padding longest), sorted by length versus input order, each thread count, each
+# precision; OUT (docs/results/speed.md).
 #
 # Steps: (1) the model and its ONNX graphs, and this core's vpdpbusd and FP32 FMA peaks
 # (bench/peers/peak.cc, compiled here with c++; the compute floor in the table uses them); (2) the agreement check: CHECK_BATCH random
@@ -145,9 +146,14 @@ if [ "$real_data" = 1 ]; then
         for order in sorted unsorted; do
           echo "compare: $name dev, $prec, $order, $t thread(s)" >&2
           flag=$([ "$order" = unsorted ] && echo --unsorted || true)
-          OMP_NUM_THREADS=$t "$octet" bench --model "$model" --precision "$prec" --task "$name" \
-            --data "$file" --seq-len "$seq_len" --threads "$t" --repeat 1 --warmup 0 $flag \
-            --json "$work/data_octet_${name}_${prec}_${order}_t$t.json" >/dev/null
+          # Octet packed (its default) and padded to each batch's longest (--padding longest,
+          # the layout the peers run: what packing and sorting buy inside one engine).
+          for pad in none longest; do
+            sys=octet$([ "$pad" = longest ] && echo -padded || true)
+            OMP_NUM_THREADS=$t "$octet" bench --model "$model" --precision "$prec" --task "$name" \
+              --data "$file" --seq-len "$seq_len" --threads "$t" --repeat 1 --warmup 0 $flag \
+              --padding "$pad" --json "$work/data_${sys}_${name}_${prec}_${order}_t$t.json" >/dev/null
+          done
           b="$work/batches_${name}_$order.json"
           OMP_NUM_THREADS=$t $py "$peers/pytorch_bert.py" --model "$model" --precision "$prec" \
             --batches "$b" --reps 1 --warmup 0 --threads "$t" \

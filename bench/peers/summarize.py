@@ -228,10 +228,10 @@ def main():
                       "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         runs = {}
         for f in data_files:
-            m = re.match(r"data_(octet|pytorch|onnxruntime)_(\w+?)_(fp32|int8)_(sorted|unsorted)"
-                         r"_t(\d+)\.json", os.path.basename(f))
+            m = re.match(r"data_(octet|octet-padded|pytorch|onnxruntime)_(\w+?)_(fp32|int8)_"
+                         r"(sorted|unsorted)_t(\d+)\.json", os.path.basename(f))
             runs[(m[2], m[4] == "unsorted", m[3], int(m[5]), m[1])] = load(f)
-        rank = {"octet": 0, "pytorch": 1, "onnxruntime": 2}
+        rank = {"octet": 0, "octet-padded": 1, "pytorch": 2, "onnxruntime": 3}
         for (task, unsorted, prec, t, sys_), r in sorted(
                 runs.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][3], rank[kv[0][4]], kv[0][1])):
             order = "unsorted" if unsorted else "sorted"
@@ -241,10 +241,22 @@ def main():
             if not unsorted and other:
                 sp = f"**{other['latency_ms']['median'] / r['latency_ms']['median']:.2f}x**"
             metrics = ", ".join(f"{k} {v:.3f}" for k, v in r.get("metrics", {}).items())
-            ran = r["tokens"] if sys_ == "octet" else r["padded_tokens"]
+            ran = r.get("run_tokens", r["tokens"] if sys_ == "octet" else r["padded_tokens"])
             data_lines.append(f"| {task} | {sys_} | {prec} | {t} | {order} | {sec:.2f} | "
                               f"{r['sequences'] / sec:.1f} | {r['tokens']} | {ran} | "
                               f"{r['batches']} | {metrics} | {sp} |")
+        # Inside Octet: what sorting buys the padded layout, and what packing buys over it.
+        for (task, unsorted, prec, t, sys_), r in sorted(runs.items()):
+            if sys_ != "octet" or unsorted:
+                continue
+            ps, pu = (runs.get((task, u, prec, t, "octet-padded")) for u in (False, True))
+            ou = runs.get((task, True, prec, t, "octet"))
+            if ps and pu and ou:
+                med = lambda x: x["latency_ms"]["median"]
+                data_notes.append(
+                    f"- {task} {prec}, {t} thread(s): Octet padded, sorted vs input order "
+                    f"**{med(pu) / med(ps):.2f}x**; packed vs padded sorted {med(ps) / med(r):.2f}x, "
+                    f"packed in input order vs padded in input order {med(pu) / med(ou):.2f}x")
         # Octet in input order against each peer's best (sorted) run.
         for (task, unsorted, prec, t, sys_), r in sorted(runs.items()):
             if sys_ != "octet" or not unsorted:
@@ -322,10 +334,13 @@ set; max {args.seq} tokens). Peers: the same examples tokenized by the reference
 (`bench/peers/glue_batches.py`), each batch padded to its longest sequence with an attention mask,
 one timed pass over all batches (tokenization not timed). "sorted" batches by token length,
 "unsorted" in input order, both under the same token budget (4,096 = sequences x longest, at most
-64 sequences). "tokens run" is what each system computes: the peers pad, Octet never does (its
-attention runs per sequence on its own length and its GEMMs on the concatenated tokens), which is
-why sorting changes Octet's work by nothing and the peers' by the padding it removes. With random
-weights the metrics are at chance: they show the pipeline runs, not accuracy.
+64 sequences). "tokens run" is what each system computes: the peers pad; Octet by default packs
+(its attention runs per sequence on its own length and its GEMMs on the concatenated tokens), so
+sorting changes its work by nothing; "octet-padded" is Octet with `--padding longest`, each batch
+padded to its longest sequence like the peers (pad rows through every layer, masked out of
+attention), which shows inside one engine what sorting buys a padded layout and what packing buys
+over both. With random weights the metrics are at chance: they show the pipeline runs, not
+accuracy.
 
 {chr(10).join(data_lines)}
 

@@ -279,7 +279,9 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
   OCTET_CHECK(valid.empty() || static_cast<int64_t>(valid.size()) == batch);
   OCTET_CHECK(valid.empty() || integer == nullptr);
   // End of sequence b's tokens (its pad rows, if any, follow).
-  auto token_end = [&](int64_t b) { return valid.empty() ? offsets[b + 1] : offsets[b] + valid[b]; };
+  auto token_end = [&](int64_t b) {
+    return valid.empty() ? offsets[b + 1] : offsets[b] + valid[b];
+  };
   const int64_t tokens = offsets.back();
   const int64_t h = config.hidden_size, inter = config.intermediate_size;
   int64_t max_len = 0;

@@ -197,10 +197,11 @@ void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> o
     const float* q = qkv + begin * ld_qkv + h * head_dim;
     // The kernel returns max |output| (NaN if any output is NaN) from its tile stores.
     const bool next_in_chunk = (item + 1) % chunk != 0 && h + 1 < heads;
-    const float m = k.attention_head(
-        q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(rows), static_cast<std::size_t>(t),
-        static_cast<std::size_t>(head_dim), scale, ctx + begin * ld_ctx + h * head_dim, ld_ctx,
-        my_scratch, next_in_chunk ? q + head_dim : nullptr);
+    const float m =
+        k.attention_head(q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(rows),
+                         static_cast<std::size_t>(t), static_cast<std::size_t>(head_dim), scale,
+                         ctx + begin * ld_ctx + h * head_dim, ld_ctx, my_scratch,
+                         next_in_chunk ? q + head_dim : nullptr);
     if (std::isnan(m)) {
       non_finite = 1;
     } else {

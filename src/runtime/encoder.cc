@@ -335,8 +335,8 @@ Encoder Encoder::load(const std::filesystem::path& dir, BertLoadOptions model_op
     throw InvalidArgument("EncoderOptions.outputs: no output requested");
   }
   if (options.padding != Padding::none && options.padding != Padding::longest) {
-    throw InvalidArgument(fmt::format("EncoderOptions.padding: unknown value {}",
-                                      static_cast<int>(options.padding)));
+    throw InvalidArgument(
+        fmt::format("EncoderOptions.padding: unknown value {}", static_cast<int>(options.padding)));
   }
   model_options.threads = options.intra_threads;
   BertModel model = BertModel::load(dir, model_options);

@@ -201,9 +201,8 @@ TEST_P(Fp32AttentionTest, PaddedQueriesAttendToValidKeysOnly) {
                                            padded.data(), h.ld_out, scratch.data(), nullptr);
         k().attention_head(q, q + d, q + 2 * d, h.ld, t, t, d, scale, packed.data(), h.ld_out,
                            scratch.data(), nullptr);
-        table_for(Isa::ref)
-            .fp32.attention_head(q, q + d, q + 2 * d, h.ld, rows, t, d, scale, want.data(),
-                                 h.ld_out, scratch.data(), nullptr);
+        table_for(Isa::ref).fp32.attention_head(q, q + d, q + 2 * d, h.ld, rows, t, d, scale,
+                                                want.data(), h.ld_out, scratch.data(), nullptr);
         ASSERT_FALSE(std::isnan(m)) << "d=" << d << " t=" << t << " pad=" << pad;
         float amax = 0.0f;
         for (std::size_t r = 0; r < rows; ++r) {

@@ -113,8 +113,8 @@ TEST_F(EncoderTest, PaddedLayoutGivesThePackedResults) {
   const BertOutputKind what = BertOutputKind::logits | BertOutputKind::mean_pooled |
                               BertOutputKind::last_hidden | BertOutputKind::pooled;
   for (const bool sort : {true, false}) {
-    const EncoderOptions o{.max_batch_tokens = 64, .sort_by_length = sort, .threads = 2,
-                           .outputs = what};
+    const EncoderOptions o{
+        .max_batch_tokens = 64, .sort_by_length = sort, .threads = 2, .outputs = what};
     EncoderOptions po = o;
     po.padding = Padding::longest;
     Encoder packed = load(o), padded = load(po);
@@ -137,9 +137,8 @@ TEST_F(EncoderTest, PaddedLayoutGivesThePackedResults) {
   // Dynamic INT8: the pad rows enter the per-batch activation scales, so the results may move a
   // little, never far.
   Encoder int8 = load({.max_batch_tokens = 64, .threads = 1}, Precision::int8_dynamic);
-  Encoder int8_padded =
-      load({.max_batch_tokens = 64, .padding = Padding::longest, .threads = 1},
-           Precision::int8_dynamic);
+  Encoder int8_padded = load({.max_batch_tokens = 64, .padding = Padding::longest, .threads = 1},
+                             Precision::int8_dynamic);
   const EncoderOutputs a = int8.encode(in), b = int8_padded.encode(in);
   double dot = 0, na = 0, nb = 0;
   for (std::size_t i = 0; i < a.logits.size(); ++i) {

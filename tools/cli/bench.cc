@@ -286,8 +286,7 @@ int run_bench(BenchOptions& o) {
                     config.max_position_embeddings, o.seq_len));
   }
   if (o.padding != "none" && o.padding != "longest") {
-    throw InvalidArgument(
-        fmt::format("--padding must be none or longest, found '{}'", o.padding));
+    throw InvalidArgument(fmt::format("--padding must be none or longest, found '{}'", o.padding));
   }
   BertLoadOptions load_options{.precision = quantized_dir ? Precision::fp32 : precision,
                                .per_channel = !o.per_tensor};

@@ -91,8 +91,8 @@ void row_block(const float* q, const float* v, std::size_t ld_qkv, std::size_t t
 }  // namespace
 
 float attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                         std::size_t rows, std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
-                         float* scratch, const float* /*next_q*/) {
+                         std::size_t rows, std::size_t t, std::size_t d, float scale, float* out,
+                         std::size_t ld_out, float* scratch, const float* /*next_q*/) {
   const std::size_t tp = (t + 15) / 16 * 16;
   float* kt = scratch;
   float* s = scratch + d * tp;

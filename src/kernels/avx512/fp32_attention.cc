@@ -276,8 +276,8 @@ inline void prefetch_rows(const float* base, std::size_t ld, std::size_t r0, std
 }  // namespace
 
 float attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                         std::size_t rows, std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
-                         float* scratch, const float* next_q) {
+                         std::size_t rows, std::size_t t, std::size_t d, float scale, float* out,
+                         std::size_t ld_out, float* scratch, const float* next_q) {
   const std::size_t tp = (t + 15) / 16 * 16, dp = (d + 15) / 16 * 16;
   float* kt = scratch;
   float* vc = kt + d * tp;

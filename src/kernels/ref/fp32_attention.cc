@@ -13,8 +13,8 @@
 namespace octet::kernels::ref {
 
 float attention_head_f32(const float* q, const float* k, const float* v, std::size_t ld_qkv,
-                         std::size_t rows, std::size_t t, std::size_t d, float scale, float* out, std::size_t ld_out,
-                         float* scratch, const float* /*next_q*/) {
+                         std::size_t rows, std::size_t t, std::size_t d, float scale, float* out,
+                         std::size_t ld_out, float* scratch, const float* /*next_q*/) {
   float* s = scratch;
   float amax = 0.0f;
   bool nan = false;
