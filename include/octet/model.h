@@ -174,13 +174,19 @@ class BertModel {
 
   BertOutputs forward(std::span<const BertSequence> batch, BertOutputKind what,
                       Padding padding = Padding::none) const;
+  // The same, into `out`, whose vectors are overwritten in place (their capacity reused; outputs
+  // not requested are emptied): with a reused `out`, a steady state of calls no larger than an
+  // earlier one allocates nothing in Octet's INT8 and integer-only paths (the FP32 GEMMs are
+  // oneDNN's, which allocates per call; tests/runtime/steady_state_alloc_test.cc).
+  void forward(std::span<const BertSequence> batch, BertOutputKind what, Padding padding,
+               BertOutputs& out) const;
   // Packed, calling `tap` at every quantizable layer (see ActivationTap).
   BertOutputs forward(std::span<const BertSequence> batch, BertOutputKind what,
                       const ActivationTap& tap) const;
 
  private:
-  BertOutputs forward(std::span<const BertSequence> batch, BertOutputKind what, Padding padding,
-                      const ActivationTap* tap) const;
+  void forward(std::span<const BertSequence> batch, BertOutputKind what, Padding padding,
+               const ActivationTap* tap, BertOutputs& out) const;
   struct Impl;
   friend BertModel models::make_model(models::BertEncoder encoder, int threads);
   explicit BertModel(std::unique_ptr<Impl> impl);

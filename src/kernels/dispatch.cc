@@ -1,5 +1,6 @@
 // The one place that maps an ISA to kernel functions. Each table is filled once, by a readable
 // switch: an ISA inherits the entries of the ISA below it and overrides what it implements.
+#include <algorithm>
 #include <array>
 #include <mutex>
 
@@ -165,9 +166,10 @@ KernelTable build(Isa isa) {
 const KernelTable& table_for(Isa isa) {
   static std::array<KernelTable, 5> tables;
   static std::array<std::once_flag, 5> once;
-  bool runnable = false;
-  for (Isa r : runnable_isas()) runnable |= (r == isa);
-  if (!runnable) {
+  // Called by every op on every forward pass: no allocation here (runnable_isas() builds a
+  // vector), only the comparison it stands for.
+  const int top = std::min(static_cast<int>(cpu_isa()), static_cast<int>(built_isa()));
+  if (static_cast<int>(isa) < 0 || static_cast<int>(isa) > top) {
     throw Unsupported(std::string("kernel table for ISA ") + isa_name(isa) +
                       " requested, but this CPU or build cannot run it");
   }

@@ -15,21 +15,24 @@ namespace {
 
 bool is_dynamic(const LinearInt8& l) { return l.n() > 0 && l.activation_quant().dynamic; }
 
-[[noreturn]] void non_finite(const std::string& where, int64_t row, int64_t rows, int64_t cols) {
+// `where` = prefix + site (the layer's name and the op), joined only when there is an error: the
+// forward pass builds no strings.
+[[noreturn]] void non_finite(std::string_view prefix, std::string_view site, int64_t row,
+                             int64_t rows, int64_t cols) {
   throw InvalidArgument(fmt::format(
-      "{}: row {} of the {} x {} activations holds a NaN or an infinity; expected finite values",
-      where, row, rows, cols));
+      "{}{}: row {} of the {} x {} activations holds a NaN or an infinity; expected finite values",
+      prefix, site, row, rows, cols));
 }
 
 }  // namespace
 
-float LayerNorm::forward_abs_max(float* x, int64_t rows, int threads,
-                                 const std::string& where) const {
+float LayerNorm::forward_abs_max(float* x, int64_t rows, int threads, std::string_view prefix,
+                                 std::string_view site) const {
   int64_t bad = -1;
   const auto cols = static_cast<int64_t>(gamma.size());
   const float m =
       ops::layer_norm_abs_max(x, x, rows, cols, gamma.data(), beta.data(), eps, threads, &bad);
-  if (bad >= 0) non_finite(where, bad, rows, cols);
+  if (bad >= 0) non_finite(prefix, site, bad, rows, cols);
   return m;
 }
 
@@ -66,7 +69,7 @@ void Embeddings::forward(std::span<const int32_t> ids, std::span<const int32_t> 
     for (int64_t c = 0; c < h; ++c) o[c] = (w[c] + t[c]) + p[c];
   }
   if (abs_max != nullptr) {
-    *abs_max = norm.forward_abs_max(out, tokens, threads, "embeddings");
+    *abs_max = norm.forward_abs_max(out, tokens, threads, "", "embeddings");
   } else {
     norm.forward(out, tokens, threads);
   }
@@ -86,7 +89,8 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
 
   // max |x| of the input when the LayerNorm that wrote it computed it (dynamic INT8 only).
   const float* x_max = s.x_abs_max != nullptr && *s.x_abs_max >= 0.0f ? s.x_abs_max : nullptr;
-  const std::string where = name.empty() ? std::string("encoder layer") : name;
+  // The prefix of error messages; no string is built unless one is thrown.
+  const std::string_view where = name.empty() ? std::string_view("encoder layer ") : name;
 
   show("attention.self.query", TapPoint::input, x, h, h);
   if (qkv_q.n() > 0) {
@@ -146,7 +150,7 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
   // A dynamic INT8 FFN-in needs max |x| of the normalised rows: taken in the LayerNorm pass.
   float attn_max = -1.0f;
   if (is_dynamic(ffn_in_q)) {
-    attn_max = attn_norm.forward_abs_max(x, tokens, threads, where + "attention.output.LayerNorm");
+    attn_max = attn_norm.forward_abs_max(x, tokens, threads, where, "attention.output.LayerNorm");
   } else {
     attn_norm.forward(x, tokens, threads);
   }
@@ -173,7 +177,7 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
         int64_t bad = -1;
         ops::abs_max(s.mid, tokens, intermediate, intermediate, threads, &bad);
         OCTET_CHECK(bad >= 0);
-        non_finite(where + "intermediate.dense", bad, tokens, intermediate);
+        non_finite(where, "intermediate.dense", bad, tokens, intermediate);
       }
       mid_max = epilogue_max;
     }
@@ -194,7 +198,7 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
   show("output.dense", TapPoint::output, x, h, h);
   if (s.x_abs_max != nullptr) {
     // For the next layer's dynamic QKV quantization.
-    *s.x_abs_max = ffn_norm.forward_abs_max(x, tokens, threads, where + "output.LayerNorm");
+    *s.x_abs_max = ffn_norm.forward_abs_max(x, tokens, threads, where, "output.LayerNorm");
   } else {
     ffn_norm.forward(x, tokens, threads);
   }

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/aligned_buffer.h"
@@ -38,7 +39,9 @@ struct LayerNorm {
   void forward(float* x, int64_t rows, int threads) const;
   // The same, returning max |x| of the normalised rows (ops::layer_norm_abs_max); throws
   // InvalidArgument naming `where` and the row if a row holds a NaN or an infinity.
-  float forward_abs_max(float* x, int64_t rows, int threads, const std::string& where) const;
+  // Errors name prefix + site (e.g. "bert.encoder.layer.3." + "output.LayerNorm").
+  float forward_abs_max(float* x, int64_t rows, int threads, std::string_view prefix,
+                        std::string_view site) const;
 };
 
 struct Embeddings {

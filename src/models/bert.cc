@@ -343,6 +343,12 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
   out.batch = batch;
   out.hidden_size = h;
   out.num_labels = has_classifier ? config.num_labels : 0;
+  // `out` may be a caller's, reused across calls: what is not requested is emptied (capacity
+  // kept), what is requested is overwritten in place.
+  if (!has(what, BertOutputKind::last_hidden)) out.last_hidden.clear();
+  if (!has(what, BertOutputKind::mean_pooled)) out.mean_pooled.clear();
+  if (!has(what, BertOutputKind::pooled)) out.pooled.clear();
+  if (!has(what, BertOutputKind::logits)) out.logits.clear();
   if (has(what, BertOutputKind::last_hidden)) {
     out.last_hidden.resize(batch);
     for (int64_t b = 0; b < batch; ++b) {

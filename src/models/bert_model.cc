@@ -97,16 +97,25 @@ Precision BertModel::precision() const { return impl_->encoder.precision; }
 
 BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what,
                                Padding padding) const {
-  return forward(batch, what, padding, nullptr);
+  BertOutputs out;
+  forward(batch, what, padding, nullptr, out);
+  return out;
+}
+
+void BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what, Padding padding,
+                        BertOutputs& out) const {
+  forward(batch, what, padding, nullptr, out);
 }
 
 BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what,
                                const ActivationTap& tap) const {
-  return forward(batch, what, Padding::none, tap ? &tap : nullptr);
+  BertOutputs out;
+  forward(batch, what, Padding::none, tap ? &tap : nullptr, out);
+  return out;
 }
 
-BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what,
-                               Padding padding, const ActivationTap* tap) const {
+void BertModel::forward(std::span<const BertSequence> batch, BertOutputKind what, Padding padding,
+                        const ActivationTap* tap, BertOutputs& out) const {
   const models::BertEncoder& enc = impl_->encoder;
   if (padding == Padding::longest && enc.integer != nullptr) {
     throw InvalidArgument(
@@ -192,7 +201,6 @@ BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKi
     ws->offsets.push_back(ws->offsets.back() + static_cast<int64_t>(pad ? longest : n));
   }
 
-  BertOutputs out;
   const int threads =
       models::forward_threads_override > 0 ? models::forward_threads_override : impl_->threads;
   // oneDNN sizes its parallel regions from the calling thread's OpenMP setting.
@@ -206,7 +214,6 @@ BertOutputs BertModel::forward(std::span<const BertSequence> batch, BertOutputKi
   }
   std::lock_guard<std::mutex> lock(impl_->pool_mu);
   impl_->pool.push_back(std::move(ws));
-  return out;
 }
 
 }  // namespace octet

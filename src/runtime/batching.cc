@@ -25,8 +25,11 @@ int plan_batches(std::span<const int32_t> lengths, const BatchingOptions& option
     }
   }
   if (options.sort_by_length) {
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int64_t a, int64_t b) { return lengths[a] < lengths[b]; });
+    // Stable by construction (ties by input index), without std::stable_sort's temporary
+    // buffer: the steady state allocates nothing.
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return lengths[a] != lengths[b] ? lengths[a] < lengths[b] : a < b;
+    });
   }
   const std::size_t cap_before = batches.capacity();
   batches.clear();

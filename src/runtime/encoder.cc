@@ -94,6 +94,9 @@ struct Encoder::Impl {
   std::vector<int64_t> order;
   std::vector<runtime::Batch> batches;
   std::vector<std::vector<BertSequence>> worker_batches;  // per worker
+  // Per batch of the plan, reused across calls: a steady state of calls plans the same batches,
+  // so each batch's outputs (and its last-hidden buffers, handed to `out` by swapping) fit.
+  std::vector<BertOutputs> batch_outputs;
   std::vector<int64_t> worker_growths, worker_truncated;
 
   void tokenize_texts(std::span<const TextInput> inputs);
@@ -282,9 +285,13 @@ void Encoder::Impl::run(EncoderOutputs& out) {
     }
   }
 
+  const std::size_t nb = batches.size();
+  if (nb > batch_outputs.size()) {
+    ++stats.arena_growths;
+    batch_outputs.resize(nb);
+  }
   // Largest batches first, so that the last ones to finish are short.
   std::atomic<std::size_t> next{0};
-  const std::size_t nb = batches.size();
   pool.run([&](int w) {
     if (w >= active) return;
     const models::ScopedForwardThreads intra(intra_for(w));
@@ -292,11 +299,25 @@ void Encoder::Impl::run(EncoderOutputs& out) {
     for (;;) {
       const std::size_t k = next.fetch_add(1, std::memory_order_relaxed);
       if (k >= nb) return;
-      const runtime::Batch& b = options.sort_by_length ? batches[nb - 1 - k] : batches[k];
+      const std::size_t bi = options.sort_by_length ? nb - 1 - k : k;
+      const runtime::Batch& b = batches[bi];
       const auto count = static_cast<std::size_t>(b.end - b.begin);
       seqs.clear();
       for (int64_t j = b.begin; j < b.end; ++j) seqs.push_back(sequences[order[j]]);
-      const BertOutputs r = model.forward(seqs, what, options.padding);
+      BertOutputs& r = batch_outputs[bi];
+      if (has(what, BertOutputKind::last_hidden)) {
+        // The model writes each sequence's hidden states into r.last_hidden[j] in place: size
+        // the buffers here, where a growth can be counted.
+        if (r.last_hidden.size() != count) r.last_hidden.resize(count);
+        for (std::size_t j = 0; j < count; ++j) {
+          const auto need = static_cast<std::size_t>(seqs[j].input_ids.size() * hidden);
+          if (need > r.last_hidden[j].capacity()) {
+            ++worker_growths[w];
+            r.last_hidden[j].reserve(need);
+          }
+        }
+      }
+      model.forward(seqs, what, options.padding, r);
       for (std::size_t j = 0; j < count; ++j) {
         const auto i = static_cast<std::size_t>(order[b.begin + static_cast<int64_t>(j)]);
         if (has(what, BertOutputKind::logits)) {
@@ -310,8 +331,13 @@ void Encoder::Impl::run(EncoderOutputs& out) {
                       out.mean_pooled.begin() + i * hidden);
         }
         if (has(what, BertOutputKind::last_hidden)) {
-          if (r.last_hidden[j].size() > out.last_hidden[i].capacity()) ++worker_growths[w];
-          out.last_hidden[i].assign(r.last_hidden[j].begin(), r.last_hidden[j].end());
+          // Hand the buffer over instead of copying it; the batch keeps out's previous one,
+          // sized now (first calls) so that the next call of the same plan writes in place.
+          std::swap(out.last_hidden[i], r.last_hidden[j]);
+          if (r.last_hidden[j].capacity() < out.last_hidden[i].size()) {
+            ++worker_growths[w];
+            r.last_hidden[j].reserve(out.last_hidden[i].size());
+          }
         }
       }
     }

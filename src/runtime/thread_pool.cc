@@ -26,7 +26,7 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::loop(int worker) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int)>* job;
+    Job job;
     {
       std::unique_lock<std::mutex> lock(mu_);
       start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
@@ -36,7 +36,7 @@ void ThreadPool::loop(int worker) {
     }
     std::exception_ptr err;
     try {
-      (*job)(worker);
+      job.call(job.fn, worker);
     } catch (...) {
       err = std::current_exception();
     }
@@ -46,10 +46,10 @@ void ThreadPool::loop(int worker) {
   }
 }
 
-void ThreadPool::run(const std::function<void(int)>& fn) {
+void ThreadPool::run_job(Job job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
+    job_ = job;
     error_ = nullptr;
     pending_ = workers_ - 1;
     ++generation_;
@@ -57,13 +57,13 @@ void ThreadPool::run(const std::function<void(int)>& fn) {
   start_cv_.notify_all();
   std::exception_ptr err;
   try {
-    fn(0);
+    job.call(job.fn, 0);
   } catch (...) {
     err = std::current_exception();
   }
   std::unique_lock<std::mutex> lock(mu_);
   done_cv_.wait(lock, [&] { return pending_ == 0; });
-  job_ = nullptr;
+  job_ = {nullptr, nullptr};
   if (!err) err = error_;
   error_ = nullptr;
   lock.unlock();

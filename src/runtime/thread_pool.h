@@ -7,9 +7,9 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace octet::runtime {
@@ -22,16 +22,26 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return workers_; }
-  void run(const std::function<void(int worker)>& fn);
+  // fn is called by reference (never copied or stored beyond the call): no allocation per run.
+  template <class Fn>
+  void run(Fn&& fn) {
+    run_job({&fn,
+             [](void* f, int worker) { (*static_cast<std::remove_reference_t<Fn>*>(f))(worker); }});
+  }
 
  private:
+  struct Job {
+    void* fn;
+    void (*call)(void* fn, int worker);
+  };
+  void run_job(Job job);
   void loop(int worker);
 
   int workers_;
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable start_cv_, done_cv_;
-  const std::function<void(int)>* job_ = nullptr;
+  Job job_{nullptr, nullptr};
   uint64_t generation_ = 0;
   int pending_ = 0;
   bool stop_ = false;

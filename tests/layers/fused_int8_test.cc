@@ -78,7 +78,7 @@ TEST(FusedInt8, NonFiniteRowsAreReportedWithTheirIndex) {
   }
   LayerNorm ln{gamma, beta, 1e-12f};
   try {
-    ln.forward_abs_max(x.data(), rows, 2, "layer 3 output.LayerNorm");
+    ln.forward_abs_max(x.data(), rows, 2, "layer 3 ", "output.LayerNorm");
     FAIL() << "expected InvalidArgument";
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("layer 3 output.LayerNorm: row 53 of the 70 x 512"),
