@@ -47,9 +47,7 @@ void Embeddings::forward(std::span<const int32_t> ids, std::span<const int32_t> 
   const int64_t tokens = offsets.back();
   const int64_t h = hidden;
   const bool word8 = !word_q.empty(), pos8 = !position_q.empty();
-  // Token by token (not sequence by sequence), so that a single sequence uses every thread.
-#pragma omp parallel for num_threads(std::max(1, threads)) schedule(static)
-  for (int64_t i = 0; i < tokens; ++i) {
+  auto token = [&](int64_t i) {
     const int64_t b = std::upper_bound(offsets.begin(), offsets.end(), i) - offsets.begin() - 1;
     const int64_t wrow = static_cast<int64_t>(ids[i]) * h, prow = (i - offsets[b]) * h;
     const float* t = token_type.data() + static_cast<int64_t>(types[i]) * h;
@@ -61,12 +59,20 @@ void Embeddings::forward(std::span<const int32_t> ids, std::span<const int32_t> 
             pos8 ? static_cast<float>(position_q[prow + c]) * position_scale : position[prow + c];
         o[c] = (w + t[c]) + p;
       }
-      continue;
+      return;
     }
     const float* w = word.data() + wrow;
     const float* p = position.data() + prow;
     // The same association as PyTorch: (word + type) + position.
     for (int64_t c = 0; c < h; ++c) o[c] = (w[c] + t[c]) + p[c];
+  };
+  // Token by token (not sequence by sequence), so that a single sequence uses every thread. One
+  // thread runs without a parallel region: libgomp allocates a team for every one-thread region.
+  if (threads <= 1) {
+    for (int64_t i = 0; i < tokens; ++i) token(i);
+  } else {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < tokens; ++i) token(i);
   }
   if (abs_max != nullptr) {
     *abs_max = norm.forward_abs_max(out, tokens, threads, "", "embeddings");

@@ -182,11 +182,8 @@ void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> o
   const int nthreads = std::max(1, threads);
   const int64_t chunk = std::max<int64_t>(
       1, nthreads == 1 ? heads : std::min<int64_t>(heads, items / (4 * nthreads)));
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic, chunk) reduction(max     \
-                                                                                  : amax) \
-    reduction(max                                                                         \
-              : non_finite)
-  for (int64_t item = 0; item < items; ++item) {
+  // max |output| of one item (NaN if any output is NaN), from the kernel's tile stores.
+  auto run_item = [&](int64_t item) {
     const int64_t b = item / heads, h = item % heads;
     const int64_t begin = offsets[b], rows = offsets[b + 1] - offsets[b];
     const int64_t t = valid.empty() ? rows : valid[b];
@@ -195,18 +192,29 @@ void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> o
         scratch + static_cast<std::size_t>(omp_get_thread_num()) * scratch_per_thread;
     OCTET_DCHECK(kernels::attention_scratch_floats(t, head_dim) <= scratch_per_thread);
     const float* q = qkv + begin * ld_qkv + h * head_dim;
-    // The kernel returns max |output| (NaN if any output is NaN) from its tile stores.
     const bool next_in_chunk = (item + 1) % chunk != 0 && h + 1 < heads;
-    const float m =
-        k.attention_head(q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(rows),
-                         static_cast<std::size_t>(t), static_cast<std::size_t>(head_dim), scale,
-                         ctx + begin * ld_ctx + h * head_dim, ld_ctx, my_scratch,
-                         next_in_chunk ? q + head_dim : nullptr);
+    return k.attention_head(q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(rows),
+                            static_cast<std::size_t>(t), static_cast<std::size_t>(head_dim), scale,
+                            ctx + begin * ld_ctx + h * head_dim, ld_ctx, my_scratch,
+                            next_in_chunk ? q + head_dim : nullptr);
+  };
+  auto fold = [](float m, float& amax, int& non_finite) {
     if (std::isnan(m)) {
       non_finite = 1;
     } else {
       amax = std::max(amax, m);
     }
+  };
+  // One thread runs without a parallel region: libgomp allocates a team for every one-thread
+  // region, and the steady state allocates nothing (tests/alloc).
+  if (nthreads == 1) {
+    for (int64_t item = 0; item < items; ++item) fold(run_item(item), amax, non_finite);
+  } else {
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, chunk) reduction(max     \
+                                                                                  : amax) \
+    reduction(max                                                                         \
+              : non_finite)
+    for (int64_t item = 0; item < items; ++item) fold(run_item(item), amax, non_finite);
   }
   if (ctx_abs_max != nullptr) {
     *ctx_abs_max = non_finite != 0 ? std::numeric_limits<float>::quiet_NaN() : amax;

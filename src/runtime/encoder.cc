@@ -94,6 +94,7 @@ struct Encoder::Impl {
   std::vector<int64_t> order;
   std::vector<runtime::Batch> batches;
   std::vector<std::vector<BertSequence>> worker_batches;  // per worker
+  std::vector<text::Encoding> worker_encodings;           // per worker, reused across texts
   // Per batch of the plan, reused across calls: a steady state of calls plans the same batches,
   // so each batch's outputs (and its last-hidden buffers, handed to `out` by swapping) fit.
   std::vector<BertOutputs> batch_outputs;
@@ -151,16 +152,14 @@ void Encoder::Impl::tokenize_texts(std::span<const TextInput> inputs) {
     const std::size_t lo = n * w / w_count, hi = n * (w + 1) / w_count;
     for (std::size_t i = lo; i < hi; ++i) {
       const TextInput& in = inputs[i];
-      text::Encoding e;
+      text::Encoding& e = worker_encodings[w];
       try {
-        // One token over the limit tells whether truncation happened; only then re-encode.
-        e = in.text_b.empty() ? tokenizer->encode(in.text_a, max_len + 1)
-                              : tokenizer->encode_pair(in.text_a, in.text_b, max_len + 1);
-        if (e.size() > max_len) {
-          ++worker_truncated[w];
-          e = in.text_b.empty() ? tokenizer->encode(in.text_a, max_len)
-                                : tokenizer->encode_pair(in.text_a, in.text_b, max_len);
+        if (in.text_b.empty()) {
+          tokenizer->encode(in.text_a, max_len, e);
+        } else {
+          tokenizer->encode_pair(in.text_a, in.text_b, max_len, e);
         }
+        if (e.untruncated_size > e.size()) ++worker_truncated[w];
       } catch (const DataError& err) {
         throw DataError(fmt::format("input {}: {}", i, err.what()));
       }
@@ -401,6 +400,7 @@ Encoder Encoder::load(const std::filesystem::path& dir, BertLoadOptions model_op
   auto impl = std::make_unique<Impl>(std::move(model), std::move(tok), options, automatic);
   impl->arenas.resize(options.workers);
   impl->worker_batches.resize(options.workers);
+  impl->worker_encodings.resize(options.workers);
   impl->worker_growths.assign(options.workers, 0);
   impl->worker_truncated.assign(options.workers, 0);
   return Encoder(std::move(impl));

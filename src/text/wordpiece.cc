@@ -749,6 +749,17 @@ std::vector<WordPieceTokenizer::Token> WordPieceTokenizer::tokenize(std::string_
   return out;
 }
 
+namespace {
+// Per-thread token lists of encode / encode_pair, reused across calls.
+struct EncodeScratch {
+  std::vector<WordPieceTokenizer::Token> a, b;
+};
+EncodeScratch& encode_scratch() {
+  thread_local EncodeScratch s;
+  return s;
+}
+}  // namespace
+
 std::vector<std::string> WordPieceTokenizer::basic_tokenize(std::string_view text) const {
   std::vector<std::string> words;
   impl_->basic(text, [&](Impl::Scratch&, const NChar* w, std::size_t n) {
@@ -760,47 +771,76 @@ std::vector<std::string> WordPieceTokenizer::basic_tokenize(std::string_view tex
 }
 
 Encoding WordPieceTokenizer::encode(std::string_view text_a, std::size_t max_length) const {
+  Encoding e;
+  encode(text_a, max_length, e);
+  return e;
+}
+
+Encoding WordPieceTokenizer::encode_pair(std::string_view text_a, std::string_view text_b,
+                                         std::size_t max_length) const {
+  Encoding e;
+  encode_pair(text_a, text_b, max_length, e);
+  return e;
+}
+
+namespace {
+void clear(Encoding& e) {
+  e.input_ids.clear();
+  e.token_type_ids.clear();
+  e.offsets.clear();
+  e.segment.clear();
+}
+void push(Encoding& e, int32_t id, int32_t type, std::size_t begin, std::size_t end, int8_t seg) {
+  e.input_ids.push_back(id);
+  e.token_type_ids.push_back(type);
+  e.offsets.emplace_back(begin, end);
+  e.segment.push_back(seg);
+}
+}  // namespace
+
+void WordPieceTokenizer::encode(std::string_view text_a, std::size_t max_length,
+                                Encoding& e) const {
   if (max_length < 2) {
     throw InvalidArgument(
         fmt::format("encode: max_length {} cannot hold [CLS] and [SEP] "
                     "(expected at least 2)",
                     max_length));
   }
-  std::vector<Token> a = tokenize(text_a);
-  if (a.size() > max_length - 2) a.resize(max_length - 2);
-  Encoding e;
-  const std::size_t n = a.size() + 2;
-  e.input_ids.reserve(n);
-  e.token_type_ids.assign(n, 0);
-  e.offsets.reserve(n);
-  e.segment.reserve(n);
-  e.input_ids.push_back(impl_->cls);
-  e.offsets.emplace_back(0, 0);
-  e.segment.push_back(-1);
-  for (const Token& t : a) {
-    e.input_ids.push_back(t.id);
-    e.offsets.emplace_back(t.begin, t.end);
-    e.segment.push_back(0);
-  }
-  e.input_ids.push_back(impl_->sep);
-  e.offsets.emplace_back(0, 0);
-  e.segment.push_back(-1);
-  return e;
+  std::vector<Token>& a = encode_scratch().a;
+  a.clear();
+  impl_->basic(text_a, [&](Impl::Scratch& s, const NChar* w, std::size_t n) {
+    impl_->word_piece(s, w, n, a);
+  });
+  clear(e);
+  e.untruncated_size = a.size() + 2;
+  const std::size_t la = std::min(a.size(), max_length - 2);
+  push(e, impl_->cls, 0, 0, 0, -1);
+  for (std::size_t k = 0; k < la; ++k) push(e, a[k].id, 0, a[k].begin, a[k].end, 0);
+  push(e, impl_->sep, 0, 0, 0, -1);
 }
 
-Encoding WordPieceTokenizer::encode_pair(std::string_view text_a, std::string_view text_b,
-                                         std::size_t max_length) const {
+void WordPieceTokenizer::encode_pair(std::string_view text_a, std::string_view text_b,
+                                     std::size_t max_length, Encoding& e) const {
   if (max_length < 3) {
     throw InvalidArgument(
         fmt::format("encode_pair: max_length {} cannot hold [CLS], [SEP] and "
                     "[SEP] (expected at least 3)",
                     max_length));
   }
-  std::vector<Token> a = tokenize(text_a);
-  std::vector<Token> b = tokenize(text_b);
+  EncodeScratch& scratch = encode_scratch();
+  std::vector<Token>& a = scratch.a;
+  std::vector<Token>& b = scratch.b;
+  a.clear();
+  b.clear();
+  impl_->basic(text_a, [&](Impl::Scratch& s, const NChar* w, std::size_t n) {
+    impl_->word_piece(s, w, n, a);
+  });
+  impl_->basic(text_b, [&](Impl::Scratch& s, const NChar* w, std::size_t n) {
+    impl_->word_piece(s, w, n, b);
+  });
   // Hugging Face removes one token at a time from the longer sequence, from b on a tie; the
   // closed form below gives the same lengths.
-  std::size_t budget = max_length - 3;
+  const std::size_t budget = max_length - 3;
   std::size_t la = a.size(), lb = b.size();
   if (la + lb > budget) {
     std::size_t remove = la + lb - budget;
@@ -815,26 +855,13 @@ Encoding WordPieceTokenizer::encode_pair(std::string_view text_a, std::string_vi
     lb -= (remove + 1) / 2;
     la -= remove / 2;
   }
-  a.resize(la);
-  b.resize(lb);
-  Encoding e;
-  const std::size_t n = la + lb + 3;
-  e.input_ids.reserve(n);
-  e.token_type_ids.reserve(n);
-  e.offsets.reserve(n);
-  e.segment.reserve(n);
-  auto push = [&](int32_t id, int32_t type, std::size_t begin, std::size_t end, int8_t seg) {
-    e.input_ids.push_back(id);
-    e.token_type_ids.push_back(type);
-    e.offsets.emplace_back(begin, end);
-    e.segment.push_back(seg);
-  };
-  push(impl_->cls, 0, 0, 0, -1);
-  for (const Token& t : a) push(t.id, 0, t.begin, t.end, 0);
-  push(impl_->sep, 0, 0, 0, -1);
-  for (const Token& t : b) push(t.id, 1, t.begin, t.end, 1);
-  push(impl_->sep, 1, 0, 0, -1);
-  return e;
+  clear(e);
+  e.untruncated_size = a.size() + b.size() + 3;
+  push(e, impl_->cls, 0, 0, 0, -1);
+  for (std::size_t k = 0; k < la; ++k) push(e, a[k].id, 0, a[k].begin, a[k].end, 0);
+  push(e, impl_->sep, 0, 0, 0, -1);
+  for (std::size_t k = 0; k < lb; ++k) push(e, b[k].id, 1, b[k].begin, b[k].end, 1);
+  push(e, impl_->sep, 1, 0, 0, -1);
 }
 
 int32_t WordPieceTokenizer::cls_id() const { return impl_->cls; }

@@ -43,6 +43,8 @@ struct Encoding {
   std::vector<std::pair<std::size_t, std::size_t>> offsets;
   // 0 = text_a, 1 = text_b, -1 = special token.
   std::vector<int8_t> segment;
+  // size() before truncation to max_length (special tokens included): > size() when truncated.
+  std::size_t untruncated_size = 0;
 
   std::size_t size() const { return input_ids.size(); }
 };
@@ -91,6 +93,12 @@ class WordPieceTokenizer {
   // (>= 3).
   Encoding encode_pair(std::string_view text_a, std::string_view text_b,
                        std::size_t max_length) const;
+  // The same into `out`, overwriting its vectors in place (their capacity reused): with a reused
+  // `out`, tokenizing allocates nothing once its vectors and the per-thread scratch are large
+  // enough.
+  void encode(std::string_view text_a, std::size_t max_length, Encoding& out) const;
+  void encode_pair(std::string_view text_a, std::string_view text_b, std::size_t max_length,
+                   Encoding& out) const;
 
   int32_t cls_id() const;
   int32_t sep_id() const;

@@ -77,4 +77,16 @@ std::string read_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
+std::vector<TextInput> text_inputs(const std::vector<std::string>& texts) {
+  std::vector<TextInput> in;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    if (i % 3 == 2) {
+      in.push_back({texts[i], texts[(i + 1) % texts.size()]});
+    } else {
+      in.push_back({texts[i]});
+    }
+  }
+  return in;
+}
+
 }  // namespace octet::test

@@ -3,6 +3,9 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
+
+#include "octet/encoder.h"
 
 namespace octet::test {
 
@@ -34,5 +37,9 @@ class TempDir {
 // Writes `contents` to `path` (binary), creating parent directories.
 void write_file(const std::filesystem::path& path, const std::string& contents);
 std::string read_file(const std::filesystem::path& path);
+
+// Encoder inputs viewing `texts` (which must outlive them): every third one (index 2, 5, ...) a
+// pair with the next text as its second segment, the others single texts.
+std::vector<TextInput> text_inputs(const std::vector<std::string>& texts);
 
 }  // namespace octet::test

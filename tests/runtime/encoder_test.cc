@@ -39,16 +39,7 @@ const std::vector<std::string>& sentences() {
 }
 
 std::vector<TextInput> inputs_of(const std::vector<std::string>& texts) {
-  std::vector<TextInput> in;
-  for (std::size_t i = 0; i < texts.size(); ++i) {
-    // Every third example is a pair.
-    if (i % 3 == 2) {
-      in.push_back({texts[i], texts[(i + 1) % texts.size()]});
-    } else {
-      in.push_back({texts[i]});
-    }
-  }
-  return in;
+  return test::text_inputs(texts);  // every third example is a pair
 }
 
 class EncoderTest : public ::testing::Test {

@@ -237,6 +237,7 @@ TEST(WordPieceTokenizer, LongestFirstTruncationMatchesOneTokenAtATime) {
     for (std::size_t k = 0; k < n; ++k) s += "a ";
     return s;
   };
+  Encoding reused;
   for (std::size_t la = 0; la <= 12; ++la) {
     for (std::size_t lb = 0; lb <= 12; ++lb) {
       for (std::size_t m = 3; m <= 28; ++m) {
@@ -256,6 +257,17 @@ TEST(WordPieceTokenizer, LongestFirstTruncationMatchesOneTokenAtATime) {
         }
         EXPECT_EQ(fa, ea) << "la " << la << " lb " << lb << " max_length " << m;
         EXPECT_EQ(fb, eb) << "la " << la << " lb " << lb << " max_length " << m;
+        EXPECT_EQ(e.untruncated_size, la + lb + 3);
+        // The in-place form reuses one Encoding across calls and gives the same result.
+        reused.input_ids.push_back(99);  // stale content must not survive
+        tok.encode_pair(words(la), words(lb), m, reused);
+        EXPECT_EQ(reused.input_ids, e.input_ids);
+        EXPECT_EQ(reused.token_type_ids, e.token_type_ids);
+        EXPECT_EQ(reused.offsets, e.offsets);
+        EXPECT_EQ(reused.segment, e.segment);
+        tok.encode(words(la), m, reused);
+        EXPECT_EQ(reused.size(), std::min(la + 2, m));
+        EXPECT_EQ(reused.untruncated_size, la + 2);
       }
     }
   }
