@@ -5,19 +5,24 @@
   /usr/bin/python3 bench/gemm_int8_summary.py gemm.json
 
 Per entry the fastest single call is used (single thread: thread CPU time, which survives other
-load on a shared machine; two threads: wall time), for oneDNN and Octet alike. Columns: GOP/s of each entry, Octet u8_f32 (the
-dequantize epilogue) over oneDNN, and its fraction of the vpdpbusd peak times the thread count.
+load on a shared machine; two threads: wall time), for oneDNN and Octet alike. With --median,
+each entry is instead the median over the benchmark's repetitions (--benchmark_repetitions) of
+its mean time per call (the same clocks), the peak likewise. Columns: GOP/s of each entry, Octet
+u8_f32 (the dequantize epilogue) over oneDNN, and its fraction of the vpdpbusd peak times the
+thread count.
 """
 import collections
 import json
+import statistics
 import sys
 
 
-def main(path):
+def main(path, median=False):
     data = json.load(open(path))
     peak = None
     amx_peak = None
     best = collections.OrderedDict()
+    reps = collections.defaultdict(list)  # --median: (key, kind) or peak name -> GOP/s per repetition
     speedup = {}
     for b in data['benchmarks']:
         if b.get('error_occurred'):
@@ -28,13 +33,16 @@ def main(path):
         name = b['name']
         if name.startswith('Peak'):
             rate = b['ops_per_call'] / (b['best_us'] * 1e-6) if 'best_us' in b else b['ops']
+            if median:
+                reps[name.split('/')[0]].append(b['ops'])
+                rate = statistics.median(reps[name.split('/')[0]])
             if name.startswith('PeakAmx'):
-                amx_peak = max(amx_peak or 0.0, rate)
+                amx_peak = rate if median else max(amx_peak or 0.0, rate)
             else:
-                peak = max(peak or 0.0, rate)
+                peak = rate if median else max(peak or 0.0, rate)
             continue
         m, n, k, t = (int(b[c]) for c in ('M', 'N', 'K', 'threads'))
-        if 'best_us' in b:  # fastest single call (see timed_loop in the benchmark)
+        if 'best_us' in b and not median:  # fastest single call (see timed_loop in the benchmark)
             seconds = b['best_us'] * 1e-6
         else:
             seconds = (b['real_time'] if t > 1 else b['cpu_time']) * 1e-6  # microseconds
@@ -42,7 +50,11 @@ def main(path):
         key = (t, k, n, m)
         gops = 2.0 * m * n * k / seconds / 1e9
         best.setdefault(key, {})
-        best[key][kind] = max(best[key].get(kind, 0.0), gops)
+        if median:
+            reps[(key, kind)].append(gops)
+            best[key][kind] = statistics.median(reps[(key, kind)])
+        else:
+            best[key][kind] = max(best[key].get(kind, 0.0), gops)
         if 'busiest_thread_speedup' in b:
             speedup[key] = max(speedup.get(key, 0.0), b['busiest_thread_speedup'])
     kinds = []
@@ -74,4 +86,7 @@ def main(path):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1])
+    args = [a for a in sys.argv[1:] if a != '--median']
+    if len(args) != 1:
+        sys.exit('usage: gemm_int8_summary.py [--median] GEMM_JSON')
+    main(args[0], median='--median' in sys.argv[1:])

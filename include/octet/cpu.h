@@ -17,6 +17,7 @@
 // as avx512_vnni and cpu_description() says why AMX is unavailable.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,10 @@ Isa active_isa();
 // Caps the ISA for this process (tests, benchmarks). Throws Unsupported if `isa` cannot run here.
 // Not thread-safe with concurrent kernel calls: call it between runs.
 void set_max_isa(Isa isa);
+
+// Size in bytes of the calling core's L2 cache (sysconf, read once), 1 MiB when the system does
+// not report it. Kernels size their blocking and prefetching policies by it.
+std::size_t l2_cache_bytes();
 
 // A one-line description: CPU brand string and flags that matter to Octet, and why AMX is
 // unavailable when the CPU has it but the OS or the permission request refused it.

@@ -210,6 +210,14 @@ void set_max_isa(Isa isa) {
   g_api_cap.store(static_cast<int>(isa), std::memory_order_relaxed);
 }
 
+std::size_t l2_cache_bytes() {
+  static const std::size_t bytes = [] {
+    const long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return v > 0 ? static_cast<std::size_t>(v) : std::size_t{1} << 20;
+  }();
+  return bytes;
+}
+
 std::string cpu_description() {
   const CpuFeatures& f = flags().f;
   std::string out = fmt::format(
