@@ -32,14 +32,14 @@ def main(path, median=False):
             continue
         name = b['name']
         if name.startswith('Peak'):
-            rate = b['ops_per_call'] / (b['best_us'] * 1e-6) if 'best_us' in b else b['ops']
             if median:
                 reps[name.split('/')[0]].append(b['ops'])
-                rate = statistics.median(reps[name.split('/')[0]])
+                continue
+            rate = b['ops_per_call'] / (b['best_us'] * 1e-6) if 'best_us' in b else b['ops']
             if name.startswith('PeakAmx'):
-                amx_peak = rate if median else max(amx_peak or 0.0, rate)
+                amx_peak = max(amx_peak or 0.0, rate)
             else:
-                peak = rate if median else max(peak or 0.0, rate)
+                peak = max(peak or 0.0, rate)
             continue
         m, n, k, t = (int(b[c]) for c in ('M', 'N', 'K', 'threads'))
         if 'best_us' in b and not median:  # fastest single call (see timed_loop in the benchmark)
@@ -52,11 +52,18 @@ def main(path, median=False):
         best.setdefault(key, {})
         if median:
             reps[(key, kind)].append(gops)
-            best[key][kind] = statistics.median(reps[(key, kind)])
         else:
             best[key][kind] = max(best[key].get(kind, 0.0), gops)
         if 'busiest_thread_speedup' in b:
             speedup[key] = max(speedup.get(key, 0.0), b['busiest_thread_speedup'])
+    if median:  # one median per entry and per peak, over all its repetitions
+        for r, values in reps.items():
+            if r == 'PeakAmx':
+                amx_peak = statistics.median(values)
+            elif isinstance(r, str):
+                peak = statistics.median(values)
+            else:
+                best[r[0]][r[1]] = statistics.median(values)
     kinds = []
     for v in best.values():
         kinds += [k for k in v if k not in kinds]
