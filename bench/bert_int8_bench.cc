@@ -210,9 +210,11 @@ void BM_QuantizeActivationsStatic(benchmark::State& state) {
 }
 
 // The FP32 parts both precisions share, per encoder layer of one 128-token sequence at BERT-base
-// width: self-attention over 12 heads (QK^T, softmax, PV) and one LayerNorm.
-void BM_SharedFp32Attention(benchmark::State& state) {
+// width: self-attention over 12 heads (QK^T, softmax, PV) and one LayerNorm. Attention with
+// int8 = 1 runs the two matmuls on int8 (BertLoadOptions::int8_attention).
+void BM_Attention(benchmark::State& state) {
   const int64_t t = state.range(0), h = 768, heads = 12, d = 64;
+  const bool int8 = state.range(1) != 0;
   const std::vector<float> qkv = random_floats(t * 3 * h, 1.0f);
   std::vector<float> ctx(t * h);
   const std::vector<int64_t> offsets = {0, t};
@@ -220,7 +222,7 @@ void BM_SharedFp32Attention(benchmark::State& state) {
   std::vector<float> scratch(per_thread);
   for (auto _ : state) {
     octet::ops::self_attention(qkv.data(), 3 * h, offsets, heads, d, ctx.data(), h, scratch.data(),
-                               per_thread, 1);
+                               per_thread, 1, nullptr, {}, int8);
     benchmark::ClobberMemory();
   }
 }
@@ -235,7 +237,10 @@ void BM_SharedFp32LayerNorm(benchmark::State& state) {
   }
 }
 
-BENCHMARK(BM_SharedFp32Attention)->ArgName("seq")->Arg(128)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Attention)
+    ->ArgNames({"seq", "int8"})
+    ->ArgsProduct({{128}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SharedFp32LayerNorm)->ArgName("tokens")->Arg(128)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_BertForward)
     ->ArgNames({"precision", "batch", "seq"})

@@ -109,6 +109,11 @@ struct BertLoadOptions {
   Precision precision = Precision::fp32;
   // int8_dynamic: one weight scale per output channel (true) or per matrix (false, as Q8BERT).
   bool per_channel = true;
+  // INT8 models (int8_dynamic, or a quantized directory other than integer-only): run the two
+  // attention matmuls, Q K^T and P V, on int8 with int32 accumulation (Bhandare et al.), with
+  // dynamic per-row Q, per-key K and per-channel V steps and u8 probabilities, instead of FP32
+  // (Q8BERT's choice and the default). Faster; accuracy measured in docs/results/accuracy.md.
+  bool int8_attention = false;
 };
 
 // What forward() computes; combine with |.

@@ -57,6 +57,7 @@ void fill(KernelTable& t, Isa isa) {
       t.int8.dequantize_u8 = ref::dequantize_u8;
       t.int8.gather_rows_s8 = ref::gather_rows_s8;
       t.int8.requantize = ref::requantize;
+      t.int8.attention_head_s8 = ref::attention_head_s8;
       // integer (ref)
       t.integer.igelu = ref::igelu;
       t.integer.iexp = ref::iexp;
@@ -139,6 +140,7 @@ void fill(KernelTable& t, Isa isa) {
       t.int8.gemm_pack_b = avx512_vnni::gemm_pack_b;
       t.int8.gemm_workspace_size = avx512_vnni::gemm_workspace_size;
       t.int8.gemm = avx512_vnni::gemm;
+      t.int8.attention_head_s8 = avx512_vnni::attention_head_s8;
 #endif
       break;
     case Isa::amx:

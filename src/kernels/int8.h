@@ -39,6 +39,29 @@
 //   quantize_u8:  q = clamp(nearbyint(x * inv_scale) + zero_point, 0, 255)
 //   dequantize:   x = float(q - zero_point) * scale
 //   requantize:   the s8/u8 GEMM epilogue above applied to an int32 matrix.
+//
+// INT8 single-head self-attention (attention_head_s8; Bhandare et al.: the two attention matmuls
+// on int8 with int32 accumulation). Same operands as the FP32 attention_head (kernels/fp32.h):
+// Q rows x d, K and V t x d, FP32, row stride ld_qkv; O rows x d, stride ld_out. Arithmetic,
+// every step defined so that the integer parts are exact on every ISA:
+//   1. codes, dynamic and symmetric, each with its own max |x| (a = 0 gives codes 0, step 0):
+//        Q per row i:     qq = clamp(nearbyint(q * (127 / a_i)), -127, 127), sq_i = a_i / 127
+//        K per key j:     kq likewise,  sk_j = a_j / 127
+//        V per channel c: vq likewise over the t keys,  sv_c = a_c / 127
+//   2. scores  acc_ij = sum_c qq_ic kq_jc (exact int32),
+//              s_ij = (float(acc_ij) * (sq_i * scale)) * sk_j           (two IEEE multiplies)
+//   3. probabilities as u8 codes of the unnormalised softmax: with m_i = max_j<t s_ij,
+//              p_ij = prob_code(s_ij - m_i) = nearbyint(255 exp(s_ij - m_i)) in [0, 255] with
+//              exp as a fixed sequence of float operations (kernels/prob_code.h),
+//              n_i = sum_j p_ij (>= 255)
+//   4. context acc2_ic = sum_j<t p_ij vq_jc (exact int32),
+//              o_ic = (float(acc2_ic) * (1 / float(n_i))) * sv_c
+// Returns max |O| over the outputs (0 when rows == 0); when any of Q, K, V is not finite the
+// outputs are NaN and so is the return value. Every step is exact or a fixed IEEE operation, so
+// the outputs are bit-identical on every ISA. rows may exceed t (a padded sequence, as in
+// attention_head).
+// `scratch` holds attention_s8_scratch_floats(max(rows, t), d) floats, 64-byte aligned.
+// next_q: a prefetch hint, as for attention_head (kernels/fp32.h), never read.
 #pragma once
 
 #include <cstddef>
@@ -122,6 +145,20 @@ using RequantizeFn = void (*)(const int32_t* x, int rows, int cols, std::ptrdiff
                               int32_t out_zero_point, GemmOutput output, void* y,
                               std::ptrdiff_t ldy);
 
+// Scratch floats attention_head_s8 needs for n = max(rows, t): Q and K codes padded to 64
+// channels, V codes in 4-key groups, per-row / per-key / per-channel steps, one block of 8 rows
+// of scores and probability codes, each section 64-byte aligned.
+inline constexpr std::size_t attention_s8_scratch_floats(std::size_t n, std::size_t d) {
+  const std::size_t tp = (n + 15) / 16 * 16, d64 = (d + 63) / 64 * 64, dp = (d + 15) / 16 * 16;
+  const std::size_t bytes = 2 * tp * d64 + tp * dp + 4 * (3 * tp + dp) + 8 * tp * 5 + 8 * 64;
+  return (bytes + 3) / 4;
+}
+
+using AttentionHeadS8Fn = float (*)(const float* q, const float* k, const float* v,
+                                    std::size_t ld_qkv, std::size_t rows, std::size_t t,
+                                    std::size_t d, float scale, float* out, std::size_t ld_out,
+                                    float* scratch, const float* next_q);
+
 struct Int8Kernels {
   GemmPackedBSizeFn gemm_packed_b_size = nullptr;
   GemmPackBFn gemm_pack_b = nullptr;
@@ -136,6 +173,7 @@ struct Int8Kernels {
   DequantizeU8Fn dequantize_u8 = nullptr;
   GatherRowsS8Fn gather_rows_s8 = nullptr;
   RequantizeFn requantize = nullptr;
+  AttentionHeadS8Fn attention_head_s8 = nullptr;
 };
 
 }  // namespace octet::kernels

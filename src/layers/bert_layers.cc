@@ -111,7 +111,7 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
   float ctx_max = -1.0f;
   ops::self_attention(s.qkv, 3 * h, offsets, heads, head_dim, s.ctx, h, s.attention,
                       s.attention_per_thread, threads, is_dynamic(attn_out_q) ? &ctx_max : nullptr,
-                      s.valid);
+                      s.valid, int8_attention);
   // NaN: leave it to the range pass of quantize_input, which names the row.
   const float* ctx_max_known = ctx_max >= 0.0f ? &ctx_max : nullptr;
 

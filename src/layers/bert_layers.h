@@ -95,6 +95,8 @@ struct EncoderLayer {
   // INT8: each of these, when set (n() > 0), replaces its FP32 twin (then left empty), so a
   // quantized model can keep any of the four GEMMs in FP32 (keep_fp32).
   bool int8 = false;  // at least one INT8 GEMM
+  // Q K^T and P V on int8 (ops::self_attention int8; BertLoadOptions::int8_attention).
+  bool int8_attention = false;
   LinearInt8 qkv_q, attn_out_q, ffn_in_q, ffn_out_q;
   std::string name;  // "bert.encoder.layer.<i>." (tap names)
 

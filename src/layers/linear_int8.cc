@@ -148,6 +148,31 @@ ops::ActivationsInt8 LinearInt8::quantize_input(const float* x, int64_t m, std::
   // Q8BERT's dynamic scale, exactly as ops::quantize_activations_s8 computes it.
   const float inv_scale = amax > 0.0f ? 127.0f / amax : 1.0f;
   const kernels::Int8Kernels& kt = kernels::table().int8;
+  const float scale = amax > 0.0f ? amax / 127.0f : 1.0f;
+  // On VNNI (u8 x s8 products) the codes are written as u8 with zero point 128: code + 128 is
+  // what the GEMM would otherwise make in a packing pass of its own, and the accumulator
+  // sum (code + 128 - 128) w is the same integer. Since |x| <= max |x|, nearbyint(x * 127 / max)
+  // is within [-127, 127] and the u8 clamp [0, 255] never binds: the same codes as quantize_s8.
+  if (weights_.isa() == Isa::avx512_vnni) {
+    auto* q = reinterpret_cast<uint8_t*>(q_scratch);
+    float lo = 0.0f, hi = 0.0f;
+    const auto row = [&](int r) {
+      kt.quantize_u8(x + r * ldx, cols, inv_scale, 128, q + r * k(), &lo, &hi);
+    };
+    if (par <= 1 && ldx == cols) {
+      kt.quantize_u8(x, static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols), inv_scale,
+                     128, q, &lo, &hi);
+    } else if (par <= 1) {
+      for (int r = 0; r < rows; ++r) row(r);
+    } else {
+#pragma omp parallel for num_threads(par) schedule(static)
+      for (int r = 0; r < rows; ++r) {
+        float rlo, rhi;
+        kt.quantize_u8(x + r * ldx, cols, inv_scale, 128, q + r * k(), &rlo, &rhi);
+      }
+    }
+    return ops::ActivationsInt8{q, kernels::ActDtype::u8, rows, cols, k(), 128, scale};
+  }
   if (par <= 1 && ldx == cols) {
     // Contiguous rows: one kernel call, no per-row tails.
     kt.quantize_s8(x, static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols), inv_scale,
@@ -160,8 +185,7 @@ ops::ActivationsInt8 LinearInt8::quantize_input(const float* x, int64_t m, std::
     for (int r = 0; r < rows; ++r)
       kt.quantize_s8(x + r * ldx, cols, inv_scale, q_scratch + r * k());
   }
-  return ops::ActivationsInt8{
-      q_scratch, kernels::ActDtype::s8, rows, cols, k(), 0, amax > 0.0f ? amax / 127.0f : 1.0f};
+  return ops::ActivationsInt8{q_scratch, kernels::ActDtype::s8, rows, cols, k(), 0, scale};
 }
 
 void LinearInt8::gemm(const ops::ActivationsInt8& a, float* y, std::ptrdiff_t ldy,

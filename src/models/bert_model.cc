@@ -66,6 +66,15 @@ BertModel BertModel::load(const std::filesystem::path& dir, const BertLoadOption
     impl->encoder = models::load_bert_encoder(config, reader, options.load_head, options.precision,
                                               options.per_channel);
   }
+  if (options.int8_attention) {
+    if (!impl->encoder.uses_int8 || impl->encoder.integer != nullptr) {
+      throw InvalidArgument(fmt::format(
+          "BertLoadOptions.int8_attention applies to INT8 models (precision int8_dynamic, or a "
+          "directory from octet quantize --mode dynamic / static); {} is {}",
+          files.dir.string(), impl->encoder.integer != nullptr ? "integer-only" : "FP32"));
+    }
+    for (layers::EncoderLayer& layer : impl->encoder.layers) layer.int8_attention = true;
+  }
   impl->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   return BertModel(std::move(impl));
 }

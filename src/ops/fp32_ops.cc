@@ -157,18 +157,20 @@ void tanh_inplace(float* x, int64_t n, int threads) {
 }
 
 std::size_t attention_scratch_per_thread(int64_t max_len, int64_t head_dim) {
-  const std::size_t n = kernels::attention_scratch_floats(static_cast<std::size_t>(max_len),
-                                                          static_cast<std::size_t>(head_dim));
+  const auto t = static_cast<std::size_t>(max_len), d = static_cast<std::size_t>(head_dim);
+  const std::size_t n =
+      std::max(kernels::attention_scratch_floats(t, d), kernels::attention_s8_scratch_floats(t, d));
   return (n + 15) / 16 * 16;
 }
 
 void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> offsets,
                     int64_t heads, int64_t head_dim, float* ctx, int64_t ld_ctx, float* scratch,
                     std::size_t scratch_per_thread, int threads, float* ctx_abs_max,
-                    std::span<const int64_t> valid) {
+                    std::span<const int64_t> valid, bool int8) {
   OCTET_CHECK(offsets.size() >= 1);
   OCTET_CHECK(valid.empty() || valid.size() + 1 == offsets.size());
   const auto& k = kernels::table().fp32;
+  const kernels::AttentionHeadS8Fn head_s8 = kernels::table().int8.attention_head_s8;
   float amax = 0.0f;
   int non_finite = 0;
   const int64_t batch = static_cast<int64_t>(offsets.size()) - 1;
@@ -192,11 +194,17 @@ void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> o
         scratch + static_cast<std::size_t>(omp_get_thread_num()) * scratch_per_thread;
     OCTET_DCHECK(kernels::attention_scratch_floats(t, head_dim) <= scratch_per_thread);
     const float* q = qkv + begin * ld_qkv + h * head_dim;
+    float* out = ctx + begin * ld_ctx + h * head_dim;
     const bool next_in_chunk = (item + 1) % chunk != 0 && h + 1 < heads;
+    if (int8) {
+      OCTET_DCHECK(kernels::attention_s8_scratch_floats(rows, head_dim) <= scratch_per_thread);
+      return head_s8(q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(rows),
+                     static_cast<std::size_t>(t), static_cast<std::size_t>(head_dim), scale, out,
+                     ld_ctx, my_scratch, next_in_chunk ? q + head_dim : nullptr);
+    }
     return k.attention_head(q, q + hidden, q + 2 * hidden, ld_qkv, static_cast<std::size_t>(rows),
                             static_cast<std::size_t>(t), static_cast<std::size_t>(head_dim), scale,
-                            ctx + begin * ld_ctx + h * head_dim, ld_ctx, my_scratch,
-                            next_in_chunk ? q + head_dim : nullptr);
+                            out, ld_ctx, my_scratch, next_in_chunk ? q + head_dim : nullptr);
   };
   auto fold = [](float m, float& amax, int& non_finite) {
     if (std::isnan(m)) {

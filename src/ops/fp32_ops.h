@@ -49,10 +49,13 @@ void tanh_inplace(float* x, int64_t n, int threads);
 // of ctx without another pass; NaN if any value is not finite.
 // valid: empty (packed batch), or B entries, sequence b's count of valid tokens, the first ones of
 // its rows (a batch padded to its longest sequence): every row of b attends to those keys only.
+// int8: the two matmuls on int8 codes with int32 accumulation (kernels::Int8Kernels::
+// attention_head_s8: dynamic per-row Q, per-key K, per-channel V steps, u8 probabilities;
+// Bhandare et al.) instead of FP32.
 void self_attention(const float* qkv, int64_t ld_qkv, std::span<const int64_t> offsets,
                     int64_t heads, int64_t head_dim, float* ctx, int64_t ld_ctx, float* scratch,
                     std::size_t scratch_per_thread, int threads, float* ctx_abs_max = nullptr,
-                    std::span<const int64_t> valid = {});
+                    std::span<const int64_t> valid = {}, bool int8 = false);
 
 // Scratch floats per thread for self_attention, rounded up to whole 64-byte lines.
 std::size_t attention_scratch_per_thread(int64_t max_len, int64_t head_dim);

@@ -141,6 +141,18 @@ TEST_F(Cli, Int8DynamicPrecisionPredictsLikeFp32OnClearCases) {
   EXPECT_EQ(std::count(int8.out.begin(), int8.out.end(), '\n'), 3);
   CliResult per_tensor = predict("--precision int8-dynamic --per-tensor", input);
   EXPECT_EQ(per_tensor.code, 0) << per_tensor.err;
+  CliResult int8_attention = predict("--precision int8-dynamic --attention int8", input);
+  EXPECT_EQ(int8_attention.code, 0) << int8_attention.err;
+  EXPECT_EQ(std::count(int8_attention.out.begin(), int8_attention.out.end(), '\n'), 3);
+}
+
+TEST_F(Cli, AttentionFlagIsCheckedBeforeUse) {
+  CliResult bad = predict("--precision int8-dynamic --attention int4", "good\n");
+  EXPECT_TRUE(test::exits_with(bad, 2, {"--attention", "int4"}));
+  // An FP32 model has no INT8 attention: a clear error, not a silent FP32 run.
+  CliResult fp32 = predict("--attention int8", "good\n");
+  EXPECT_NE(fp32.code, 0);
+  EXPECT_THAT(fp32.err, HasSubstr("int8_attention applies to INT8 models"));
 }
 
 TEST_F(Cli, UnknownPrecisionIsAUsageErrorBeforeAnyFileIsRead) {

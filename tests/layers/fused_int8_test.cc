@@ -87,32 +87,54 @@ TEST(FusedInt8, NonFiniteRowsAreReportedWithTheirIndex) {
   }
 }
 
+// FP32 (int8 = false) and INT8 (int8 = true) attention matmuls alike: any thread count gives the
+// single-thread outputs bit for bit, the reported max is theirs, a NaN makes it NaN; the INT8
+// outputs are each head's attention_head_s8 on its slices, and within 8% of max |V| of FP32.
 TEST(FusedInt8, AttentionReportsTheMaxOfItsOutput) {
-  const int64_t heads = 4, d = 16, hidden = heads * d;
-  const std::vector<int64_t> offsets = {0, 37, 40, 101};
-  const int64_t tokens = offsets.back();
-  const std::vector<float> qkv = random_floats(tokens * 3 * hidden, 1.5f, 11);
-  const std::size_t per_thread = ops::attention_scratch_per_thread(61, d);
-  AlignedBuffer<float> scratch;  // 64-byte aligned per-thread slices
-  scratch.ensure(3 * per_thread);
-  std::vector<float> ref(tokens * hidden), ctx(tokens * hidden);
-  ops::self_attention(qkv.data(), 3 * hidden, offsets, heads, d, ref.data(), hidden, scratch.data(),
-                      per_thread, 1);
-  int64_t bad = 0;
-  const float ref_max = ops::abs_max(ref.data(), tokens, hidden, hidden, 1, &bad);
-  for (int threads : {1, 3}) {
-    float m = -1.0f;
-    ops::self_attention(qkv.data(), 3 * hidden, offsets, heads, d, ctx.data(), hidden,
-                        scratch.data(), per_thread, threads, &m);
-    EXPECT_TRUE(same_bits(ctx, ref)) << threads;
-    EXPECT_EQ(m, ref_max) << threads;
+  for (bool int8 : {false, true}) {
+    const int64_t heads = 4, d = 16, hidden = heads * d;
+    const std::vector<int64_t> offsets = {0, 37, 40, 101};
+    const int64_t tokens = offsets.back();
+    const std::vector<float> qkv = random_floats(tokens * 3 * hidden, 1.5f, 11);
+    const std::size_t per_thread = ops::attention_scratch_per_thread(61, d);
+    AlignedBuffer<float> scratch;  // 64-byte aligned per-thread slices
+    scratch.ensure(3 * per_thread);
+    std::vector<float> ref(tokens * hidden), ctx(tokens * hidden);
+    ops::self_attention(qkv.data(), 3 * hidden, offsets, heads, d, ref.data(), hidden,
+                        scratch.data(), per_thread, 1, nullptr, {}, int8);
+    int64_t bad = 0;
+    const float ref_max = ops::abs_max(ref.data(), tokens, hidden, hidden, 1, &bad);
+    for (int threads : {1, 3}) {
+      float m = -1.0f;
+      ops::self_attention(qkv.data(), 3 * hidden, offsets, heads, d, ctx.data(), hidden,
+                          scratch.data(), per_thread, threads, &m, {}, int8);
+      EXPECT_TRUE(same_bits(ctx, ref)) << threads << (int8 ? " int8" : " fp32");
+      EXPECT_EQ(m, ref_max) << threads;
+    }
+    if (int8) {
+      // Sequence 2 (tokens 40..100), head 3, straight from the kernel table.
+      std::vector<float> head(61 * d);
+      const float* q = qkv.data() + 40 * 3 * hidden + 3 * d;
+      kernels::table().int8.attention_head_s8(q, q + hidden, q + 2 * hidden, 3 * hidden, 61, 61, d,
+                                              0.25f, head.data(), d, scratch.data(), nullptr);
+      std::vector<float> fp32(tokens * hidden);
+      ops::self_attention(qkv.data(), 3 * hidden, offsets, heads, d, fp32.data(), hidden,
+                          scratch.data(), per_thread, 1);
+      for (int64_t r = 0; r < 61; ++r) {
+        for (int64_t c = 0; c < d; ++c) {
+          ASSERT_EQ(head[r * d + c], ref[(40 + r) * hidden + 3 * d + c]) << r << " " << c;
+        }
+      }
+      for (std::size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(ref[i], fp32[i], 0.08f * 1.5f) << i;
+    }
+    std::vector<float> nan_qkv = qkv;
+    nan_qkv[50 * 3 * hidden + 2 * hidden + 3] =
+        std::numeric_limits<float>::quiet_NaN();  // a V value
+    float m = 0.0f;
+    ops::self_attention(nan_qkv.data(), 3 * hidden, offsets, heads, d, ctx.data(), hidden,
+                        scratch.data(), per_thread, 2, &m, {}, int8);
+    EXPECT_TRUE(std::isnan(m));
   }
-  std::vector<float> nan_qkv = qkv;
-  nan_qkv[50 * 3 * hidden + 2 * hidden + 3] = std::numeric_limits<float>::quiet_NaN();  // a V value
-  float m = 0.0f;
-  ops::self_attention(nan_qkv.data(), 3 * hidden, offsets, heads, d, ctx.data(), hidden,
-                      scratch.data(), per_thread, 2, &m);
-  EXPECT_TRUE(std::isnan(m));
 }
 
 TEST(FusedInt8, QuantizeInputEqualsQuantizeActivationsS8) {
@@ -131,7 +153,24 @@ TEST(FusedInt8, QuantizeInputEqualsQuantizeActivationsS8) {
           fc.quantize_input(x.data(), m, k, q.data(), threads, known ? &amax : nullptr);
       EXPECT_EQ(a.scale, ref.scale) << threads << (known ? " known max" : "");
       EXPECT_EQ(a.m, m);
-      EXPECT_EQ(q, ref_q) << threads << (known ? " known max" : "");
+      // On VNNI the same codes come as u8 with zero point 128 (what the u8 x s8 GEMM reads).
+      if (a.dtype == kernels::ActDtype::u8) {
+        EXPECT_EQ(active_isa(), Isa::avx512_vnni);
+        EXPECT_EQ(a.zero_point, 128);
+        std::vector<int8_t> codes(q.size());
+        for (std::size_t i = 0; i < q.size(); ++i) {
+          codes[i] = static_cast<int8_t>(static_cast<int>(static_cast<uint8_t>(q[i])) - 128);
+        }
+        EXPECT_EQ(codes, ref_q) << threads << (known ? " known max" : "");
+      } else {
+        EXPECT_EQ(a.zero_point, 0);
+        EXPECT_EQ(q, ref_q) << threads << (known ? " known max" : "");
+      }
+      // Either way the GEMM gives the s8 path's outputs bit for bit.
+      std::vector<float> y(m * n), y_ref(m * n);
+      fc.gemm(a, y.data(), n, {}, threads);
+      fc.gemm(ref, y_ref.data(), n, {}, threads);
+      EXPECT_TRUE(same_bits(y, y_ref)) << threads << (known ? " known max" : "");
     }
   }
   // A NaN in x is named by its row (own range pass); a bad known max is refused.

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common/test_support.h"
@@ -108,6 +109,47 @@ TEST_F(BertInt8, EncoderOnlyModelRunsWithoutHead) {
   const BertOutputs out = int8.forward(batch_, BertOutputKind::mean_pooled);
   EXPECT_EQ(out.mean_pooled.size(), batch_.size() * 64);
   EXPECT_THROW(int8.forward(batch_, BertOutputKind::logits), InvalidArgument);
+}
+
+// int8_attention: Q K^T and P V on int8 (Bhandare et al.). Outputs stay close to FP32 (same
+// bounds as the FP32-attention INT8 model), differ from the FP32-attention INT8 model (the
+// option really switches the kernel) and are identical for 1 and 2 threads on each ISA (across
+// ISAs the FP32 LayerNorm and GELU differ in the last bits); FP32 models refuse the option.
+TEST_F(BertInt8, Int8AttentionAgreesWithFp32AndIsIdenticalAcrossIsasAndThreads) {
+  const BertModel fp32 = BertModel::load(tmp_.path(), {.threads = 1});
+  const BertOutputs want = fp32.forward(batch_, kAll);
+  const BertOutputs q8bert =
+      BertModel::load(tmp_.path(), {.threads = 1, .precision = Precision::int8_dynamic})
+          .forward(batch_, kAll);
+  for (Isa isa : runnable_isas()) {
+    set_max_isa(isa);
+    std::vector<BertOutputs> runs;
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(std::string(isa_name(isa)) + " threads " + std::to_string(threads));
+      const BertModel m = BertModel::load(
+          tmp_.path(),
+          {.threads = threads, .precision = Precision::int8_dynamic, .int8_attention = true});
+      runs.push_back(m.forward(batch_, kAll));
+      const BertOutputs& got = runs.back();
+      EXPECT_GE(cosine(got.logits, want.logits), 0.95);
+      EXPECT_GE(cosine(got.pooled, want.pooled), 0.99);
+      for (std::size_t b = 0; b < batch_.size(); ++b) {
+        EXPECT_GE(cosine(got.last_hidden[b], want.last_hidden[b]), 0.99) << "sequence " << b;
+      }
+      EXPECT_NE(got.last_hidden[2], q8bert.last_hidden[2]);
+      EXPECT_EQ(got.logits, runs.front().logits);
+      EXPECT_EQ(got.last_hidden, runs.front().last_hidden);
+    }
+  }
+  set_max_isa(runnable_isas().back());
+  try {
+    BertModel::load(tmp_.path(), {.int8_attention = true});
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("int8_attention applies to INT8 models"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST_F(BertInt8, RejectsUnknownPrecision) {

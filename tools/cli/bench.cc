@@ -57,6 +57,7 @@ struct BenchOptions {
   std::size_t batch = 1, seq_len = 0, max_batch_tokens = 4096, max_batch_size = 64;
   int threads = 1, workers = 0, intra_threads = 0, repeat = 10, warmup = 1;
   bool per_tensor = false, unsorted = false;
+  std::string attention = "fp32";  // or "int8": INT8 attention matmuls (INT8 models)
 };
 
 struct Shape {
@@ -237,6 +238,11 @@ int run_bench(BenchOptions& o) {
   if (o.per_tensor && precision == Precision::fp32) {
     throw InvalidArgument("--per-tensor applies to --precision int8 only");
   }
+  if (o.attention != "fp32" && (o.attention != "int8" || precision == Precision::fp32)) {
+    throw InvalidArgument(fmt::format(
+        "--attention must be fp32, or int8 with --precision int8, found '{}' with --precision {}",
+        o.attention, o.precision));
+  }
   if (o.threads < 0) {
     throw InvalidArgument(
         fmt::format("--threads must be >= 0 (0 = all cores), found {}", o.threads));
@@ -289,7 +295,8 @@ int run_bench(BenchOptions& o) {
     throw InvalidArgument(fmt::format("--padding must be none or longest, found '{}'", o.padding));
   }
   BertLoadOptions load_options{.precision = quantized_dir ? Precision::fp32 : precision,
-                               .per_channel = !o.per_tensor};
+                               .per_channel = !o.per_tensor,
+                               .int8_attention = o.attention == "int8"};
   EncoderOptions enc_options{.max_seq_len = o.seq_len,
                              .max_batch_tokens = o.max_batch_tokens,
                              .max_batch_size = o.max_batch_size,
@@ -354,6 +361,7 @@ int run_bench(BenchOptions& o) {
       {"model", o.shape.empty() ? o.model : "random " + o.shape},
       {"precision", precision_name(enc.model().precision())},
       {"per_channel", !o.per_tensor},
+      {"attention", o.attention},
       {"isa", isa_name(active_isa())},
       {"threads", enc.options().threads},
       {"workers", enc.options().workers},
@@ -460,6 +468,9 @@ Runner register_bench(CLI::App& app) {
                   "directory from octet quantize --mode integer-only)")
       ->capture_default_str();
   sub->add_flag("--per-tensor", o->per_tensor, "int8: one weight scale per matrix");
+  sub->add_option("--attention", o->attention,
+                  "int8: attention matmuls in fp32 (Q8BERT, default) or int8 (Bhandare et al.)")
+      ->capture_default_str();
   sub->add_option("--batch", o->batch, "Sequences per call (synthetic mode)")
       ->capture_default_str();
   sub->add_option("--seq-len", o->seq_len,

@@ -17,6 +17,10 @@ void add_classify_flags(CLI::App* sub, ClassifyOptions& options) {
       ->capture_default_str();
   sub->add_flag("--per-tensor", options.per_tensor,
                 "With int8-dynamic: one weight scale per matrix instead of per output channel");
+  sub->add_option("--attention", options.attention,
+                  "INT8 models: fp32 (Q8BERT, default) or int8 (Q K^T and P V on int8 with int32 "
+                  "accumulation, Bhandare et al.)")
+      ->capture_default_str();
   sub->add_option("--max-seq-len", options.max_seq_len,
                   "Maximum tokens per example, specials included [default: 128, or the model's "
                   "max_position_embeddings if smaller]");
@@ -54,6 +58,10 @@ void check_flags(const ClassifyOptions& options) {
   if (options.per_tensor && precision == Precision::fp32) {
     throw InvalidArgument("--per-tensor applies to --precision int8-dynamic only");
   }
+  if (options.attention != "fp32" && options.attention != "int8") {
+    throw InvalidArgument(
+        fmt::format("--attention must be fp32 or int8, found '{}'", options.attention));
+  }
   if (options.batch_size < 1 || options.batch_size > 65536) {
     throw InvalidArgument(
         fmt::format("--batch-size must be in [1, 65536], found {}", options.batch_size));
@@ -64,9 +72,10 @@ void check_flags(const ClassifyOptions& options) {
 Classifier load_classifier(ClassifyOptions& options) {
   check_flags(options);
   const Precision precision = parse_precision(options.precision);
-  BertModel model = BertModel::load(
-      options.model,
-      {.threads = options.threads, .precision = precision, .per_channel = !options.per_tensor});
+  BertModel model = BertModel::load(options.model, {.threads = options.threads,
+                                                    .precision = precision,
+                                                    .per_channel = !options.per_tensor,
+                                                    .int8_attention = options.attention == "int8"});
   validate(options, model);
   return {std::move(model), text::WordPieceTokenizer::from_model_dir(options.model)};
 }

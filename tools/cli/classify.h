@@ -23,13 +23,16 @@ struct ClassifyOptions {
   // default, activations quantized per tensor on the fly).
   std::string precision = "fp32";
   bool per_tensor = false;  // int8 weights with one scale per matrix instead of per channel
+  // "fp32" (default, Q8BERT) or "int8": the attention matmuls on int8 (INT8 models only).
+  std::string attention = "fp32";
 };
 
-// Registers --model, --precision, --per-tensor, --max-seq-len, --batch-size and --threads.
+// Registers --model, --precision, --per-tensor, --attention, --max-seq-len, --batch-size and
+// --threads.
 void add_classify_flags(CLI::App* sub, ClassifyOptions& options);
 
-// Checks the flags that need no model (--precision, --per-tensor, --batch-size, --threads), so
-// that usage errors are reported before any file is read. Throws InvalidArgument.
+// Checks the flags that need no model (--precision, --per-tensor, --attention, --batch-size,
+// --threads), so that usage errors are reported before any file is read. Throws InvalidArgument.
 void check_flags(const ClassifyOptions& options);
 
 // A classifier ready to run: the model and its tokenizer.

@@ -28,6 +28,7 @@
 #include "kernels/avx512/fp32_avx512.h"
 #include "kernels/avx512/fp32_row_avx512.h"
 #include "kernels/avx512/math_avx512.h"
+#include "kernels/avx512/transpose_avx512.h"
 #include "kernels/fp32.h"
 
 namespace octet::kernels::avx512 {
@@ -38,18 +39,6 @@ constexpr int kScoreNch = 4;  // zmm of keys per scores tile
 constexpr int kPvNch = 4;     // zmm of channels per P V tile
 constexpr std::size_t kPanel = 16 * kScoreNch;
 static_assert(kRows <= static_cast<int>(kAttentionRowBlock), "scratch sized for the row block");
-
-// exp(x) for softmax arguments: the range reduction and degree-6 polynomial of exp_ps, with 2^n
-// applied by vscalefps, which rounds correctly into the denormal range and overflows to inf by
-// itself (exp_ps needs two exponent-field multiplies and three fix-up blends for that). The
-// clamp keeps n finite for x = -inf (result 0); max(lo, x) returns x when x is NaN. No upper
-// clamp: softmax arguments are <= 0 for scale >= 0, and a large x gives inf through vscalefps
-// (only x = +inf gives NaN instead of inf, where the reference's inf / inf is NaN as well).
-inline __m512 softmax_exp_ps(__m512 x) {
-  __m512 n;
-  const __m512 y = exp_reduced_ps(_mm512_max_ps(_mm512_set1_ps(-104.0f), x), &n);
-  return _mm512_scalef_ps(y, n);
-}
 
 // In place on R rows of stride ld: x[j] = exp(scale x[j] - scale max) for j < t, with max from
 // vmax; inv[r] = 1 / row sum. One FMA forms the argument: the rounding of scale max shifts a
@@ -78,41 +67,6 @@ void softmax_exp_rows(float* x, std::size_t ld, std::size_t t, float scale, cons
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) inv[r] = 1.0f / _mm512_reduce_add_ps(vsum[r]);
-}
-
-// r[i][j] <- r[j][i] for a 16 x 16 block: unpack 32-bit pairs, unpack 64-bit pairs, then two
-// rounds of 128-bit lane shuffles.
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), e = _mm512_castps_pd(t[4 * i + 3]);
-    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
-    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
-  }
-  // r[4i + k], 128-bit lane L: rows 4i..4i+3 of column 4L + k.
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k) {
-    t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
-    t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
-    t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
-    t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
-  }
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k) {
-    r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
-    r[4 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88);
-    r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
-    r[12 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xdd);
-  }
 }
 
 // K (t, d, row stride ld) -> K^T panels (see the file comment); keys t..tp-1 are zero.
@@ -258,19 +212,6 @@ void row_block_n(int rows, const Head& h, const float* q, std::size_t ld_q, floa
     if (rows < R) return row_block_n<R - 1>(rows, h, q, ld_q, out, ld_out, amax);
   }
   row_block<R>(h, q, ld_q, out, ld_out, amax);
-}
-
-// Prefetches the cache lines of rows [r0, r1) of a (t, d) slice with row stride ld.
-template <int Hint>
-inline void prefetch_rows(const float* base, std::size_t ld, std::size_t r0, std::size_t r1,
-                          std::size_t d) {
-  for (std::size_t r = r0; r < r1; ++r) {
-    const char* row = reinterpret_cast<const char*>(base + r * ld);
-    const char* last = row + d * sizeof(float) - 1;
-    for (const char* p = row; p < last + 64; p += 64) {
-      _mm_prefetch(p < last ? p : last, static_cast<_mm_hint>(Hint));
-    }
-  }
 }
 
 }  // namespace

@@ -14,6 +14,19 @@ inline __mmask16 tail_mask(std::size_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
 }
 
+// Prefetches the cache lines of rows [r0, r1) of a (t, d) slice with row stride ld.
+template <int Hint>
+inline void prefetch_rows(const float* base, std::size_t ld, std::size_t r0, std::size_t r1,
+                          std::size_t d) {
+  for (std::size_t r = r0; r < r1; ++r) {
+    const char* row = reinterpret_cast<const char*>(base + r * ld);
+    const char* last = row + d * sizeof(float) - 1;
+    for (const char* p = row; p < last + 64; p += 64) {
+      _mm_prefetch(p < last ? p : last, static_cast<_mm_hint>(Hint));
+    }
+  }
+}
+
 // In place: x[j] = exp(scale (x[j] - max)) / sum for j < valid, 0 for valid <= j < cols.
 inline void softmax_row(float* x, std::size_t valid, std::size_t cols, float scale) {
   const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());

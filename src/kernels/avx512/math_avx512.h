@@ -61,6 +61,18 @@ inline __m512 exp_ps(__m512 x) {
   return propagate_nan_ps(y, x);
 }
 
+// exp(x) for softmax arguments: the range reduction and degree-6 polynomial of exp_ps, with 2^n
+// applied by vscalefps, which rounds correctly into the denormal range and overflows to inf by
+// itself (exp_ps needs two exponent-field multiplies and three fix-up blends for that). The
+// clamp keeps n finite for x = -inf (result 0); max(lo, x) returns x when x is NaN. No upper
+// clamp: softmax arguments are <= 0 for scale >= 0, and a large x gives inf through vscalefps
+// (only x = +inf gives NaN instead of inf, where the reference's inf / inf is NaN as well).
+inline __m512 softmax_exp_ps(__m512 x) {
+  __m512 n;
+  const __m512 y = exp_reduced_ps(_mm512_max_ps(_mm512_set1_ps(-104.0f), x), &n);
+  return _mm512_scalef_ps(y, n);
+}
+
 inline __m512 erf_ps(__m512 x) {
   const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-4.0f)), _mm512_set1_ps(4.0f));
   const __m512 x2 = _mm512_mul_ps(xc, xc);

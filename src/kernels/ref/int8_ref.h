@@ -24,5 +24,8 @@ void gather_rows_s8(const int8_t* table, std::ptrdiff_t ld_table, const int32_t*
 void requantize(const int32_t* x, int rows, int cols, std::ptrdiff_t ldx, const int32_t* bias,
                 const int32_t* multiplier, const int32_t* shift, int32_t out_zero_point,
                 GemmOutput output, void* y, std::ptrdiff_t ldy);
+float attention_head_s8(const float* q, const float* k, const float* v, std::size_t ld_qkv,
+                        std::size_t rows, std::size_t t, std::size_t d, float scale, float* out,
+                        std::size_t ld_out, float* scratch, const float* next_q);
 
 }  // namespace octet::kernels::ref
