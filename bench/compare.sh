@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Octet next to its peers on the same weights and the same inputs, in one run:
 #   Octet FP32 and INT8 (octet bench; INT8 both from the FP32 directory and from a quantized
-#   directory written by `octet quantize --activations dynamic`), PyTorch 1.13 FP32 and dynamic INT8 (onednn engine;
+#   directory written by `octet quantize --activations dynamic`, and with the attention matmuls
+#   on int8 too, --attention int8), PyTorch 1.13 FP32 and dynamic INT8 (onednn engine;
 #   bench/peers/pytorch_bert.py), ONNX Runtime FP32 and dynamic INT8 (npm onnxruntime-node;
 #   graphs from bench/peers/export_onnx.py; bench/peers/ort_bench.js).
 #
@@ -86,10 +87,11 @@ run() {
   case $sys in
     octet)
       # Octet generates the inputs and dumps them; the peers read them from that dump.
-      # int8q: INT8 from the quantized directory.
-      local m=$model
+      # int8q: INT8 from the quantized directory; int8a: INT8 with int8 attention matmuls.
+      local m=$model attention=fp32
       if [ "$prec" = int8q ]; then m=$work/model_q; prec=int8; fi
-      OMP_NUM_THREADS=$t "$octet" bench --model "$m" --precision "$prec" --batch "$b" \
+      if [ "$prec" = int8a ]; then attention=int8; prec=int8; fi
+      OMP_NUM_THREADS=$t "$octet" bench --model "$m" --precision "$prec" --attention "$attention" --batch "$b" \
         --seq-len "$seq_len" --threads "$t" --repeat "$r" --warmup 1 --json "$work/$tag.json" \
         --dump "$work/$tag.logits.json" >/dev/null ;;
     pytorch)
@@ -108,6 +110,7 @@ run octet fp32 "$check_batch" 1 1 check_octet_fp32
 inputs="$work/check_octet_fp32.logits.json"
 run octet int8 "$check_batch" 1 1 check_octet_int8
 run octet int8q "$check_batch" 1 1 check_octet_int8q
+run octet int8a "$check_batch" 1 1 check_octet_int8a
 for sys in pytorch onnxruntime; do
   for prec in fp32 int8; do run $sys $prec "$check_batch" 1 1 "check_${sys}_$prec" "$inputs"; done
 done
@@ -122,6 +125,7 @@ for r in $(seq "$rounds"); do
       in="$work/time_octet_fp32_b${b}_t${t}_r$r.logits.json"
       run octet int8 "$b" "$t" "$reps" "time_octet_int8_b${b}_t${t}_r$r"
       run octet int8q "$b" "$t" "$reps" "time_octet_int8q_b${b}_t${t}_r$r"
+      run octet int8a "$b" "$t" "$reps" "time_octet_int8a_b${b}_t${t}_r$r"
       for sys in pytorch onnxruntime; do
         for prec in fp32 int8; do run $sys $prec "$b" "$t" "$reps" "time_${sys}_${prec}_b${b}_t${t}_r$r" "$in"; done
       done

@@ -25,16 +25,21 @@ import subprocess
 import sys
 
 # int8q: Octet INT8 loaded from a quantized model directory (octet quantize --activations dynamic).
-SYSTEMS = [("octet", "fp32"), ("octet", "int8"), ("octet", "int8q"), ("pytorch", "fp32"),
+# int8a: Octet INT8 with the attention matmuls on int8 too (--attention int8, Bhandare et al.).
+SYSTEMS = [("octet", "fp32"), ("octet", "int8"), ("octet", "int8q"), ("octet", "int8a"),
+           ("pytorch", "fp32"),
            ("pytorch", "int8"),
            ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
 LABEL = {"octet": "Octet", "pytorch": "PyTorch", "onnxruntime": "ONNX Runtime"}
-PREC = {"fp32": "fp32", "int8": "int8", "int8q": "int8 (quantized dir)"}
+PREC = {"fp32": "fp32", "int8": "int8", "int8q": "int8 (quantized dir)",
+        "int8a": "int8, int8 attention"}
 # The compute floor uses the single-core peaks bench/compare.sh measured in the same run
 # (bench/peers/peak.cc, --peak FILE): the dense layers at the vpdpbusd peak (INT8) or the FP32
-# FMA peak, the attention matmuls (FP32 in every system here) at the FMA peak.
+# FMA peak, the attention matmuls at the FMA peak where they run in FP32 (every system but
+# int8a) and at the vpdpbusd peak where they run on int8 (int8a).
 DENSE_PEAK = {"int8": "vpdpbusd_ops_per_s", "int8q": "vpdpbusd_ops_per_s",
-              "fp32": "fma_f32_flops_per_s"}
+              "int8a": "vpdpbusd_ops_per_s", "fp32": "fma_f32_flops_per_s"}
+ATTN_PEAK = {"int8a": "vpdpbusd_ops_per_s"}
 
 
 def load(path):
@@ -103,7 +108,8 @@ def ops_per_sequence(model_dir, seq):
 
 def floor_ms(dense, attn, peak, prec, b, t):
     """Milliseconds the operations of b sequences take at the measured peaks on t cores."""
-    return b * (dense / peak[DENSE_PEAK[prec]] + attn / peak["fma_f32_flops_per_s"]) / t * 1e3
+    attn_peak = peak[ATTN_PEAK.get(prec, "fma_f32_flops_per_s")]
+    return b * (dense / peak[DENSE_PEAK[prec]] + attn / attn_peak) / t * 1e3
 
 
 def main():
@@ -178,10 +184,15 @@ def main():
     for t in threads:
         for b in batches:
             oi, of = res.get(("octet", "int8", b, t)), res.get(("octet", "fp32", b, t))
+            oa = res.get(("octet", "int8a", b, t))
             ort = res.get(("onnxruntime", "int8", b, t))
             if oi and ort:
                 targets.append(f"- {t} thread(s), batch {b}: Octet INT8 vs ONNX Runtime INT8: "
                                f"**{ort['median'] / oi['median']:.2f}x** (target >= 1.3x)")
+            if oa and ort:
+                targets.append(f"- {t} thread(s), batch {b}: Octet INT8 with int8 attention vs "
+                               f"ONNX Runtime INT8: **{ort['median'] / oa['median']:.2f}x** "
+                               f"(target >= 1.3x)")
             peers = [res.get((s, "fp32", b, t)) for s in ("pytorch", "onnxruntime")]
             peers = [p for p in peers if p]
             if of and peers:
@@ -195,6 +206,14 @@ def main():
                                f"GOP/s, attention at {peak['fma_f32_flops_per_s'] / 1e9:.0f} "
                                f"GFLOP/s per core, measured): "
                                f"**{oi['median'] / fl:.2f}x** (target <= 1.2x)")
+            if oa:
+                fl = floor_ms(dense, attn, peak, "int8a", b, t)
+                fl_fma = floor_ms(dense, attn, peak, "int8", b, t)
+                targets.append(f"- {t} thread(s), batch {b}: Octet INT8 with int8 attention / "
+                               f"compute floor with every matmul at the vpdpbusd peak ({fl:.1f} "
+                               f"ms): **{oa['median'] / fl:.2f}x** (target <= 1.2x); over the "
+                               f"floor above with FP32 attention ({fl_fma:.1f} ms): "
+                               f"{oa['median'] / fl_fma:.2f}x")
     if 1 in threads and 2 in threads:
         for prec in ("fp32", "int8"):
             for b in batches:
@@ -302,7 +321,8 @@ Median and p90 wall-clock milliseconds per call (a call = one batch); GOP/s coun
 {ops / 1e9:.2f} GOP per sequence ({dense / 1e9:.2f} in the dense layers, {attn / 1e9:.2f} in the
 attention matmuls); "x floor" is the median over the compute floor: the dense operations at the
 single-core `vpdpbusd` peak (INT8 rows) or FP32 FMA peak (FP32 rows) and the attention matmuls
-(FP32 in every system) at the FMA peak, per thread. The peaks were measured in this run by
+at the FMA peak where they run in FP32 (every row but Octet's "int8, int8 attention") or at the
+`vpdpbusd` peak where they run on int8, per thread. The peaks were measured in this run by
 `bench/peers/peak.cc` (24 independent register-only chains, best of {peak.get('trials', '?')}
 runs by thread CPU time): **vpdpbusd {peak['vpdpbusd_ops_per_s'] / 1e9:.0f} GOP/s, FP32 FMA
 ({peak.get('fma_isa', '?')}) {peak['fma_f32_flops_per_s'] / 1e9:.0f} GFLOP/s** per core (PEERS.md
@@ -315,7 +335,9 @@ its libraries included). Octet speed-up = peer median / Octet median at the same
 
 - Octet: `octet bench` (the runtime, `octet::Encoder`, automatic thread split: {split}; ISA
   {octet_run.get('isa', '?')}); INT8 = dynamic INT8 (per-channel int8 weights, activations
-  quantized per call).
+  quantized per call), the attention matmuls in FP32 as Q8BERT keeps them; "int8, int8
+  attention" = the same with `--attention int8` (Q K^T and P V on int8 with int32 accumulation,
+  Bhandare et al.; accuracy in docs/results/accuracy.md).
 - PyTorch {torch_v} (Debian python3-torch): `bench/peers/pytorch_bert.py`, plain nn.Linear BERT;
   INT8 = `quantize_dynamic` (qint8, per-tensor weights) on the onednn engine. BLAS:
   {sh("update-alternatives --query libblas.so.3-x86_64-linux-gnu | sed -n 's/^Value: //p'")}.
