@@ -127,6 +127,8 @@ using GemmFn = void (*)(const GemmParams& p, int m0, int m1, int n0, int n1, voi
 // Returns max |x| over the n inputs (0 for n == 0; NaN if any input is not finite).
 using QuantizeS8Fn = float (*)(const float* x, std::size_t n, float inv_scale, int8_t* q);
 // Writes min and max of x over the n inputs (0, 0 for n == 0; NaN, NaN if any is not finite).
+// min_out and max_out may both be null: no range is computed (a caller that knows x is finite
+// and within its range, e.g. from max |x|, saves those passes); the codes are the same.
 using QuantizeU8Fn = void (*)(const float* x, std::size_t n, float inv_scale, int32_t zero_point,
                               uint8_t* q, float* min_out, float* max_out);
 using AbsMaxFn = float (*)(const float* x, std::size_t n);

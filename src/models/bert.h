@@ -85,6 +85,10 @@ BertEncoder load_bert_encoder(const io::BertConfig& config, const io::Safetensor
                               bool load_head, Precision precision = Precision::fp32,
                               bool per_channel = true);
 
+// Runs the attention matmuls of every layer on int8 (BertLoadOptions::int8_attention). Throws
+// InvalidArgument unless the encoder is INT8 and not integer-only; `what` names the model.
+void use_int8_attention(BertEncoder& encoder, std::string_view what);
+
 // Overrides, on the calling thread and for this object's lifetime, the OpenMP thread count that
 // BertModel::forward uses (BertLoadOptions::threads): the runtime (octet::Encoder) gives the
 // threads of idle workers to the batches that run, so that one batch on a 2-thread Encoder runs

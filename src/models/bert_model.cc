@@ -66,15 +66,7 @@ BertModel BertModel::load(const std::filesystem::path& dir, const BertLoadOption
     impl->encoder = models::load_bert_encoder(config, reader, options.load_head, options.precision,
                                               options.per_channel);
   }
-  if (options.int8_attention) {
-    if (!impl->encoder.uses_int8 || impl->encoder.integer != nullptr) {
-      throw InvalidArgument(fmt::format(
-          "BertLoadOptions.int8_attention applies to INT8 models (precision int8_dynamic, or a "
-          "directory from octet quantize --mode dynamic / static); {} is {}",
-          files.dir.string(), impl->encoder.integer != nullptr ? "integer-only" : "FP32"));
-    }
-    for (layers::EncoderLayer& layer : impl->encoder.layers) layer.int8_attention = true;
-  }
+  if (options.int8_attention) models::use_int8_attention(impl->encoder, files.dir.string());
   impl->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   return BertModel(std::move(impl));
 }
@@ -87,6 +79,16 @@ ScopedForwardThreads::ScopedForwardThreads(int n) : previous_(forward_threads_ov
   forward_threads_override = n;
 }
 ScopedForwardThreads::~ScopedForwardThreads() { forward_threads_override = previous_; }
+
+void use_int8_attention(BertEncoder& encoder, std::string_view what) {
+  if (!encoder.uses_int8 || encoder.integer != nullptr) {
+    throw InvalidArgument(fmt::format(
+        "int8_attention applies to INT8 models (precision int8_dynamic, or a directory from "
+        "octet quantize --mode dynamic / static); {} is {}",
+        what, encoder.integer != nullptr ? "integer-only" : "FP32"));
+  }
+  for (layers::EncoderLayer& layer : encoder.layers) layer.int8_attention = true;
+}
 
 BertModel make_model(BertEncoder encoder, int threads) {
   if (threads < 0) throw InvalidArgument(fmt::format("threads = {}: expected >= 0", threads));

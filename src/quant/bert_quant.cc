@@ -401,11 +401,11 @@ QuantizedBert quantize_bert(const std::filesystem::path& model_dir, const Quanti
   return q;
 }
 
-BertModel load_in_memory(const QuantizedBert& q, int threads, bool load_head) {
-  return models::make_model(
-      models::load_bert_encoder_quantized(q.config, q.config_json["quantization_config"], q.tensors,
-                                          load_head),
-      threads);
+BertModel load_in_memory(const QuantizedBert& q, int threads, bool load_head, bool int8_attention) {
+  models::BertEncoder encoder = models::load_bert_encoder_quantized(
+      q.config, q.config_json["quantization_config"], q.tensors, load_head);
+  if (int8_attention) models::use_int8_attention(encoder, "the quantized model");
+  return models::make_model(std::move(encoder), threads);
 }
 
 void write_quantized_dir(const QuantizedBert& q, const std::filesystem::path& out_dir) {

@@ -111,7 +111,9 @@ QuantizedBert quantize_bert(const std::filesystem::path& model_dir, const Quanti
 
 // Runs a quantized model without writing it (the same loader as BertModel::load of the written
 // directory, so outputs are bit-identical).
-BertModel load_in_memory(const QuantizedBert& q, int threads, bool load_head = true);
+// int8_attention: BertLoadOptions::int8_attention (Q K^T and P V on int8).
+BertModel load_in_memory(const QuantizedBert& q, int threads, bool load_head = true,
+                         bool int8_attention = false);
 
 // Writes config.json, model.safetensors (atomically) and copies vocab.txt /
 // tokenizer_config.json / special_tokens_map.json from the source. `out_dir` is created; it

@@ -96,6 +96,14 @@ TEST_P(Int8QuantTest, QuantizeMatchesReferenceBitExact) {
       ASSERT_EQ(u, ur) << "quantize_u8 n=" << n << " inv_scale=" << inv_scale;
       ASSERT_EQ(lo, lor);
       ASSERT_EQ(hi, hir);
+      // Without the range (null min / max): the same codes, clamped by the saturating packs.
+      for (int32_t zp : {93, 128, 0, 255}) {
+        std::vector<uint8_t> un(n + 1, 55), unr(n + 1, 55);
+        ref().quantize_u8(x.data(), n, inv_scale, zp, unr.data(), &lor, &hir);
+        kernels().quantize_u8(x.data(), n, inv_scale, zp, un.data(), nullptr, nullptr);
+        ASSERT_EQ(un, unr) << "quantize_u8 without range, n=" << n << " inv_scale=" << inv_scale
+                           << " zero point " << zp;
+      }
       kernels().min_max(x.data(), n, &lo, &hi);
       ASSERT_EQ(lo, lor);
       ASSERT_EQ(hi, hir);

@@ -29,10 +29,11 @@ using nlohmann::json;
 struct Mode {
   const char* name;
   const char* config;  // quantization_config JSON (the calibrator's bins / decay filled in later)
+  bool int8_attention = false;  // Q K^T and P V on int8 too (BertLoadOptions::int8_attention)
 };
 
 // The table's rows, in order: Q8BERT's DQ baseline first, then static calibrators, then the
-// asymmetric scheme.
+// asymmetric scheme, then two modes with the attention matmuls on int8 (Bhandare et al.).
 const Mode kModes[] = {
     {"dynamic-per-tensor", R"({"activations": "dynamic", "weights": "per_tensor"})"},
     {"dynamic", R"({"activations": "dynamic", "weights": "per_channel"})"},
@@ -53,6 +54,8 @@ const Mode kModes[] = {
      R"({"scheme": "asymmetric", "threshold_mode": "independent", "calibrator": {"kind": "kl"}})"},
     {"asym-mse",
      R"({"scheme": "asymmetric", "threshold_mode": "independent", "calibrator": {"kind": "mse"}})"},
+    {"dynamic-int8-attention", R"({"activations": "dynamic", "weights": "per_channel"})", true},
+    {"static-kl-int8-attention", R"({"calibrator": {"kind": "kl", "kl_form": "abs"}})", true},
 };
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -238,7 +241,7 @@ Runner register_compare(CLI::App& app) {
       r.encoder_bytes = q.int8_encoder_bytes;
       r.fp32_encoder_bytes = q.fp32_encoder_bytes;
       for (const io::TensorInfo& t : q.tensors.tensors()) r.model_bytes += t.nbytes;
-      const BertModel model = quant::load_in_memory(q, o->threads);
+      const BertModel model = quant::load_in_memory(q, o->threads, true, m->int8_attention);
       std::vector<float> logits;
       r.seconds = timed([&] { logits = run_logits(model, batches, {}, m->name); });
       r.metrics = metrics_from_logits(task, logits, num_labels, ds);
@@ -286,7 +289,7 @@ Runner register_compare(CLI::App& app) {
       }
       const quant::QuantizedBert q =
           quant::quantize_bert(o->model, cfg, is_static ? &calib : nullptr);
-      const BertModel model = quant::load_in_memory(q, o->threads);
+      const BertModel model = quant::load_in_memory(q, o->threads, true, m->int8_attention);
       const std::size_t n = std::min(o->per_layer_samples, ds.examples.size());
       const EncodedBatches sample =
           encode_batches(tok, std::span(ds.examples).subspan(0, n), max_len, o->batch_size);

@@ -83,7 +83,7 @@ float quantize_s8(const float* x, std::size_t n, float inv_scale, int8_t* q) {
 void quantize_u8(const float* x, std::size_t n, float inv_scale, int32_t zero_point, uint8_t* q,
                  float* min_out, float* max_out) {
   if (n == 0) {
-    *min_out = *max_out = 0.0f;
+    if (min_out != nullptr) *min_out = *max_out = 0.0f;
     return;
   }
   const __m256 inv = _mm256_set1_ps(inv_scale);
@@ -100,6 +100,7 @@ void quantize_u8(const float* x, std::size_t n, float inv_scale, int32_t zero_po
     store8(_mm256_cvtps_epi32(t), false, tail ? out : q + i);
     if (tail) std::memcpy(q + i, out, n - i);
   });
+  if (min_out == nullptr) return;
   const float nan = std::numeric_limits<float>::quiet_NaN();
   *min_out = any_nan(bad) ? nan : hmin(vmin);
   *max_out = any_nan(bad) ? nan : hmax(vmax);
@@ -125,6 +126,7 @@ void min_max(const float* x, std::size_t n, float* min_out, float* max_out) {
     vmin = _mm256_min_ps(vmin, v);
     vmax = _mm256_max_ps(vmax, v);
   });
+  if (min_out == nullptr) return;
   const float nan = std::numeric_limits<float>::quiet_NaN();
   *min_out = any_nan(bad) ? nan : hmin(vmin);
   *max_out = any_nan(bad) ? nan : hmax(vmax);

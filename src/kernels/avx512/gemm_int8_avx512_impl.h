@@ -147,16 +147,20 @@ inline void store_requantized(__m512i q, GemmOutput output, void* dst, __mmask16
 // the erf into the tile (it is ~20 instructions per 16 values), and an out-of-line call per
 // accumulator made the caller spill the live accumulators around each of the 24 calls (perf,
 // Zen 4, BERT-base batch 8: 4.0% of the time in gelu_erf_ps). Same operations in the same order
-// as applying it to the registers, so the outputs are unchanged.
+// as applying it to the registers, so the outputs are unchanged. The pre-activation tile goes
+// through a 64-byte aligned stack buffer `pre` (rows x nv x 16 floats, full-vector stores and
+// loads) rather than through C: reloading C right after its masked stores defeated
+// store-to-load forwarding on Zen 4 (each load waited for its store to reach L1).
 __attribute__((noinline)) inline void gelu_tile(const GemmParams& p, int i0, int j0, int rows,
-                                                int nv, __mmask16 last_mask, __m512i* abs_max) {
+                                                int nv, __mmask16 last_mask, __m512i* abs_max,
+                                                const float* pre) {
   float* c = static_cast<float*>(p.c) + i0 * p.ldc + j0;
   __m512i amax = _mm512_setzero_si512();
   for (int r = 0; r < rows; ++r) {
     for (int v = 0; v < nv; ++v) {
       const __mmask16 mask = v == nv - 1 ? last_mask : static_cast<__mmask16>(0xFFFF);
       float* dst = c + r * p.ldc + 16 * v;
-      __m512 y = avx512::gelu_erf_ps(_mm512_maskz_loadu_ps(mask, dst));
+      __m512 y = avx512::gelu_erf_ps(_mm512_load_ps(pre + (r * nv + v) * 16));
       if (p.residual) {
         y = _mm512_add_ps(y,
                           _mm512_maskz_loadu_ps(mask, p.residual + (i0 + r) * p.ldr + j0 + 16 * v));
@@ -176,6 +180,7 @@ __attribute__((always_inline)) inline void store_tile(const TileArgs& t, __m512i
   const GemmParams& p = *t.p;
   // GELU: scale and bias here, the activation (then residual and max) by gelu_tile after the loop.
   const bool gelu = p.output == GemmOutput::f32 && p.activation == Activation::gelu;
+  alignas(64) float pre[MR * NV * 16];  // GELU only: scale * acc + bias, for gelu_tile
 #pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) {
     const int j = t.j0 + 16 * v;
@@ -207,8 +212,8 @@ __attribute__((always_inline)) inline void store_tile(const TileArgs& t, __m512i
         if (gelu) {
 #pragma GCC unroll 8
           for (int r = 0; r < MR; ++r) {
-            _mm512_mask_storeu_ps(c + r * p.ldc, mask,
-                                  _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), scale, bias));
+            _mm512_store_ps(pre + (r * NV + v) * 16,
+                            _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), scale, bias));
           }
           break;
         }
@@ -238,7 +243,7 @@ __attribute__((always_inline)) inline void store_tile(const TileArgs& t, __m512i
       }
     }
   }
-  if (gelu) gelu_tile(p, t.i0, t.j0, MR, NV, t.last_mask, t.abs_max);
+  if (gelu) gelu_tile(p, t.i0, t.j0, MR, NV, t.last_mask, t.abs_max, pre);
 }
 
 // Requests the tile's output lines (and residual lines) for writing before the k loop, so that

@@ -46,8 +46,8 @@ void quantize_u8(const float* x, std::size_t n, float inv_scale, int32_t zero_po
     const float t = std::nearbyint(x[i] * inv_scale) + zp;
     q[i] = static_cast<uint8_t>(clamp_code(t, 0.0f, 255.0f));
   }
-  *min_out = finite ? lo : kNaN;
-  *max_out = finite ? hi : kNaN;
+  if (min_out != nullptr) *min_out = finite ? lo : kNaN;
+  if (max_out != nullptr) *max_out = finite ? hi : kNaN;
 }
 
 float abs_max(const float* x, std::size_t n) {
