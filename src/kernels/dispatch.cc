@@ -123,6 +123,7 @@ void fill(KernelTable& t, Isa isa) {
       t.int8.dequantize_s8 = avx512::dequantize_s8;
       t.int8.dequantize_u8 = avx512::dequantize_u8;
       t.int8.requantize = avx512::requantize;
+      t.int8.attention_head_s8 = avx512::attention_head_s8;
       // integer (avx512)
       t.integer.igelu = avx512::igelu;
       t.integer.iexp = avx512::iexp;

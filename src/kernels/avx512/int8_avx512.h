@@ -20,5 +20,8 @@ void dequantize_u8(const uint8_t* q, std::size_t n, float scale, int32_t zero_po
 void requantize(const int32_t* x, int rows, int cols, std::ptrdiff_t ldx, const int32_t* bias,
                 const int32_t* multiplier, const int32_t* shift, int32_t out_zero_point,
                 GemmOutput output, void* y, std::ptrdiff_t ldy);
+float attention_head_s8(const float* q, const float* k, const float* v, std::size_t ld_qkv,
+                        std::size_t rows, std::size_t t, std::size_t d, float scale, float* out,
+                        std::size_t ld_out, float* scratch, const float* next_q);
 
 }  // namespace octet::kernels::avx512
