@@ -22,16 +22,10 @@
 namespace octet::kernels {
 namespace {
 
-struct Head {
-  std::size_t t, d, ld, ld_out;
-  std::vector<float> qkv;  // t rows of [Q | K | V | 5 floats of padding], row stride ld
-};
+using Head = test::AttentionHead;
 
 Head make_head(std::size_t t, std::size_t d, float range, uint32_t seed) {
-  std::mt19937 rng(seed);
-  Head h{t, d, 3 * d + 5, d + 3, {}};
-  h.qkv = test::random_floats(rng, t * h.ld, -range, range);
-  return h;
+  return test::make_attention_head(t, d, range, seed);
 }
 
 // Runs `k` on `h`; the output rows carry 3 padding floats preset to 7 that must stay 7.

@@ -26,16 +26,10 @@
 namespace octet::kernels {
 namespace {
 
-struct Head {
-  std::size_t t, d, ld, ld_out;
-  std::vector<float> qkv;  // t rows of [Q | K | V | 5 floats of padding], row stride ld
-};
+using Head = test::AttentionHead;
 
 Head make_head(std::size_t t, std::size_t d, float range, uint32_t seed) {
-  std::mt19937 rng(seed);
-  Head h{t, d, 3 * d + 5, d + 3, {}};
-  h.qkv = test::random_floats(rng, t * h.ld, -range, range);
-  return h;
+  return test::make_attention_head(t, d, range, seed);
 }
 
 float scale_for(std::size_t d) { return 1.0f / std::sqrt(static_cast<float>(d)); }
@@ -59,21 +53,9 @@ float max_abs_v(const Head& h) {
 
 AttentionHeadS8Fn ref_fn() { return table_for(Isa::ref).int8.attention_head_s8; }
 
-class Int8AttentionTest : public ::testing::TestWithParam<Isa> {
+class Int8AttentionTest : public test::Int8IsaTest {
  protected:
-  void SetUp() override {
-    const Isa isa = GetParam();
-    if (!test::isa_runnable(isa)) {
-      GTEST_SKIP() << "ISA " << isa_name(isa) << " not runnable here (CPU supports up to "
-                   << isa_name(cpu_isa()) << ", build has up to " << isa_name(built_isa()) << ")";
-    }
-    if (static_cast<int>(isa) > static_cast<int>(active_isa())) {
-      GTEST_SKIP() << "ISA " << isa_name(isa)
-                   << " excluded by the cap OCTET_MAX_ISA=" << isa_name(active_isa());
-    }
-    ASSERT_EQ(table_for(isa).isa, isa);
-  }
-  AttentionHeadS8Fn fn() const { return table_for(GetParam()).int8.attention_head_s8; }
+  AttentionHeadS8Fn fn() const { return kernels().attention_head_s8; }
 };
 
 // Which kernel this ISA runs (the table inherits the reference where an ISA has none).
@@ -276,9 +258,7 @@ TEST_P(Int8AttentionTest, NextHeadHintChangesNothing) {
   for (std::size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "at " << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, Int8AttentionTest,
-                         ::testing::Values(Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512_vnni),
-                         test::isa_param_name);
+OCTET_INSTANTIATE_ISA_TESTS(Int8AttentionTest);
 
 }  // namespace
 }  // namespace octet::kernels

@@ -79,4 +79,19 @@ inline std::vector<float> random_floats(std::mt19937& rng, std::size_t n, float 
   return v;
 }
 
+// One attention head's operands as a slice of a fused QKV matrix: t rows of [Q | K | V | 5 floats
+// of padding] (row stride ld), uniform in [-range, range]; ld_out = d + 3 for outputs whose 3
+// padding floats must stay untouched. Shared by the FP32 and INT8 attention tests.
+struct AttentionHead {
+  std::size_t t, d, ld, ld_out;
+  std::vector<float> qkv;
+};
+
+inline AttentionHead make_attention_head(std::size_t t, std::size_t d, float range, uint32_t seed) {
+  std::mt19937 rng(seed);
+  AttentionHead h{t, d, 3 * d + 5, d + 3, {}};
+  h.qkv = random_floats(rng, t * h.ld, -range, range);
+  return h;
+}
+
 }  // namespace octet::test
