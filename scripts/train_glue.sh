@@ -7,7 +7,7 @@
 #
 # Usage: scripts/train_glue.sh [--model DIR] [--build DIR] [--tasks mrpc,cola,stsb,rte[,sst2]]
 #                              [--baseline] [--threads N] [--seed N] [--cache DIR]
-#                              [--epochs N] [--max-train-examples N]
+#                              [--lr X] [--epochs N] [--max-train-examples N]
 #   --model    pretrained model directory [models/octet-bert-mini-uncased]
 #   --build    build directory holding the octet and octet-train programs [$OCTET_BUILD, else build]
 #   --tasks    comma-separated GLUE tasks [mrpc,cola,stsb,rte]; sst2 is accepted too
@@ -15,6 +15,8 @@
 #   --threads  threads per run [0 = all cores]
 #   --seed     seed of every run [42]
 #   --cache    cache root [${OCTET_CACHE:-~/.cache/octet}]
+#   --lr       peak learning rate of every run [1e-4] (the reference figures use the default;
+#              a sweep runs the script once per value, each into its own --cache)
 #   --epochs, --max-train-examples   override the per-task settings (quick checks of the script;
 #              figures obtained this way are not the reference ones)
 #
@@ -40,6 +42,7 @@ seed=42
 cache="${OCTET_CACHE:-$HOME/.cache/octet}"
 epochs_override=""
 max_train=0
+lr=1e-4
 data="${OCTET_DATA:-$repo/../shared/data}"
 
 die() { echo "train_glue.sh: error: $*" >&2; exit 2; }
@@ -54,6 +57,7 @@ while [[ $# -gt 0 ]]; do
     --threads) need_value "$@"; threads="$2"; shift 2 ;;
     --seed) need_value "$@"; seed="$2"; shift 2 ;;
     --cache) need_value "$@"; cache="$2"; shift 2 ;;
+    --lr) need_value "$@"; lr="$2"; shift 2 ;;
     --epochs) need_value "$@"; epochs_override="$2"; shift 2 ;;
     --max-train-examples) need_value "$@"; max_train="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -110,7 +114,7 @@ for task in "${task_list[@]}"; do
     t0=$(now)
     "$octet" finetune --model "$model" --init "$init" "${head[@]}" --task "$task" \
       --train "$train" --dev "$dev" --out "$out" --overwrite --epochs "$epochs" --batch-size 32 \
-      --lr 1e-4 --warmup-ratio 0.1 --max-seq-len 128 --seed "$seed" --threads "$threads" \
+      --lr "$lr" --warmup-ratio 0.1 --max-seq-len 128 --seed "$seed" --threads "$threads" \
       --max-train-examples "$max_train" 2>&1 | tee "$out/finetune.log" >&2
     t1=$(now)
     "$octet" eval --model "$out" --task "$task" --data "$dev" --threads "$threads" \
@@ -129,9 +133,9 @@ EOF
   done
 done
 
-/usr/bin/python3 - "$rows" "$out_root" "$model" "$seed" "$threads" "$repo" "$max_train" <<'EOF'
+/usr/bin/python3 - "$rows" "$out_root" "$model" "$seed" "$threads" "$repo" "$max_train" "$lr" <<'EOF'
 import datetime, json, os, subprocess, sys
-rows_path, out_root, model, seed, threads, repo, max_train = sys.argv[1:]
+rows_path, out_root, model, seed, threads, repo, max_train, lr = sys.argv[1:]
 rows = [json.loads(l) for l in open(rows_path)]
 try:
     commit = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True,
@@ -142,7 +146,8 @@ tasks = []
 for r in rows:
     if r["task"] not in tasks:
         tasks.append(r["task"])
-summary = {"model": os.path.abspath(model), "seed": int(seed), "threads": int(threads),
+summary = {"model": os.path.abspath(model), "seed": int(seed), "lr": float(lr),
+           "threads": int(threads),
            "max_train_examples": int(max_train), "commit": commit,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "runs": rows}
@@ -162,7 +167,7 @@ for t in tasks:
     tm = lambda x: "n/a" if x is None else fmt_time(x["finetune_seconds"])
     ev = " / ".join(fmt_time(x["eval_seconds"]) for x in (p, r) if x)
     lines.append(f"| {t} | {metric} | {val(p)} | {val(r)} | {tm(p)} | {tm(r)} | {ev} |")
-note = (f"Model {summary['model']}, seed {seed}, threads {threads}, commit {commit[:12]}, "
+note = (f"Model {summary['model']}, seed {seed}, lr {lr}, threads {threads}, commit {commit[:12]}, "
         f"{summary['date']}.")
 if int(max_train) > 0:
     note += f" Quick check: first {max_train} training examples only (not reference figures)."
