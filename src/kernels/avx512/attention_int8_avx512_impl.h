@@ -25,7 +25,8 @@
 //   softmax  p = nearbyint(exp(s - max) 255) as u8 codes (zero for keys >= t), n_i = sum p;
 //   P V      R x (16 NCH) int32 tiles: per group of 4 keys, NCH loads of packed V, R dword
 //            broadcasts of P codes, R * NCH vpdpbusd; o = acc / n_i * channel step.
-// kRows = 6, NCH = 4: 24 accumulators + 4 loads + 1 broadcast of the 32 zmm registers.
+// Tiles per Dot policy: VNNI kRows = 4, NCH = 4 (16 accumulators + 4 loads + 1 broadcast; see
+// attention_int8_avx512_vnni.cc for why not 6 x 4); AVX-512 BW kRows = 6, NCH = 2.
 // Every integer is exact and every float step is the reference's operation for operation (the
 // probability codes included: kernels/prob_code.h), so outputs equal the reference's bit for bit.
 #pragma once
@@ -247,8 +248,8 @@ inline int32_t load_dword(const void* p) {
   return x;
 }
 
-// noinline (and pv_tile): inlined into row_block, the 24 accumulators shared the registers with
-// its 6 running row maxima and GCC spilled accumulators inside the k loop (Zen 4: -5 to -8% for
+// noinline (and pv_tile): inlined into row_block, the accumulators shared the registers with
+// its kRows running row maxima and GCC spilled accumulators inside the k loop (Zen 4: -5 to -8% for
 // the 12 heads of BERT-base at t = 128 out of line, alternated runs).
 template <class Dot, int R, int NCH>
 __attribute__((noinline)) void scores_tile(const Head& h, const uint8_t* qq, const float* qstep,
