@@ -112,22 +112,22 @@ def floor_ms(dense, attn, peak, prec, b, t):
     return b * (dense / peak[DENSE_PEAK[prec]] + attn / attn_peak) / t * 1e3
 
 
+def spread(values):
+    """'; per round a-b' for the per-round values of a ratio (empty for fewer than 2 rounds)."""
+    return f"; per round {min(values):.2f}-{max(values):.2f}x" if len(values) >= 2 else ""
+
+
 def round_range(num, den):
-    """'; per round a-b': the ratio num / den of the two systems' medians within
-    each round, where both ran, as its smallest and largest value. Rounds alternate the systems
-    a few minutes apart, so this is the run's own spread of the ratio (slow drift of a shared
-    machine moves both medians of a round together)."""
-    rounds = sorted(set(num["by_round"]) & set(den["by_round"]))
-    if len(rounds) < 2:
-        return ""
-    v = [num["by_round"][r] / den["by_round"][r] for r in rounds]
-    return f"; per round {min(v):.2f}-{max(v):.2f}x"
+    """The ratio num / den of the two systems' medians within each round where both ran. Rounds
+    alternate the systems a few minutes apart, so this is the run's own spread of the ratio
+    (slow drift of a shared machine moves both medians of a round together)."""
+    rounds = set(num["by_round"]) & set(den["by_round"])
+    return spread([num["by_round"][r] / den["by_round"][r] for r in rounds])
 
 
 def floor_range(r, floor):
-    """'; per round a-b': each round's median of one system over the compute floor."""
-    v = [m / floor for m in r["by_round"].values()]
-    return f"; per round {min(v):.2f}-{max(v):.2f}x" if len(v) >= 2 else ""
+    """Each round's median of one system over the compute floor."""
+    return spread([m / floor for m in r["by_round"].values()])
 
 
 def main():
@@ -169,16 +169,16 @@ def main():
         for b in batches:
             for t in threads:
                 files = glob.glob(os.path.join(args.work, f"time_{sys_}_{prec}_b{b}_t{t}_r*.json"))
-                runs = [load(f) for f in files if not f.endswith(".logits.json")]
+                # By round number (time_..._r<round>.json).
+                by_file = {int(re.search(r"_r(\d+)\.json$", f).group(1)): load(f)
+                           for f in files if not f.endswith(".logits.json")}
+                runs = list(by_file.values())
                 if not runs:
                     continue
                 times = [x for r in runs for x in r["times_ms"]]
                 med = statistics.median(times)
                 p90 = sorted(times)[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
-                # The median of each round's process, by round number (time_..._r<round>.json).
-                by_round = {int(re.search(r"_r(\d+)\.json$", f).group(1)):
-                            statistics.median(load(f)["times_ms"])
-                            for f in files if not f.endswith(".logits.json")}
+                by_round = {k: statistics.median(r["times_ms"]) for k, r in by_file.items()}
                 res[(sys_, prec, b, t)] = {
                     "median": med, "p90": p90, "seq_s": b / (med / 1e3),
                     "rss": max(r["peak_rss_bytes"] for r in runs), "runs": runs, "n": len(times),
