@@ -20,7 +20,9 @@
 # precision; OUT (docs/results/speed.md).
 #
 # Steps: (1) the model and its ONNX graphs, and this core's vpdpbusd and FP32 FMA peaks
-# (bench/peers/peak.cc, compiled here with c++; the compute floor in the table uses them); (2) the agreement check: CHECK_BATCH random
+# (bench/peers/peak.cc, compiled here with c++; the compute floor in the table uses them; they
+# are measured again in every round, right before Octet's INT8 processes, for a floor paired with
+# each round's timing); (2) the agreement check: CHECK_BATCH random
 # sequences through every system, FP32 logits within 1e-3 of Octet FP32 (max |diff| / max
 # |logit|), INT8 predictions agreeing with Octet FP32 on >= 99% and logits cosine >= 0.99 — the
 # run stops if any system fails; (3) timing: one fresh process per system, precision, batch and
@@ -123,6 +125,9 @@ for r in $(seq "$rounds"); do
       echo "compare: round $r/$rounds, $t thread(s), batch $b" >&2
       run octet fp32 "$b" "$t" "$reps" "time_octet_fp32_b${b}_t${t}_r$r"
       in="$work/time_octet_fp32_b${b}_t${t}_r$r.logits.json"
+      # The peaks again, right before Octet's INT8 processes of this round (0.2 s): the floor
+      # paired with each round, as contention from other tenants of the core moves both.
+      "$work/peak" 40 >"$work/peak_b${b}_t${t}_r$r.json" || die "the peak microbenchmark failed"
       run octet int8 "$b" "$t" "$reps" "time_octet_int8_b${b}_t${t}_r$r"
       run octet int8q "$b" "$t" "$reps" "time_octet_int8q_b${b}_t${t}_r$r"
       run octet int8a "$b" "$t" "$reps" "time_octet_int8a_b${b}_t${t}_r$r"

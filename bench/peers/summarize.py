@@ -130,6 +130,21 @@ def floor_range(r, floor):
     return spread([m / floor for m in r["by_round"].values()])
 
 
+def paired_floor(r, floor_of, peaks):
+    """Each round's median over the floor from the peaks measured right before it in that round
+    (compare.sh's peak_b<B>_t<T>_r<round>.json; `peaks` maps round -> peak JSON): a machine whose
+    core another tenant shares slows the peak and the timing alike, which the run-start floor
+    does not see. Empty when no round has its own peaks."""
+    rounds = sorted(k for k in r["by_round"] if k in peaks)
+    if not rounds:
+        return ""
+    vals = [r["by_round"][k] / floor_of(peaks[k]) for k in rounds]
+    gops = [peaks[k]["vpdpbusd_ops_per_s"] / 1e9 for k in rounds]
+    return (f"; paired with the peaks measured in each round (vpdpbusd {min(gops):.0f}-"
+            f"{max(gops):.0f} GOP/s): median **{statistics.median(vals):.2f}x**, rounds "
+            f"{min(vals):.2f}-{max(vals):.2f}x")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
@@ -159,11 +174,20 @@ def main():
     ops = dense + attn
     if not args.peak:
         sys.exit("summarize: --peak FILE (bench/peers/peak.cc's output) is required for the floor")
-    peak = load(args.peak)
-    for key in ("vpdpbusd_ops_per_s", "fma_f32_flops_per_s"):
-        if not isinstance(peak.get(key), (int, float)) or peak[key] <= 0:
-            sys.exit(f"summarize: {args.peak}: {key} is {peak.get(key)!r}; expected a measured "
-                     f"rate > 0 (this CPU cannot run that stream?)")
+    def load_peak(path):
+        p = load(path)
+        for key in ("vpdpbusd_ops_per_s", "fma_f32_flops_per_s"):
+            if not isinstance(p.get(key), (int, float)) or p[key] <= 0:
+                sys.exit(f"summarize: {path}: {key} is {p.get(key)!r}; expected a measured "
+                         f"rate > 0 (this CPU cannot run that stream?)")
+        return p
+
+    peak = load_peak(args.peak)
+    # Peaks measured in each round: (batch, threads) -> {round: peak JSON}.
+    round_peaks = {}
+    for f in glob.glob(os.path.join(args.work, "peak_b*_t*_r*.json")):
+        m = re.search(r"peak_b(\d+)_t(\d+)_r(\d+)\.json$", f)
+        round_peaks.setdefault((int(m[1]), int(m[2])), {})[int(m[3])] = load_peak(f)
     res = {}
     for sys_, prec in SYSTEMS:
         for b in batches:
@@ -224,21 +248,24 @@ def main():
                 targets.append(f"- {t} thread(s), batch {b}: fastest FP32 peer / Octet FP32: "
                                f"**{best['median'] / of['median']:.2f}x** (target >= 1.0x"
                                f"{round_range(best, of)})")
+            rp = round_peaks.get((b, t), {})
             if oi:
                 fl = floor_ms(dense, attn, peak, "int8", b, t)
+                paired = paired_floor(oi, lambda p: floor_ms(dense, attn, p, "int8", b, t), rp)
                 targets.append(f"- {t} thread(s), batch {b}: Octet INT8 / compute floor "
                                f"({fl:.1f} ms: dense at {peak['vpdpbusd_ops_per_s'] / 1e9:.0f} "
                                f"GOP/s, attention at {peak['fma_f32_flops_per_s'] / 1e9:.0f} "
                                f"GFLOP/s per core, measured): "
                                f"**{oi['median'] / fl:.2f}x** (target <= 1.2x"
-                               f"{floor_range(oi, fl)})")
+                               f"{floor_range(oi, fl)}{paired})")
             if oa:
                 fl = floor_ms(dense, attn, peak, "int8a", b, t)
+                paired = paired_floor(oa, lambda p: floor_ms(dense, attn, p, "int8a", b, t), rp)
                 fl_fma = floor_ms(dense, attn, peak, "int8", b, t)
                 targets.append(f"- {t} thread(s), batch {b}: Octet INT8 with int8 attention / "
                                f"compute floor with every matmul at the vpdpbusd peak ({fl:.1f} "
                                f"ms): **{oa['median'] / fl:.2f}x** (target <= 1.2x"
-                               f"{floor_range(oa, fl)}); over the "
+                               f"{floor_range(oa, fl)}{paired}); over the "
                                f"floor above with FP32 attention ({fl_fma:.1f} ms): "
                                f"{oa['median'] / fl_fma:.2f}x")
     if 1 in threads and 2 in threads:
@@ -357,7 +384,10 @@ quotes 450 and 112, about one instruction per cycle where this core issues two);
 its libraries included). Octet speed-up = peer median / Octet median at the same precision.
 In the targets below, "per round a-b" is the same ratio taken within each round (the two
 systems' processes a few minutes apart) as its smallest and largest value: the run's own spread,
-which on a shared machine can be as wide as the margins.
+which on a shared machine can be as wide as the margins. The floor ratios are given twice: over
+the floor from the peaks measured at the start of the run (the table's "x floor"), and "paired"
+over the floor from the peaks measured again right before Octet's INT8 processes in each round
+(median and range over the rounds).
 
 {chr(10).join(table)}
 
