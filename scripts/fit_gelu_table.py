@@ -6,8 +6,8 @@ smooth bump on a >= 0 that is below 6e-9 in magnitude from a = 6 on. The kernel 
 a table: interval i = floor(4 a) (width 1/4, i < 24), a degree-4 polynomial in t = a - c_i with
 c_i the interval's centre (c_0 = 0, so that g(a) = a (-1/2 + a (...)) keeps its relative accuracy
 as a -> 0); i >= 24 gives g = 0. Each coefficient is looked up with one vpermt2ps from a 32-entry
-table, which on Zen 4 runs beside the multiply pipes: 4 FMAs per 16 values instead of the ~17
-multiplies and a division of the rational erf.
+table: 4 FMAs and ~16 other operations per 16 values instead of the ~17 multiplies and a division
+of the rational erf.
 
 Each interval is a least-squares fit in double precision on 600 Chebyshev nodes against
 math.erfc (g(a) = -a erfc(a / sqrt 2) / 2); interval 0 fixes c0 = 0 and c1 = -1/2 (the exact

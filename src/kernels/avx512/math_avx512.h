@@ -123,7 +123,7 @@ inline __m512 tanh_ps(__m512 x) {
 // polynomials on intervals of width 1/4 (scripts/fit_gelu_table.py made the coefficients and
 // explains the fit): row 0 the intervals' centres, rows 1-5 the coefficients c0..c4 of
 // p(t) = c0 + c1 t + ... + c4 t^4, t = a - centre; entry 24 (a >= 6, where |g| < 6e-9) is all
-// zeros, so g = 0 there.
+// zeros, so g = 0 there. 32 entries: one vpermt2ps per row.
 alignas(64) inline constexpr float kGeluErfTable[6][32] = {
     // centre
     {0.000000000e+00f, 3.750000000e-01f, 6.250000000e-01f, 8.750000000e-01f, 1.125000000e+00f,
@@ -176,12 +176,14 @@ alignas(64) inline constexpr float kGeluErfTable[6][32] = {
 };
 
 // 0.5 x (1 + erf(x / sqrt(2))): Hugging Face "gelu", PyTorch F.gelu(approximate="none"), as
-// max(x, 0) + g(|x|) (kGeluErfTable). The interval index (vscalefps, vcvttps2dq, vpminud) and the
-// six coefficient lookups (vpermt2ps) run on Zen 4's add / shuffle pipes, beside vpdpbusd and
-// the FMAs; only the 4 Horner FMAs use the multiply pipes, against ~17 multiplies and a division
-// for the rational erf: 13.7 against 19.2 cycles per 16 values with the data in L1 (Zen 4, one
-// core). Absolute error 1.8e-7 at most (max(1, |x|) relative: 1.8e-7, the rational's 2.1e-7).
-// Special values as the reference's formula: +inf -> +inf, -inf -> NaN (-inf * 0), NaN -> NaN.
+// max(x, 0) + g(|x|) (kGeluErfTable). About 20 operations per 16 values, of which 4 FMAs on the
+// multiply pipes, against ~17 multiplies and a division for the rational erf: 13.3-13.7 against
+// 19.2 cycles per 16 values with the data in L1 (Zen 4, one core). The interval index
+// (vscalefps, vcvttps2dq, vpminud) runs on the other pipes (bench/pipes.cc); vpermt2ps costs ~0.8
+// of a multiply-pipe slot there, and 16-entry vpermps lookups (free) with intervals of 1/2 and
+// degree 5 measured slower (14.3): one more FMA and lookup. Absolute error 1.8e-7 at most
+// (max(1, |x|) relative: 1.8e-7, the rational's 2.1e-7). Special values as the reference's
+// formula: +inf -> +inf, -inf -> NaN (-inf * 0), NaN -> NaN.
 inline __m512 gelu_erf_ps(__m512 x) {
   const float(&tab)[6][32] = kGeluErfTable;
   const __m512 a = _mm512_abs_ps(x);
