@@ -141,7 +141,7 @@ def paired_floor(r, floor_of, peaks):
     vals = [r["by_round"][k] / floor_of(peaks[k]) for k in rounds]
     gops = [peaks[k]["vpdpbusd_ops_per_s"] / 1e9 for k in rounds]
     return (f"; paired with the peaks measured in each round (vpdpbusd {min(gops):.0f}-"
-            f"{max(gops):.0f} GOP/s): median **{statistics.median(vals):.2f}x**, rounds "
+            f"{max(gops):.0f} GOP/s): median **{statistics.median(vals):.3f}x**, rounds "
             f"{min(vals):.2f}-{max(vals):.2f}x")
 
 
@@ -235,18 +235,18 @@ def main():
             ort = res.get(("onnxruntime", "int8", b, t))
             if oi and ort:
                 targets.append(f"- {t} thread(s), batch {b}: Octet INT8 vs ONNX Runtime INT8: "
-                               f"**{ort['median'] / oi['median']:.2f}x** (target >= 1.3x"
+                               f"**{ort['median'] / oi['median']:.3f}x** (target >= 1.3x"
                                f"{round_range(ort, oi)})")
             if oa and ort:
                 targets.append(f"- {t} thread(s), batch {b}: Octet INT8 with int8 attention vs "
-                               f"ONNX Runtime INT8: **{ort['median'] / oa['median']:.2f}x** "
+                               f"ONNX Runtime INT8: **{ort['median'] / oa['median']:.3f}x** "
                                f"(target >= 1.3x{round_range(ort, oa)})")
             peers = [res.get((s, "fp32", b, t)) for s in ("pytorch", "onnxruntime")]
             peers = [p for p in peers if p]
             if of and peers:
                 best = min(peers, key=lambda p: p["median"])
                 targets.append(f"- {t} thread(s), batch {b}: fastest FP32 peer / Octet FP32: "
-                               f"**{best['median'] / of['median']:.2f}x** (target >= 1.0x"
+                               f"**{best['median'] / of['median']:.3f}x** (target >= 1.0x"
                                f"{round_range(best, of)})")
             rp = round_peaks.get((b, t), {})
             if oi:
@@ -256,7 +256,7 @@ def main():
                                f"({fl:.1f} ms: dense at {peak['vpdpbusd_ops_per_s'] / 1e9:.0f} "
                                f"GOP/s, attention at {peak['fma_f32_flops_per_s'] / 1e9:.0f} "
                                f"GFLOP/s per core, measured): "
-                               f"**{oi['median'] / fl:.2f}x** (target <= 1.2x"
+                               f"**{oi['median'] / fl:.3f}x** (target <= 1.2x"
                                f"{floor_range(oi, fl)}{paired})")
             if oa:
                 fl = floor_ms(dense, attn, peak, "int8a", b, t)
@@ -264,7 +264,7 @@ def main():
                 fl_fma = floor_ms(dense, attn, peak, "int8", b, t)
                 targets.append(f"- {t} thread(s), batch {b}: Octet INT8 with int8 attention / "
                                f"compute floor with every matmul at the vpdpbusd peak ({fl:.1f} "
-                               f"ms): **{oa['median'] / fl:.2f}x** (target <= 1.2x"
+                               f"ms): **{oa['median'] / fl:.3f}x** (target <= 1.2x"
                                f"{floor_range(oa, fl)}{paired}); over the "
                                f"floor above with FP32 attention ({fl_fma:.1f} ms): "
                                f"{oa['median'] / fl_fma:.2f}x")
@@ -387,7 +387,8 @@ systems' processes a few minutes apart) as its smallest and largest value: the r
 which on a shared machine can be as wide as the margins. The floor ratios are given twice: over
 the floor from the peaks measured at the start of the run (the table's "x floor"), and "paired"
 over the floor from the peaks measured again right before Octet's INT8 processes in each round
-(median and range over the rounds).
+(median and range over the rounds). The targets' headline ratios carry three decimals, so that a
+ratio that would round to its bar shows on which side of it it is.
 
 {chr(10).join(table)}
 
