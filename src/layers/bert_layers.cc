@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "common/check.h"
 #include "octet/error.h"
@@ -194,6 +195,45 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
   show("intermediate.dense", TapPoint::output, s.mid, intermediate, intermediate);
 
   show("output.dense", TapPoint::input, s.mid, intermediate, intermediate);
+  if (s.first_rows_only && tap == nullptr &&
+      (ffn_out_q.n() == 0 || (is_dynamic(ffn_out_q) && mid_max >= 0.0f))) {
+    // The last layer of a pooled / logits forward (EncoderScratch::first_rows_only): FFN out and
+    // LayerNorm on the first row of each sequence only, 1/128 of the rows at 128 tokens. The
+    // rows are gathered to the front: mid's in place (offsets[b] >= b, so row b is written only
+    // after every row it could overwrite was read), x's into ctx (free after attention output).
+    const int64_t batch = static_cast<int64_t>(offsets.size()) - 1;
+    for (int64_t b = 0; b < batch; ++b) {
+      if (offsets[b] != b) {
+        std::memmove(s.mid + b * intermediate, s.mid + offsets[b] * intermediate,
+                     sizeof(float) * intermediate);
+      }
+      std::memcpy(s.ctx + b * h, x + offsets[b] * h, sizeof(float) * h);
+    }
+    float* xc = s.ctx;
+    if (ffn_out_q.n() > 0) {
+      // mid_max is max |mid| over every row: the scale, and so these rows' codes, of the whole
+      // tensor.
+      ffn_out_q.gemm(ffn_out_q.quantize_input(s.mid, batch, intermediate, s.q8, threads, &mid_max),
+                     xc, h, {.residual = xc, .ldr = h}, threads);
+    } else {
+      ffn_out.run(s.mid, batch, xc, /*accumulate=*/true, *s.gemm);
+    }
+    if (s.x_abs_max != nullptr) {
+      // As forward_abs_max (non-finite rows named by their token row); no later layer needs
+      // the range, and the other rows are stale: unknown.
+      int64_t bad = -1;
+      ops::layer_norm_abs_max(xc, xc, batch, h, ffn_norm.gamma.data(), ffn_norm.beta.data(),
+                              ffn_norm.eps, threads, &bad);
+      if (bad >= 0) non_finite(where, "output.LayerNorm", offsets[bad], tokens, h);
+      *s.x_abs_max = -1.0f;
+    } else {
+      ffn_norm.forward(xc, batch, threads);
+    }
+    for (int64_t b = 0; b < batch; ++b) {
+      std::memcpy(x + offsets[b] * h, xc + b * h, sizeof(float) * h);
+    }
+    return;
+  }
   if (ffn_out_q.n() > 0) {
     ffn_out_q.gemm(ffn_out_q.quantize_input(s.mid, tokens, intermediate, s.q8, threads,
                                             mid_max >= 0.0f ? &mid_max : nullptr),

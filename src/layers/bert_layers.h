@@ -78,6 +78,13 @@ struct EncoderScratch {
   // Empty for a packed batch; for a batch padded to its longest sequence, each sequence's count
   // of valid tokens (its first rows): attention reads those keys only (ops::self_attention).
   std::span<const int64_t> valid = {};
+  // Only each sequence's first row (offsets[b], what the pooler reads) is needed after this
+  // layer: the encoder's last layer when the caller asked for pooled outputs or logits only. FFN
+  // out and the last LayerNorm then run on those rows alone (FP32, or dynamic INT8 with FFN
+  // out's input range known from the FFN-in epilogue: the range and so the codes of those rows
+  // are those of the whole tensor), and the other rows of x are left stale. Bit for bit the
+  // same pooled outputs and logits; ignored with a tap and by the static row-blocked path.
+  bool first_rows_only = false;
 };
 
 struct EncoderLayer {

@@ -126,8 +126,9 @@ class LinearInt8 {
   // over `threads`. A dynamic layer takes max |x| from `known_abs_max` when it is not null (the
   // pass that wrote x computed it, e.g. ops::layer_norm_abs_max; it must be exactly max |x|, and
   // finite), else computes it (ops::abs_max): the codes and scale are bit for bit those of
-  // ops::quantize_activations_s8 either way. Throws InvalidArgument naming the first row that
-  // holds a NaN or an infinity.
+  // ops::quantize_activations_s8 either way. The rows may also be some rows of a larger tensor
+  // with known_abs_max that tensor's max |x|: their codes are then those of the whole tensor.
+  // Throws InvalidArgument naming the first row that holds a NaN or an infinity.
   ops::ActivationsInt8 quantize_input(const float* x, int64_t m, std::ptrdiff_t ldx,
                                       int8_t* q_scratch, int threads = 0,
                                       const float* known_abs_max = nullptr) const;

@@ -337,7 +337,14 @@ void BertEncoder::forward(std::span<const int32_t> ids, std::span<const int32_t>
     if (dynamic_qkv) s.x_abs_max = &x_abs_max;
     embeddings.forward(ids, types, offsets, hidden, threads, s.x_abs_max);
     if (tap != nullptr) (*tap)("bert.embeddings", TapPoint::output, hidden, tokens, h, h);
-    for (const layers::EncoderLayer& layer : layers) layer.forward(hidden, offsets, s, threads);
+    // After the last layer only the rows the pooler reads are needed, unless every row is.
+    bool first_rows = tap == nullptr && !has(what, BertOutputKind::last_hidden) &&
+                      !has(what, BertOutputKind::mean_pooled);
+    for (int64_t b = 0; b < batch; ++b) first_rows = first_rows && offsets[b + 1] > offsets[b];
+    for (const layers::EncoderLayer& layer : layers) {
+      s.first_rows_only = first_rows && &layer == &layers.back();
+      layer.forward(hidden, offsets, s, threads);
+    }
   }
 
   out.batch = batch;

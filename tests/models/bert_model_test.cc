@@ -297,6 +297,46 @@ TEST_F(BertModelForward, MeanPooledIsTheMeanOfLastHidden) {
   }
 }
 
+// Asked for pooled outputs and logits only, the last layer's FFN out and LayerNorm run on each
+// sequence's first row alone (layers::EncoderScratch::first_rows_only); asked for last_hidden as
+// well, on every row. Both must give the same pooled outputs and logits bit for bit, in every
+// precision, packed and padded, for batches of unequal sequences.
+TEST_F(BertModelForward, PooledAndLogitsDoNotDependOnComputingEveryRow) {
+  const std::vector<int32_t> a = {2, 5, 7, 3}, b = {2, 9, 3}, c = {2, 4, 6, 8, 10, 12, 3};
+  const std::vector<BertSequence> batch = {{a, types_}, {b, {}}, {c, {}}, {b, {}}};
+  struct Config {
+    const char* name;
+    BertLoadOptions options;
+  };
+  const Config configs[] = {
+      {"fp32", {.threads = 1}},
+      {"int8 dynamic", {.threads = 1, .precision = Precision::int8_dynamic}},
+      {"int8 dynamic per tensor",
+       {.threads = 1, .precision = Precision::int8_dynamic, .per_channel = false}},
+      {"int8 dynamic, int8 attention",
+       {.threads = 2, .precision = Precision::int8_dynamic, .int8_attention = true}},
+  };
+  for (const Config& cfg : configs) {
+    const BertModel m = BertModel::load(tmp_.path() / "m", cfg.options);
+    for (Padding padding : {Padding::none, Padding::longest}) {
+      const BertOutputs head =
+          m.forward(batch, BertOutputKind::logits | BertOutputKind::pooled, padding);
+      const BertOutputs all = m.forward(
+          batch, BertOutputKind::logits | BertOutputKind::pooled | BertOutputKind::last_hidden,
+          padding);
+      const std::string where =
+          std::string(cfg.name) + (padding == Padding::none ? ", packed" : ", padded");
+      ASSERT_EQ(head.logits.size(), batch.size() * kLabels) << where;
+      EXPECT_EQ(head.logits, all.logits) << where;
+      EXPECT_EQ(head.pooled, all.pooled) << where;
+      // And the first rows of last_hidden are what the pooler read: same pooled output.
+      for (std::size_t s = 0; s < batch.size(); ++s) {
+        EXPECT_EQ(all.last_hidden[s].size(), batch[s].input_ids.size() * kH) << where;
+      }
+    }
+  }
+}
+
 TEST_F(BertModelForward, ConcurrentCallsGiveTheSameResults) {
   const BertModel m = BertModel::load(tmp_.path() / "m", {.threads = 1});
   const std::vector<BertSequence> batch = {{ids_, types_}};
