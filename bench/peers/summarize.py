@@ -109,7 +109,8 @@ def ops_per_sequence(model_dir, seq):
 def skipped_per_sequence(model_dir, seq):
     """Dense operations per sequence Octet does not run when asked for logits: the last layer's
     FFN out (2 x H x I per token) on every row but the first of each sequence (layers::
-    EncoderScratch::first_rows_only; the logits are bit-identical)."""
+    EncoderScratch::first_rows_only; the logits are bit-identical). Assumes what compare.sh
+    times: a classifier (its random models have one), `octet bench` asking for logits."""
     c = load(os.path.join(model_dir, "config.json"))
     return 2 * c["hidden_size"] * c["intermediate_size"] * (seq - 1)
 
