@@ -259,29 +259,30 @@ def main():
                                f"**{best['median'] / of['median']:.3f}x** (target >= 1.0x"
                                f"{round_range(best, of)})")
             rp = round_peaks.get((b, t), {})
+
+            def over_floor(r, prec):
+                """(floor ms, "**ratio** (target ...; per round, paired, over the floor of the
+                operations run)") for Octet configuration r of precision prec."""
+                fl = floor_ms(dense, attn, peak, prec, b, t)
+                paired = paired_floor(r, lambda p: floor_ms(dense, attn, p, prec, b, t), rp)
+                run = floor_ms(dense - skipped, attn, peak, prec, b, t)
+                return fl, (f"**{r['median'] / fl:.3f}x** (target <= 1.2x{floor_range(r, fl)}"
+                            f"{paired}; over the floor of the operations it runs: "
+                            f"{r['median'] / run:.3f}x)")
+
             if oi:
-                fl = floor_ms(dense, attn, peak, "int8", b, t)
-                paired = paired_floor(oi, lambda p: floor_ms(dense, attn, p, "int8", b, t), rp)
+                fl, text = over_floor(oi, "int8")
                 targets.append(f"- {t} thread(s), batch {b}: Octet INT8 / compute floor "
                                f"({fl:.1f} ms: dense at {peak['vpdpbusd_ops_per_s'] / 1e9:.0f} "
                                f"GOP/s, attention at {peak['fma_f32_flops_per_s'] / 1e9:.0f} "
-                               f"GFLOP/s per core, measured): "
-                               f"**{oi['median'] / fl:.3f}x** (target <= 1.2x"
-                               f"{floor_range(oi, fl)}{paired}; over the floor of the "
-                               f"operations it runs: "
-                               f"{oi['median'] / floor_ms(dense - skipped, attn, peak, 'int8', b, t):.3f}x)")
+                               f"GFLOP/s per core, measured): {text}")
             if oa:
-                fl = floor_ms(dense, attn, peak, "int8a", b, t)
-                paired = paired_floor(oa, lambda p: floor_ms(dense, attn, p, "int8a", b, t), rp)
+                fl, text = over_floor(oa, "int8a")
                 fl_fma = floor_ms(dense, attn, peak, "int8", b, t)
                 targets.append(f"- {t} thread(s), batch {b}: Octet INT8 with int8 attention / "
                                f"compute floor with every matmul at the vpdpbusd peak ({fl:.1f} "
-                               f"ms): **{oa['median'] / fl:.3f}x** (target <= 1.2x"
-                               f"{floor_range(oa, fl)}{paired}; over the floor of the "
-                               f"operations it runs: "
-                               f"{oa['median'] / floor_ms(dense - skipped, attn, peak, 'int8a', b, t):.3f}x); over the "
-                               f"floor above with FP32 attention ({fl_fma:.1f} ms): "
-                               f"{oa['median'] / fl_fma:.2f}x")
+                               f"ms): {text}; over the floor above with FP32 attention "
+                               f"({fl_fma:.1f} ms): {oa['median'] / fl_fma:.2f}x")
     if 1 in threads and 2 in threads:
         for prec in ("fp32", "int8"):
             for b in batches:
