@@ -9,6 +9,7 @@
 #include "common/check.h"
 #include "octet/error.h"
 #include "ops/fp32_ops.h"
+#include "ops/gemm_int8.h"
 
 namespace octet::layers {
 
@@ -108,6 +109,13 @@ void EncoderLayer::forward(float* x, std::span<const int64_t> offsets, const Enc
   show("attention.self.query", TapPoint::output, s.qkv, h, 3 * h);
   show("attention.self.key", TapPoint::output, s.qkv + h, h, 3 * h);
   show("attention.self.value", TapPoint::output, s.qkv + 2 * h, h, 3 * h);
+  if (quantize_qk) {
+    OCTET_CHECK(s.q8 != nullptr);
+    for (const auto& [col, a] : {std::pair{int64_t{0}, &q_out}, std::pair{h, &k_out}}) {
+      ops::fake_quantize_static(s.qkv + col, static_cast<int>(tokens), static_cast<int>(h), 3 * h,
+                                a->dtype, 1.0f / a->scale, a->scale, a->zero_point, s.q8, threads);
+    }
+  }
   // A dynamic INT8 attention output takes max |ctx| from the attention pass (hot per head).
   float ctx_max = -1.0f;
   ops::self_attention(s.qkv, 3 * h, offsets, heads, head_dim, s.ctx, h, s.attention,

@@ -105,7 +105,13 @@ struct EncoderLayer {
   // Q K^T and P V on int8 (ops::self_attention int8; BertLoadOptions::int8_attention).
   bool int8_attention = false;
   LinearInt8 qkv_q, attn_out_q, ffn_in_q, ffn_out_q;
-  std::string name;  // "bert.encoder.layer.<i>." (tap names)
+  // Q8BERT's 8-bit Q and K (quantize.attention_scores, static activations; QUANT_SPEC A.3, A.6
+  // step 4): after the QKV GEMM the query and key columns are fake-quantized in place with their
+  // calibrated output scales (ops::fake_quantize_static), so the score matmul Q K^T reads 8-bit
+  // values; V stays FP32. Needs EncoderScratch::q8.
+  bool quantize_qk = false;
+  ActivationQuant q_out, k_out;  // static (dynamic == false) when quantize_qk
+  std::string name;              // "bert.encoder.layer.<i>." (tap names)
 
   void forward(float* x, std::span<const int64_t> offsets, const EncoderScratch& s,
                int threads) const;

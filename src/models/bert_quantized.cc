@@ -144,19 +144,22 @@ class QuantLoader {
     return ln;
   }
 
-  // Activation parameters of a static layer: input_scale F32 [1], input_zero_point I32 [1].
-  layers::ActivationQuant activation(const std::string& p) {
+  // Activation parameters of a static layer: <p>.<which>_scale F32 [1] and
+  // <p>.<which>_zero_point I32 [1], which = "input" (a Linear's input) or "output" (the Q and K
+  // outputs of quantize.attention_scores).
+  layers::ActivationQuant activation(const std::string& p, const char* which = "input") {
     layers::ActivationQuant a;
     if (cfg_.activations == quant::ActivationMode::dynamic) return a;
     a.dynamic = false;
     const bool asym = cfg_.scheme == quant::Scheme::asymmetric;
     a.dtype = asym ? kernels::ActDtype::u8 : kernels::ActDtype::s8;
-    a.scale = scales(p + ".input_scale", {1}, "the calibrated activation step")[0];
+    const std::string base = p + "." + which;
+    a.scale = scales(base + "_scale", {1}, "the calibrated activation step")[0];
     const io::TensorInfo& z =
-        get(p + ".input_zero_point", io::DType::I32, {1}, "the activation zero point");
+        get(base + "_zero_point", io::DType::I32, {1}, "the activation zero point");
     a.zero_point = read<int32_t>(z)[0];
     if (asym ? (a.zero_point < 0 || a.zero_point > 255) : a.zero_point != 0) {
-      fail(fmt::format("tensor '{}.input_zero_point' is {}: expected {} for the {} scheme", p,
+      fail(fmt::format("tensor '{}_zero_point' is {}: expected {} for the {} scheme", base,
                        a.zero_point, asym ? "a value in [0, 255]" : "0",
                        asym ? "asymmetric" : "symmetric"));
     }
@@ -232,12 +235,7 @@ BertEncoder load_bert_encoder_quantized(const io::BertConfig& c, const nlohmann:
                                         const std::string& config_where) {
   const QuantizationConfig cfg = quant::parse_quantization_config(
       qjson, config_where + ": quantization_config", /*model_file=*/true);
-  if (cfg.enabled(quant::Site::attention_scores) || cfg.enabled(quant::Site::attention_context)) {
-    throw Unsupported(fmt::format(
-        "{}: quantization_config quantizes the attention score / context matmuls, which Octet "
-        "runs in FP32 only (set \"attention_scores\" and \"attention_context\" to false)",
-        config_where));
-  }
+  quant::check_supported(cfg, config_where + ": quantization_config");
   QuantLoader w(src, cfg);
   BertEncoder enc;
   enc.config = c;
@@ -312,6 +310,12 @@ BertEncoder load_bert_encoder_quantized(const io::BertConfig& c, const nlohmann:
         bqkv.insert(bqkv.end(), bs.begin(), bs.end());
       }
       L.qkv = ops::MatmulF32(wqkv, 3 * h, h, bqkv);
+    }
+    if (cfg.quantizes_scores(self.substr(0, self.size() - 1))) {
+      L.quantize_qk = true;
+      L.q_out = w.activation(self + "query", "output");
+      L.k_out = w.activation(self + "key", "output");
+      enc.uses_int8 = true;  // the int8 scratch of ops::fake_quantize_static
     }
     auto lin = [&](const std::string& name, int64_t n, int64_t k, const std::string& what,
                    layers::LinearInt8& q, ops::MatmulF32& f) {

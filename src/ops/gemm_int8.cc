@@ -255,6 +255,29 @@ ActivationsInt8 quantize_activations_static(const float* x, int rows, int cols, 
   return ActivationsInt8{q, dtype, rows, cols, ldq, zero_point, scale};
 }
 
+void fake_quantize_static(float* x, int rows, int cols, std::ptrdiff_t ldx, ActDtype dtype,
+                          float inv_scale, float scale, int32_t zero_point, void* q, int threads) {
+  quantize_activations_static(x, rows, cols, ldx, dtype, inv_scale, scale, zero_point, q, cols,
+                              threads);
+  const kernels::Int8Kernels& kt = kernels::table().int8;
+  auto row = [&](int r) {
+    if (dtype == ActDtype::s8) {
+      kt.dequantize_s8(static_cast<const int8_t*>(q) + r * cols, cols, scale, x + r * ldx);
+    } else {
+      kt.dequantize_u8(static_cast<const uint8_t*>(q) + r * cols, cols, scale, zero_point,
+                       x + r * ldx);
+    }
+  };
+  int nthreads = threads > 0 ? threads : omp_get_max_threads();
+  if (static_cast<double>(rows) * cols < 256.0 * 1024.0) nthreads = 1;
+  if (nthreads == 1) {
+    for (int r = 0; r < rows; ++r) row(r);
+  } else {
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int r = 0; r < rows; ++r) row(r);
+  }
+}
+
 void gemm_int8_s32(const ActivationsInt8& a, const PackedWeightsInt8& w, const int32_t* bias,
                    int32_t* c, std::ptrdiff_t ldc, int threads) {
   const char* op = "gemm_int8_s32";

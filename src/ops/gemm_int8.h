@@ -124,6 +124,14 @@ ActivationsInt8 quantize_activations_static(const float* x, int rows, int cols, 
                                             int32_t zero_point, void* q, std::ptrdiff_t ldq,
                                             int threads = 0);
 
+// Static fake quantization in place (Q8BERT's requantize_output, QUANT_SPEC A.6 step 4): each
+// value becomes the dequantized code quantize_activations_static gives it, x = float(q) * scale
+// (s8) or float(q - zero_point) * scale (u8). q: rows * cols bytes of caller-owned scratch.
+// Same arguments and errors as quantize_activations_static.
+void fake_quantize_static(float* x, int rows, int cols, std::ptrdiff_t ldx, kernels::ActDtype dtype,
+                          float inv_scale, float scale, int32_t zero_point, void* q,
+                          int threads = 0);
+
 // How a call splits C: blocks of block_m rows x block_n columns (block_n a multiple of 16) over
 // `threads` threads. Exposed for tests and benchmarks.
 struct GemmPartition {

@@ -23,6 +23,12 @@ using nlohmann::json;
 // ---------------------------------------------------------------------------------------------
 // Calibration
 
+namespace {
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+}  // namespace
+
 CalibrationCollector::CalibrationCollector(const CalibrationOptions& options) : options_(options) {
   if (!options.max && !options.ema && !options.histogram) {
     throw InvalidArgument("CalibrationCollector: no statistics requested (max, ema, histogram)");
@@ -36,8 +42,17 @@ CalibrationCollector::CalibrationCollector(const CalibrationOptions& options) : 
 ActivationTap CalibrationCollector::tap() {
   return [this](std::string_view name, TapPoint point, const float* data, int64_t rows,
                 int64_t cols, std::ptrdiff_t ld) {
-    if (point != TapPoint::input) return;
-    Set& set = observers_[std::string(name)];
+    std::string key(name);
+    if (point == TapPoint::output) {
+      // The Q and K outputs, for quantize.attention_scores (Q8BERT's requantize_output).
+      if (!ends_with(name, ".attention.self.query") && !ends_with(name, ".attention.self.key")) {
+        return;
+      }
+      key += kOutputSuffix;
+    } else if (point != TapPoint::input) {
+      return;
+    }
+    Set& set = observers_[key];
     if (!set.max && !set.ema && !set.histogram) {
       if (options_.max) set.max = make_observer({.kind = CalibratorKind::max});
       if (options_.ema) {
@@ -253,6 +268,40 @@ struct Builder {
     return (*tensors)[key];
   }
 
+  // The step and zero point of one calibrated activation tensor (`what` names it in errors).
+  std::pair<float, int32_t> activation_params(const json& stats, const std::string& what) const {
+    const Range r = calibrated_range(stats, cfg, what);
+    if (cfg.scheme == Scheme::symmetric) {
+      const float t = std::max(std::fabs(r.min), std::fabs(r.max));
+      return {t > 0.0f ? t / static_cast<float>(kSymmetricMax) : 1.0f, 0};
+    }
+    const AsymmetricParams a = asymmetric_params(r.min, r.max);
+    return {a.scale, a.zero_point};
+  }
+
+  // <base>_scale F32 [1] and <base>_zero_point I32 [1].
+  void add_activation(const std::string& base, float scale, int32_t zero_point) {
+    const float s1[1] = {scale};
+    const int32_t z1[1] = {zero_point};
+    out.add<float>(base + "_scale", {1}, s1);
+    out.add<int32_t>(base + "_zero_point", {1}, z1);
+  }
+
+  // quantize.attention_scores: the Q (or K) output scale of `p` (".../attention.self.query" or
+  // ".key") from the statistics recorded under "<p>:output".
+  void output_activation(const std::string& p) {
+    const std::string key = p + kOutputSuffix;
+    if (tensors == nullptr || !tensors->contains(key)) {
+      throw InvalidArgument(fmt::format(
+          "the calibration has no statistics for '{}' (the output of '{}', which "
+          "quantize.attention_scores quantizes): re-run octet calibrate with this version",
+          key, p));
+    }
+    const auto [scale, zero_point] = activation_params((*tensors)[key], key);
+    add_activation(p + ".output", scale, zero_point);
+    int8_encoder += 8;
+  }
+
   void linear(const std::string& p, int64_t n, int64_t k, bool encoder) {
     const std::vector<float> w = src.read(p + ".weight", {n, k});
     const std::vector<float> b = src.read(p + ".bias", {n});
@@ -269,27 +318,14 @@ struct Builder {
     if (cfg.activations == ActivationMode::dynamic) {
       out.add<float>(p + ".bias", {n}, b);
     } else {
-      const Range r = calibrated_range(stats_for(p), cfg, p);
-      float scale = 1.0f;
-      int32_t zero_point = 0;
-      if (cfg.scheme == Scheme::symmetric) {
-        const float t = std::max(std::fabs(r.min), std::fabs(r.max));
-        scale = t > 0.0f ? t / static_cast<float>(kSymmetricMax) : 1.0f;
-      } else {
-        const AsymmetricParams a = asymmetric_params(r.min, r.max);
-        scale = a.scale;
-        zero_point = a.zero_point;
-      }
+      const auto [scale, zero_point] = activation_params(stats_for(p), p);
       // The loader dequantizes the int32 bias with input_scale * weight_scale: quantize with the
       // reciprocals of exactly those stored values.
       std::vector<float> inv_w(q.scales.size());
       for (std::size_t c = 0; c < q.scales.size(); ++c) inv_w[c] = 1.0f / q.scales[c];
       const std::vector<int32_t> bq = quantize_bias(b, 1.0f / scale, inv_w, p + ".bias");
       out.add<int32_t>(p + ".bias", {n}, bq);
-      const float s1[1] = {scale};
-      const int32_t z1[1] = {zero_point};
-      out.add<float>(p + ".input_scale", {1}, s1);
-      out.add<int32_t>(p + ".input_zero_point", {1}, z1);
+      add_activation(p + ".input", scale, zero_point);
       bytes += 8;
     }
     if (encoder) {
@@ -319,11 +355,7 @@ struct Builder {
 QuantizedBert quantize_bert(const std::filesystem::path& model_dir, const QuantizationConfig& cfg,
                             const json* calibration) {
   validate(cfg);
-  if (cfg.enabled(Site::attention_scores) || cfg.enabled(Site::attention_context)) {
-    throw Unsupported(
-        "quantization_config: quantizing the attention score / context matmuls is not implemented "
-        "(Octet runs them in FP32, as Q8BERT); set attention_scores and attention_context false");
-  }
+  check_supported(cfg, "quantization_config");
   const io::ModelFiles files = io::locate_model(model_dir);
   const io::BertConfig c = io::load_bert_config(files.config);
   if (c.raw.contains("quantization_config")) {
@@ -378,6 +410,9 @@ QuantizedBert quantize_bert(const std::filesystem::path& model_dir, const Quanti
     }
     for (const char* s : {"query", "key", "value"}) {
       b.linear(p + "attention.self." + s, h, h, true);
+    }
+    if (cfg.quantizes_scores(p + "attention.self")) {
+      for (const char* s : {"query", "key"}) b.output_activation(p + "attention.self." + s);
     }
     b.linear(p + "attention.output.dense", h, h, true);
     b.linear(p + "intermediate.dense", inter, h, true);

@@ -49,6 +49,10 @@ namespace octet::quant {
 
 inline constexpr const char* kCalibrationFormat = "octet-calibration";
 inline constexpr int kCalibrationVersion = 1;
+// Statistics of a Linear's output are recorded under its prefix + this suffix; the collector
+// records the Q and K outputs ("bert.encoder.layer.<i>.attention.self.query:output", ".key:output")
+// for quantize.attention_scores.
+inline constexpr const char* kOutputSuffix = ":output";
 
 struct CalibrationOptions {
   bool max = true;        // record "max" statistics

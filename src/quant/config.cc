@@ -224,6 +224,12 @@ bool QuantizationConfig::quantizes(std::string_view prefix) const {
                       [&](const std::string& g) { return glob_match(g, prefix); });
 }
 
+bool QuantizationConfig::quantizes_scores(std::string_view self_prefix) const {
+  if (!enabled(Site::attention_scores)) return false;
+  return std::none_of(keep_fp32.begin(), keep_fp32.end(),
+                      [&](const std::string& g) { return glob_match(g, self_prefix); });
+}
+
 bool QuantizationConfig::operator==(const QuantizationConfig& o) const {
   const CalibratorSpec &a = calibrator, &b = o.calibrator;
   return activations == o.activations && scheme == o.scheme && weights == o.weights &&
@@ -240,6 +246,22 @@ void validate(const QuantizationConfig& c) {
         "quantization_config: key \"threshold_mode\" is \"independent\" with scheme "
         "\"symmetric\": an independent range [T_min, T_max] needs scheme \"asymmetric\"; use "
         "\"symmetric\" or \"conjugate\"");
+  }
+}
+
+void check_supported(const QuantizationConfig& c, std::string_view where) {
+  if (c.enabled(Site::attention_context)) {
+    throw Unsupported(fmt::format(
+        "{}: quantize.attention_context is true, but Octet runs the attention context matmul "
+        "(P V) in FP32, as Q8BERT (or on int8 with --attention int8); set it false",
+        where));
+  }
+  if (c.enabled(Site::attention_scores) && c.activations != ActivationMode::static_) {
+    throw Unsupported(fmt::format(
+        "{}: quantize.attention_scores needs activations \"static\" (Q and K are quantized with "
+        "calibrated output scales, Q8BERT's requantize_output); for dynamic int8 attention "
+        "matmuls use --attention int8",
+        where));
   }
 }
 

@@ -67,6 +67,10 @@ struct QuantizationConfig {
   bool enabled(Site s) const { return sites[static_cast<int>(s)]; }
   // True when `prefix` names a quantizable site that is enabled and matches no keep_fp32 pattern.
   bool quantizes(std::string_view prefix) const;
+  // True when the score matmul of the attention `self_prefix` ("bert.encoder.layer.<i>.
+  // attention.self") reads quantized Q and K: attention_scores enabled and no keep_fp32 pattern
+  // matching `self_prefix`.
+  bool quantizes_scores(std::string_view self_prefix) const;
 
   bool operator==(const QuantizationConfig& o) const;
 };
@@ -74,6 +78,12 @@ struct QuantizationConfig {
 // Checks cross-field rules (a symmetric scheme needs the symmetric or conjugate threshold mode;
 // calibrator values in range). Throws InvalidArgument naming the key.
 void validate(const QuantizationConfig& c);
+
+// Throws Unsupported (naming `where`) for what the engine cannot run: the attention context
+// matmul (P V stays FP32, as in Q8BERT), and quantized attention scores without static
+// activations (the Q and K output scales are calibrated; for dynamic int8 attention matmuls load
+// the model with BertLoadOptions::int8_attention instead).
+void check_supported(const QuantizationConfig& c, std::string_view where);
 
 QuantizationConfig parse_quantization_config(const nlohmann::json& j, std::string_view where,
                                              bool model_file = false);

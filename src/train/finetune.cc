@@ -221,7 +221,8 @@ nlohmann::json options_json(const FinetuneOptions& o) {
                                 {"ste", std::string(to_string(o.qat.ste))},
                                 {"ema_decay", o.qat.ema_decay},
                                 {"start_step", o.qat.start_step},
-                                {"head_start_step", o.qat.head_start_step}}
+                                {"head_start_step", o.qat.head_start_step},
+                                {"qk_outputs", o.qat.quantize_qk_outputs}}
                : nlohmann::json(nullptr)}};
 }
 

@@ -215,9 +215,15 @@ QatBert::QatBert(BertForSequenceClassification model, const io::BertConfig& conf
   check_qat_options(o_);
   for (std::size_t i = 0; i < model_->bert->encoder->layer->size(); ++i) {
     const std::string p = layer_prefix(i);
-    for (const char* s :
-         {"attention.self.query", "attention.output.dense", "intermediate.dense", "output.dense"})
-      sites_.push_back(std::make_unique<ActivationQuantizer>(p + s, o_, o_.start_step));
+    std::vector<std::string> names = {p + "attention.self.query"};
+    if (o_.quantize_qk_outputs) {
+      for (const char* s : {"attention.self.query", "attention.self.key"})
+        names.push_back(p + s + quant::kOutputSuffix);
+    }
+    for (const char* s : {"attention.output.dense", "intermediate.dense", "output.dense"})
+      names.push_back(p + s);
+    for (std::string& n : names)
+      sites_.push_back(std::make_unique<ActivationQuantizer>(std::move(n), o_, o_.start_step));
   }
   sites_.push_back(std::make_unique<ActivationQuantizer>("bert.pooler.dense", o_, o_.start_step));
   sites_.push_back(std::make_unique<ActivationQuantizer>("classifier", o_, o_.head_start_step));
@@ -289,8 +295,15 @@ torch::Tensor QatBert::forward(const torch::Tensor& input_ids, torch::Tensor tok
     auto split = [&](const torch::Tensor& y) {
       return y.view({b, t, self->heads, self->head_dim}).permute({0, 2, 1, 3});
     };
-    torch::Tensor q = split(linear(self->query, p + "attention.self.query", hq, active));
-    torch::Tensor k = split(linear(self->key, p + "attention.self.key", hq, active));
+    torch::Tensor q = linear(self->query, p + "attention.self.query", hq, active);
+    torch::Tensor k = linear(self->key, p + "attention.self.key", hq, active);
+    if (o_.quantize_qk_outputs) {  // Q8BERT's requantize_output: 8-bit inputs to Q K^T
+      bool unused = false;
+      q = quantize_input(q, unused);
+      k = quantize_input(k, unused);
+    }
+    q = split(q);
+    k = split(k);
     torch::Tensor v = split(linear(self->value, p + "attention.self.value", hq, active));
     torch::Tensor scores =
         torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(double(self->head_dim));
@@ -349,6 +362,7 @@ quant::QuantizationConfig QatBert::quantization_config() const {
   c.calibrator.decay = o_.ema_decay;
   c.threshold_mode = o_.scheme == quant::Scheme::symmetric ? quant::ThresholdMode::symmetric
                                                            : quant::ThresholdMode::independent;
+  c.sites[static_cast<int>(quant::Site::attention_scores)] = o_.quantize_qk_outputs;
   quant::validate(c);
   return c;
 }
@@ -358,7 +372,7 @@ nlohmann::json QatBert::calibration(const fs::path& weights_file) const {
   for (const auto& s : sites_) {
     if (!s->observed())
       throw InvalidArgument(fmt::format(
-          "QAT export: the input range of '{}' was never observed (its quantizer starts at step "
+          "QAT export: the range of '{}' was never observed (its quantizer starts at step "
           "{}, training stopped at step {}): train longer or lower the start step",
           s->name(), s->start_step(), step_));
     tensors[s->name()] = s->statistics();

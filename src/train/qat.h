@@ -26,9 +26,10 @@
 //   * every Linear weight from its current max|W| at every forward pass, per tensor (Q8BERT) or
 //     per output channel;
 //   * the word and position embedding tables, weights only, one scale per table.
-// Deviation from Q8BERT: the Q and K projection outputs are NOT fake-quantized, because the
-// engine runs the attention score matmul in FP32 (the attention_scores site is unsupported);
-// quantizing them in training would break parity with the INT8 model.
+//   * the Q and K projection outputs (Q8BERT's requantize_output: 8-bit inputs to Q K^T), each
+//     with its own EMA range, recorded as "<prefix>:output"; exported as quantize.attention_scores
+//     (the engine fake-quantizes Q and K in place after the QKV GEMM with those scales).
+//     QatOptions::quantize_qk_outputs = false leaves them FP32.
 //
 // Start steps: a quantizer is inactive (the layer runs in FP32 and its EMA is not updated) while
 // the step set by set_step() is below its start step: `start_step` for every site, and
@@ -82,8 +83,9 @@ struct QatOptions {
   quant::WeightGranularity weights = quant::WeightGranularity::per_tensor;  // Q8BERT: per tensor
   SteMode ste = SteMode::identity;
   double ema_decay = 0.9999;
-  int64_t start_step = 0;         // every site but the classifier
-  int64_t head_start_step = 200;  // the classifier (Q8BERT's task head)
+  int64_t start_step = 0;           // every site but the classifier
+  int64_t head_start_step = 200;    // the classifier (Q8BERT's task head)
+  bool quantize_qk_outputs = true;  // Q8BERT: the Q and K outputs too (requantize_output)
 };
 
 // Throws InvalidArgument naming the field (decay outside (0, 1), negative start steps).
@@ -142,7 +144,8 @@ class QatBert {
   bool ready() const;
   BertForSequenceClassification& model() { return model_; }
 
-  // Activation sites in order, named by the Hugging Face prefix whose input they quantize.
+  // Activation sites in order, named by the Hugging Face prefix whose input they quantize (or
+  // prefix + ":output" for the Q and K outputs).
   const std::vector<std::unique_ptr<ActivationQuantizer>>& sites() const { return sites_; }
   // The engine's quantization_config matching this training graph (static, calibrator ema).
   quant::QuantizationConfig quantization_config() const;
@@ -164,7 +167,8 @@ class QatBert {
   io::BertConfig config_;
   QatOptions o_;
   int64_t step_ = 0;
-  std::vector<std::unique_ptr<ActivationQuantizer>> sites_;  // 4 per layer, pooler, classifier
+  std::vector<std::unique_ptr<ActivationQuantizer>>
+      sites_;  // per layer 4 (6 with Q, K outputs); pooler; classifier
 };
 
 // Writes <out_dir>/fp32/, <out_dir>/qat_calibration.json and the quantized model in <out_dir>

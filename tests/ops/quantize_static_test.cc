@@ -4,6 +4,7 @@
 // u8 activations against a float reference of the same codes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -85,6 +86,53 @@ TEST(QuantizeActivationsStatic, NamesTheRowWithANaNAndRefusesBadParameters) {
   EXPECT_THROW(
       ops::quantize_activations_static(x.data(), 4, 8, 4, ActDtype::s8, 1.0f, 1.0f, 0, q.data(), 8),
       InvalidArgument);
+}
+
+// The Q / K output quantization of quantize.attention_scores: columns [c0, c0 + cols) of a wider
+// row are replaced by their dequantized codes, the other columns are untouched, and the values
+// are exactly float(code) * scale with the codes of the quantizer (s8 and u8), on 1 and 2 threads.
+TEST(FakeQuantizeStatic, ReplacesTheColumnsByTheirDequantizedCodes) {
+  const int rows = 260, cols = 1024, ld = 3 * cols,
+            c0 = cols;  // threaded path: rows * cols >= 256K
+  const std::vector<float> x0 = randn(std::size_t(rows) * ld, 3, 1.5f);
+  for (const bool s8 : {true, false}) {
+    for (const int threads : {1, 2}) {
+      std::vector<float> x = x0;
+      std::vector<int8_t> scratch(std::size_t(rows) * cols);
+      const float t = 2.5f;
+      const quant::AsymmetricParams p = quant::asymmetric_params(-1.0f, 3.0f);
+      const float inv = s8 ? quant::symmetric_inv_scale(t) : p.inv_scale;
+      const float scale = s8 ? t / 127.0f : p.scale;
+      const int32_t zp = s8 ? 0 : p.zero_point;
+      ops::fake_quantize_static(x.data() + c0, rows, cols, ld, s8 ? ActDtype::s8 : ActDtype::u8,
+                                inv, scale, zp, scratch.data(), threads);
+      int saturated = 0;
+      for (int r = 0; r < rows; ++r) {
+        for (int c = 0; c < ld; ++c) {
+          const std::size_t i = std::size_t(r) * ld + c;
+          if (c < c0 || c >= c0 + cols) {
+            ASSERT_EQ(x[i], x0[i]) << "column " << c << " outside the range changed";
+            continue;
+          }
+          const float v = std::nearbyint(x0[i] * inv);
+          const float code =
+              s8 ? std::clamp(v, -127.0f, 127.0f) : std::clamp(v + zp, 0.0f, 255.0f) - zp;
+          saturated += code != v;
+          ASSERT_EQ(x[i], code * scale) << "row " << r << " column " << c << " s8 " << s8;
+        }
+      }
+      EXPECT_GT(saturated, 0) << "no value beyond the range: the clamp is untested";
+    }
+  }
+  std::vector<float> bad(4 * 8, 0.5f);
+  bad[3 * 8 + 1] = INFINITY;
+  std::vector<int8_t> q(bad.size());
+  try {
+    ops::fake_quantize_static(bad.data(), 4, 8, 8, ActDtype::s8, 1.0f, 1.0f, 0, q.data());
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("row 3"), std::string::npos) << e.what();
+  }
 }
 
 TEST(LinearInt8Static, U8ActivationsMatchAFloatReferenceOfTheSameCodes) {

@@ -103,17 +103,23 @@ class BertQuant : public ::testing::Test {
 
 TEST_F(BertQuant, CollectorRecordsEveryQuantizableInputOnce) {
   const json& t = calib_["tensors"];
-  // Per layer: query (shared by key and value), attention output, FFN in, FFN out; + head.
-  EXPECT_EQ(t.size(), 2u * 4u + 2u) << t.dump().substr(0, 400);
+  // Per layer: query (shared by key and value), attention output, FFN in, FFN out, and the Q and
+  // K outputs (quantize.attention_scores); + head.
+  EXPECT_EQ(t.size(), 2u * 6u + 2u) << t.dump().substr(0, 400);
   for (const char* name :
        {"bert.encoder.layer.0.attention.self.query", "bert.encoder.layer.1.output.dense",
-        "bert.pooler.dense", "classifier"}) {
+        "bert.pooler.dense", "classifier", "bert.encoder.layer.1.attention.self.query:output",
+        "bert.encoder.layer.0.attention.self.key:output"}) {
     ASSERT_TRUE(t.contains(name)) << name;
     EXPECT_TRUE(t[name].contains("max"));
     EXPECT_TRUE(t[name].contains("ema"));
     EXPECT_TRUE(t[name].contains("histogram"));
   }
   EXPECT_FALSE(t.contains("bert.encoder.layer.0.attention.self.key"));
+  EXPECT_FALSE(t.contains("bert.encoder.layer.0.attention.self.value:output"));
+  // The Q output range is not the input's.
+  EXPECT_NE(t["bert.encoder.layer.0.attention.self.query:output"]["max"],
+            t["bert.encoder.layer.0.attention.self.query"]["max"]);
   EXPECT_NO_THROW(quant::validate_calibration(calib_, "test"));
 }
 
@@ -209,6 +215,10 @@ TEST_F(BertQuant, EveryModeReloadsBitIdenticallyAndStaysCloseToFp32) {
        0.98},
       {R"({"scheme": "asymmetric", "threshold_mode": "conjugate"})", 0.98},
       {R"({"activations": "dynamic"})", 0.98},
+      {R"({"quantize": {"attention_scores": true}})", 0.98},
+      {R"({"scheme": "asymmetric", "threshold_mode": "independent",
+           "quantize": {"attention_scores": true}})",
+       0.98},
   };
   int i = 0;
   for (const Variant& v : variants) {
@@ -217,7 +227,8 @@ TEST_F(BertQuant, EveryModeReloadsBitIdenticallyAndStaysCloseToFp32) {
     const quant::QuantizedBert q = quant::quantize_bert(fp32_dir_, cfg, &calib_);
     const BertModel mem = quant::load_in_memory(q, 1);
     const BertOutputs before = mem.forward(eval_.seqs, kWhat);
-    const std::filesystem::path dir = tmp_.path() / ("q" + std::to_string(i++));
+    // (not "q" + to_string(i): GCC 12 reports a false -Wrestrict on that concatenation here)
+    const std::filesystem::path dir = tmp_.path() / "q" / std::to_string(i++);
     quant::write_quantized_dir(q, dir);
     const BertModel disk = BertModel::load(dir, {.threads = 1});
     EXPECT_EQ(disk.precision(), cfg.activations == quant::ActivationMode::static_
@@ -237,6 +248,46 @@ TEST_F(BertQuant, EveryModeReloadsBitIdenticallyAndStaysCloseToFp32) {
     // Not FP32 in disguise: quantization noise is visible.
     EXPECT_NE(ref_.logits, after.logits);
   }
+}
+
+// quantize.attention_scores (Q8BERT's requantize_output of Q and K): the output scales follow
+// the calibrated range of the Q / K outputs; with every Linear kept in FP32 the model differs from
+// FP32 by the quantized Q and K alone; keep_fp32 on "<layer>.attention.self" turns them off.
+TEST_F(BertQuant, QuantizedQkOutputsFollowTheirCalibrationAndAreTheOnlyDifference) {
+  const quant::QuantizedBert q = quant::quantize_bert(
+      fp32_dir_, config(R"({"quantize": {"attention_scores": true}})"), &calib_);
+  for (const std::string p :
+       {"bert.encoder.layer.1.attention.self.query", "bert.encoder.layer.1.attention.self.key"}) {
+    const io::TensorInfo* st = q.tensors.find(p + ".output_scale");
+    const io::TensorInfo* zt = q.tensors.find(p + ".output_zero_point");
+    ASSERT_NE(st, nullptr) << p;
+    ASSERT_NE(zt, nullptr) << p;
+    float sc;
+    int32_t zp;
+    std::memcpy(&sc, q.tensors.bytes(*st).data(), 4);
+    std::memcpy(&zp, q.tensors.bytes(*zt).data(), 4);
+    const json& mx = calib_["tensors"][p + ":output"]["max"];
+    const float t = std::max(std::fabs(mx["min"].get<float>()), std::fabs(mx["max"].get<float>()));
+    EXPECT_FLOAT_EQ(sc, t / 127.0f) << p;
+    EXPECT_EQ(zp, 0);
+  }
+  EXPECT_EQ(q.tensors.find("bert.encoder.layer.1.attention.self.value.output_scale"), nullptr);
+  const BertModel qk = quant::load_in_memory(quant::quantize_bert(fp32_dir_, config(R"({
+          "keep_fp32": ["*.query", "*.key", "*.value", "*.dense", "classifier"],
+          "quantize": {"word_embeddings": false, "position_embeddings": false,
+                       "attention_scores": true}})"),
+                                                                  &calib_),
+                                             1);
+  const BertOutputs out = qk.forward(eval_.seqs, kWhat);
+  EXPECT_NE(out.logits, ref_.logits) << "quantizing Q and K changed nothing";
+  EXPECT_GE(cosine(hidden(ref_), hidden(out)), 0.99);
+  const BertModel off = quant::load_in_memory(quant::quantize_bert(fp32_dir_, config(R"({
+          "keep_fp32": ["*"],
+          "quantize": {"word_embeddings": false, "position_embeddings": false,
+                       "attention_scores": true}})"),
+                                                                   &calib_),
+                                              1);
+  EXPECT_EQ(off.forward(eval_.seqs, kWhat).logits, ref_.logits);
 }
 
 TEST_F(BertQuant, KeepFp32StoresFloatTensorsAndRunsThoseGemmsInFp32) {
@@ -266,9 +317,23 @@ TEST_F(BertQuant, RefusesQkvSplitMatmulSitesAndForeignCalibration) {
   EXPECT_THROW(quant::quantize_bert(fp32_dir_, config(R"({"keep_fp32": ["*.attention.self.key"]})"),
                                     &calib_),
                InvalidArgument);
-  EXPECT_THROW(quant::quantize_bert(fp32_dir_,
-                                    config(R"({"quantize": {"attention_scores": true}})"), &calib_),
+  EXPECT_THROW(quant::quantize_bert(
+                   fp32_dir_, config(R"({"quantize": {"attention_context": true}})"), &calib_),
                Unsupported);
+  EXPECT_THROW(quant::quantize_bert(fp32_dir_, config(R"({"activations": "dynamic",
+                                               "quantize": {"attention_scores": true}})"),
+                                    &calib_),
+               Unsupported);
+  // Quantized Q and K need their output statistics.
+  json no_k = calib_;
+  no_k["tensors"].erase("bert.encoder.layer.1.attention.self.key:output");
+  try {
+    quant::quantize_bert(fp32_dir_, config(R"({"quantize": {"attention_scores": true}})"), &no_k);
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("layer.1.attention.self.key:output"), std::string::npos)
+        << e.what();
+  }
   EXPECT_THROW(quant::quantize_bert(fp32_dir_, config(R"({})"), nullptr), InvalidArgument);
   // Statistics of another model (different fingerprint) are refused.
   json other = calib_;

@@ -46,6 +46,9 @@ const Mode kModes[] = {
      R"({"calibrator": {"kind": "kl", "kl_form": "abs"}, "weights": "per_tensor"})"},
     {"static-kl-signed", R"({"calibrator": {"kind": "kl", "kl_form": "signed"}})"},
     {"static-mse", R"({"calibrator": {"kind": "mse"}})"},
+    // Q8BERT's whole static graph: EMA ranges, per-tensor weights, 8-bit Q and K outputs.
+    {"static-q8bert",
+     R"({"calibrator": {"kind": "ema"}, "weights": "per_tensor", "quantize": {"attention_scores": true}})"},
     {"asym-max",
      R"({"scheme": "asymmetric", "threshold_mode": "independent", "calibrator": {"kind": "max"}})"},
     {"asym-percentile",

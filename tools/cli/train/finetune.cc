@@ -127,14 +127,21 @@ Runner register_finetune(CLI::App& app) {
                       "QAT: step from which the classifier is quantized (Q8BERT: 200)")
           ->capture_default_str();
 
-  return [opts, scheme_flag, weights_flag, ste_flag, decay_flag, start_flag, head_flag]() -> int {
+  CLI::Option* qk_flag =
+      sub->add_flag("!--qat-fp32-qk", ft.qat.quantize_qk_outputs,
+                    "QAT: leave the Q and K outputs in FP32 (Q8BERT fake-quantizes them, and the "
+                    "exported model quantizes them: quantize.attention_scores)");
+
+  return [opts, scheme_flag, weights_flag, ste_flag, decay_flag, start_flag, head_flag,
+          qk_flag]() -> int {
     train::FinetuneOptions& o = opts->ft;
     if (opts->qat_mode == "integer-only") {
       o.qat.mode = train::QatMode::integer_only;
       if (!o.qat.enabled)
         throw InvalidArgument("--qat-mode integer-only needs --qat (quantization-aware training)");
       // The I-BERT scheme is fixed, as for octet quantize --mode integer-only.
-      for (const CLI::Option* f : {scheme_flag, weights_flag, ste_flag, start_flag, head_flag}) {
+      for (const CLI::Option* f :
+           {scheme_flag, weights_flag, ste_flag, start_flag, head_flag, qk_flag}) {
         if (f->count() > 0)
           throw InvalidArgument(fmt::format(
               "{} does not apply to --qat-mode integer-only: its scheme is fixed (symmetric "
