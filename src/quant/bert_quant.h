@@ -13,9 +13,11 @@
 //
 // Statistics are recorded at the *input* of every quantizable Linear (ActivationTap, octet/model.h)
 // under its Hugging Face prefix; Q, K and V share one input, recorded once under "...query" and
-// used for key and value too. For each tensor the collector keeps the observers asked for: "max"
-// (running min / max), "ema" (decay) and "histogram" (`bins` per side; percentile, KL and MSE
-// are all computed from this one histogram at quantize time).
+// used for key and value too. The Q and K outputs are recorded under "...query:output" and
+// "...key:output" (quantize.attention_scores: Q8BERT's 8-bit Q and K, stored as
+// <prefix>.output_scale / .output_zero_point). For each tensor the collector keeps the observers
+// asked for: "max" (running min / max), "ema" (decay) and "histogram" (`bins` per side; percentile,
+// KL and MSE are all computed from this one histogram at quantize time).
 //
 // Scales (QUANT_SPEC A.1, A.4, C.2, C.5): the configured calibrator turns the statistics into a
 // range with the configured threshold mode. Symmetric: T = max(|min|, |max|), input_scale =
@@ -26,9 +28,10 @@
 //
 // Errors: InvalidArgument for a bad config or calibration that does not fit (missing tensor
 // statistics, different histogram bins or EMA decay than the config asks for, Q/K/V split by
-// keep_fp32, the attention matmul sites); ModelFormatError for malformed calibration files or model
-// tensors; IoError from file access. Thread-compatible; the collector's tap is not thread-safe
-// (forward() calls it from the calling thread).
+// keep_fp32, missing Q / K output statistics); Unsupported for the attention context site and for
+// attention_scores without static activations; ModelFormatError for malformed calibration files or
+// model tensors; IoError from file access. Thread-compatible; the collector's tap is not
+// thread-safe (forward() calls it from the calling thread).
 #pragma once
 
 #include <cstdint>

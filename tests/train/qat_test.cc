@@ -16,6 +16,7 @@
 
 #include "common/test_support.h"
 #include "data/glue.h"
+#include "io/safetensors.h"
 #include "octet/error.h"
 #include "octet/model.h"
 #include "quant/bert_quant.h"
@@ -162,12 +163,14 @@ struct Parity {
 
 // The exported directory's engine logits against the libtorch fake-quantized forward pass rebuilt
 // from <out>/fp32 and <out>/qat_calibration.json, on every dev example.
-Parity compare_with_engine(const fs::path& out, const fs::path& dev_file, const QatOptions& qo) {
+// `engine_dir`: the engine's model (default: `out`).
+Parity compare_with_engine(const fs::path& out, const fs::path& dev_file, const QatOptions& qo,
+                           fs::path engine_dir = {}) {
   PretrainedBert p = load_pretrained(out / "fp32");
   QatBert qat(p.model, p.config, qo);
   qat.restore(quant::load_calibration(out / "qat_calibration.json"));
   p.model->eval();
-  BertModel engine = BertModel::load(out, {.threads = 1});
+  BertModel engine = BertModel::load(engine_dir.empty() ? out : engine_dir, {.threads = 1});
   EXPECT_EQ(engine.precision(), Precision::int8_static);
   auto tok = text::WordPieceTokenizer::from_model_dir(out);
   const data::Dataset dev = data::read_glue(data::Task::sst2, dev_file);
@@ -269,6 +272,17 @@ void run_parity(QatOptions qo, const char* label) {
   }
   ASSERT_GE(r.best_epoch, 1);
   ASSERT_TRUE(fs::exists(o.out_dir / "fp32" / "model.safetensors"));
+  // Q8BERT's layer set: per layer the QKV input, the Q and K outputs, attention output, FFN in
+  // and out; pooler; classifier. The export quantizes the Q and K outputs with their ranges.
+  {
+    QatBert q(BertForSequenceClassification(tiny_config()), tiny_config(), qo);
+    EXPECT_EQ(q.sites().size(), 2u * 6u + 2u);
+    EXPECT_EQ(q.sites()[1]->name(), "bert.encoder.layer.0.attention.self.query:output");
+    const nlohmann::json cfg = nlohmann::json::parse(test::read_file(o.out_dir / "config.json"));
+    EXPECT_EQ(cfg["quantization_config"]["quantize"]["attention_scores"], true);
+    const io::SafetensorsReader st(o.out_dir / "model.safetensors");
+    EXPECT_NE(st.find("bert.encoder.layer.1.attention.self.key.output_scale"), nullptr);
+  }
   const Parity p = compare_with_engine(o.out_dir, o.dev_file, qo);
   std::printf(
       "qat parity (%s): %lld dev examples, predictions agree %.4f, logits max |diff| %.3g mean "
@@ -291,6 +305,21 @@ void run_parity(QatOptions qo, const char* label) {
   EXPECT_NEAR(r.engine_dev.main_value(), r.best_dev.main_value(), 0.005 + 1e-9);
   // It learned something (chance: 0.509), so agreement is not measured on coin flips alone.
   EXPECT_GT(r.best_dev.main_value(), 0.55);
+
+  // The same exported model with the engine's Q and K quantization switched off
+  // (quantize.attention_scores false in a copy of its config) is measurably further from the
+  // libtorch pass: the parity above depends on the engine quantizing Q and K as training did.
+  const fs::path off = tmp / "qk_off";
+  fs::create_directories(off);
+  for (const char* f : {"model.safetensors", "vocab.txt"}) fs::copy_file(o.out_dir / f, off / f);
+  nlohmann::json cfg = nlohmann::json::parse(test::read_file(o.out_dir / "config.json"));
+  cfg["quantization_config"]["quantize"]["attention_scores"] = false;
+  test::write_file(off / "config.json", cfg.dump(2));
+  const Parity q = compare_with_engine(o.out_dir, o.dev_file, qo, off);
+  std::printf(
+      "qat parity (%s), engine without Q/K quantization: logits max |diff| %.3g mean %.3g\n", label,
+      q.max_abs, q.mean_abs);
+  EXPECT_GT(q.mean_abs, 3 * p.mean_abs);
 }
 
 TEST(QatParity, Q8bertSymmetricPerTensorEngineMatchesFakeQuant) {
