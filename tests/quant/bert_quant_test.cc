@@ -384,9 +384,13 @@ void rewrite(const std::filesystem::path& dir,
 }
 
 TEST_F(BertQuant, LoaderRefusesDamagedQuantizedDirectories) {
-  const quant::QuantizedBert asym = quant::quantize_bert(
-      fp32_dir_, config(R"({"scheme": "asymmetric", "threshold_mode": "independent"})"), &calib_);
+  const quant::QuantizedBert asym =
+      quant::quantize_bert(fp32_dir_, config(R"({"scheme": "asymmetric",
+                                                 "threshold_mode": "independent",
+                                                 "quantize": {"attention_scores": true}})"),
+                           &calib_);
   const std::string p = "bert.encoder.layer.0.attention.output.dense";
+  const std::string k = "bert.encoder.layer.1.attention.self.key";
   struct Case {
     const char* what;
     std::function<bool(io::TensorInfo&, std::vector<std::byte>&)> edit;
@@ -451,6 +455,18 @@ TEST_F(BertQuant, LoaderRefusesDamagedQuantizedDirectories) {
          return true;
        },
        "must share its scale"},
+      {"missing K output scale",
+       [&](io::TensorInfo& t, auto&) { return t.name != k + ".output_scale"; },
+       "missing tensor 'bert.encoder.layer.1.attention.self.key.output_scale'"},
+      {"K output zero point outside [0, 255]",
+       [&](io::TensorInfo& t, std::vector<std::byte>& b) {
+         if (t.name == k + ".output_zero_point") {
+           const int32_t z = -1;
+           std::memcpy(b.data(), &z, 4);
+         }
+         return true;
+       },
+       "'bert.encoder.layer.1.attention.self.key.output_zero_point' is -1"},
       {"-128 weight code",
        [&](io::TensorInfo& t, std::vector<std::byte>& b) {
          if (t.name == p + ".weight") b[5] = std::byte{0x80};
