@@ -3,10 +3,12 @@
 #   (1) FP32: `octet finetune` from the pretrained encoder (new head), the task's epochs, batch 32,
 #       lr 1e-4, warm-up 10% then linear decay, max 128 tokens, the best-dev epoch kept;
 #   (2) post-training quantization of that model: `octet calibrate` (600 training examples) and
-#       `octet compare` (every mode): Q8BERT's dynamic baseline (dynamic-per-tensor) and the best
-#       static mode (best of the static-* and asym-* modes on dev);
+#       `octet compare` (every mode): Q8BERT's dynamic baseline (dynamic-per-tensor), static PTQ
+#       of Q8BERT's graph (static-q8bert) and the best static mode (best of the static-* and
+#       asym-* modes on dev);
 #   (3) QAT: `octet finetune --qat` (Q8BERT defaults: symmetric, per-tensor weights, EMA 0.9999,
-#       identity STE, classifier from step 200) from the same pretrained encoder with the same
+#       identity STE, Q and K outputs quantized, classifier from step 200) from the same
+#       pretrained encoder with the same
 #       settings and seed (Q8BERT's protocol: QAT is the fine-tuning), the exported INT8 model
 #       evaluated by the INT8 engine (`octet eval`);
 #   (4) QAT from the FP32 fine-tuned model of (1) (the other starting point `octet finetune --qat`
@@ -147,6 +149,8 @@ for t in tasks:
         runs.append({"seed": s, "metric": m, "fp32": 100 * ptq["fp32"]["metrics"][m],
                      "dynamic": 100 * modes["dynamic-per-tensor"]["metrics"][m],
                      "static": 100 * best["metrics"][m], "static_mode": best["mode"],
+                     "q8static": (100 * modes["static-q8bert"]["metrics"][m]
+                                  if "static-q8bert" in modes else None),
                      "qat": 100 * qat["metrics"][m],
                      "qat_ft": (100 * load(f"{r}/qat_ft_eval.json")["metrics"][m]
                                 if os.path.exists(f"{r}/qat_ft_done") else None),
@@ -163,22 +167,25 @@ L = ["<!-- qat: begin (scripts/qat_table.sh) -->", "## Quantization-aware fine-t
      f"({', '.join(seeds)}): FP32 = `octet finetune` from `models/octet-bert-mini-uncased` (new "
      f"head; epochs {epochs_of}; training examples capped: {max_train_of}; batch 32, lr 1e-4, "
      "warm-up 10%, max 128 tokens, one thread, best-dev epoch kept); dynamic = Q8BERT's dynamic "
-     "PTQ (`dynamic-per-tensor`) of that model; best static = the best of the 11 static and "
-     f"asymmetric PTQ modes on dev (calibration on {samples} training examples), an optimistic "
-     "selection; QAT = `octet finetune --qat` (Q8BERT defaults) with the same settings and seed "
+     "PTQ (`dynamic-per-tensor`) of that model; Q8BERT static = static PTQ of Q8BERT's graph "
+     "(`static-q8bert`: EMA ranges, per-tensor weights, 8-bit Q and K outputs), the graph QAT "
+     "trains; best static = the best of the static and asymmetric PTQ modes on dev (calibration "
+     f"on {samples} training examples), an optimistic selection; QAT = `octet finetune --qat` "
+     "(Q8BERT defaults, Q and K outputs quantized) with the same settings and seed "
      "from the same pretrained encoder, exported and run by the INT8 engine; QAT from FP32 = "
      "`octet finetune --qat` from that seed's FP32 model (its classifier kept), one epoch, lr "
      "2e-5, warm-up 10%, the classifier quantized from step 0 (a setting fixed before its runs, "
      "not searched). Mean +- standard deviation over the seeds, points = metric x 100; relative "
      "error = (FP32 - INT8) / FP32 of the means, in percent (positive is worse).", "",
-     "| task | metric | seeds | FP32 | dynamic (rel. err) | best static (rel. err) | QAT (rel. err) | QAT within 1% | QAT from FP32 (rel. err) | within 1% | QAT / FP32 time per step |",
-     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-qat_rel, dyn_rel, ft_rel = [], [], []
+     "| task | metric | seeds | FP32 | dynamic (rel. err) | Q8BERT static (rel. err) | best static (rel. err) | QAT (rel. err) | QAT within 1% | QAT from FP32 (rel. err) | within 1% | QAT / FP32 time per step |",
+     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+qat_rel, dyn_rel, ft_rel, q8s_rel = [], [], [], []
 yes = lambda e: "yes" if e <= 1.0 else "**no**"
 for t, runs in rows:
     f = ms([r["fp32"] for r in runs]); d = ms([r["dynamic"] for r in runs])
     s = ms([r["static"] for r in runs]); q = ms([r["qat"] for r in runs])
     ft = [r["qat_ft"] for r in runs if r["qat_ft"] is not None]
+    q8s = [r["q8static"] for r in runs if r["q8static"] is not None]
     cost = statistics.mean(r["qat_step"] / r["fp32_step"] for r in runs)
     qat_rel.append(rel(q[0], f[0])); dyn_rel.append(rel(d[0], f[0]))
     c = lambda v: f"{v[0]:.2f} +- {v[1]:.2f}"
@@ -187,19 +194,26 @@ for t, runs in rows:
         e = ms(ft)
         ft_rel.append(rel(e[0], f[0]))
         ft_cells = f"{c(e)} ({ft_rel[-1]:.2f}%) | {yes(ft_rel[-1])} |"
+    q8s_cell = "|"
+    if len(q8s) == len(runs):
+        e = ms(q8s)
+        q8s_rel.append(rel(e[0], f[0]))
+        q8s_cell = f"{c(e)} ({q8s_rel[-1]:.2f}%) |"
     L.append(f"| {t} | {runs[0]['metric']} | {len(runs)} | {c(f)} | {c(d)} ({rel(d[0], f[0]):.2f}%) | "
-             f"{c(s)} ({rel(s[0], f[0]):.2f}%) | {c(q)} ({rel(q[0], f[0]):.2f}%) | "
+             f"{q8s_cell} {c(s)} ({rel(s[0], f[0]):.2f}%) | {c(q)} ({rel(q[0], f[0]):.2f}%) | "
              f"{yes(rel(q[0], f[0]))} | {ft_cells} {cost:.2f}x |")
 if rows:
     ft_avg = f"({statistics.mean(ft_rel):.2f}%)" if len(ft_rel) == len(rows) else ""
-    L.append(f"| **average** | | | | ({statistics.mean(dyn_rel):.2f}%) | | "
+    q8s_avg = f"({statistics.mean(q8s_rel):.2f}%)" if len(q8s_rel) == len(rows) else ""
+    L.append(f"| **average** | | | | ({statistics.mean(dyn_rel):.2f}%) | {q8s_avg} | | "
              f"({statistics.mean(qat_rel):.2f}%) | | {ft_avg} | | |")
-L += ["", "Per seed (points): FP32 / dynamic / best static (mode) / QAT / QAT from FP32; seconds per "
+L += ["", "Per seed (points): FP32 / dynamic / Q8BERT static / best static (mode) / QAT / QAT from FP32; seconds per "
       "training step FP32 / QAT (one thread, from each run's train_log.json, evaluation excluded):", ""]
 for t, runs in rows:
     for r in runs:
         ft = f"{r['qat_ft']:.2f}" if r["qat_ft"] is not None else "not run"
-        L.append(f"- {t} seed {r['seed']}: {r['fp32']:.2f} / {r['dynamic']:.2f} / {r['static']:.2f} "
+        q8 = f"{r['q8static']:.2f}" if r["q8static"] is not None else "not run"
+        L.append(f"- {t} seed {r['seed']}: {r['fp32']:.2f} / {r['dynamic']:.2f} / {q8} / {r['static']:.2f} "
                  f"({r['static_mode']}) / {r['qat']:.2f} / {ft}; {r['fp32_step']:.3f} / "
                  f"{r['qat_step']:.3f} s")
 if missing:
