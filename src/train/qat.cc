@@ -280,7 +280,8 @@ torch::Tensor QatBert::forward(const torch::Tensor& input_ids, torch::Tensor tok
   additive = additive.unsqueeze(1).unsqueeze(2);
 
   std::size_t site = 0;
-  auto quantize_input = [&](const torch::Tensor& in, bool& active) {
+  // The next site (in sites_ order) quantizes `in`; `active`: whether it did.
+  auto quantize_site = [&](const torch::Tensor& in, bool& active) {
     ActivationQuantizer& q = *sites_[site++];
     active = q.active(training, step_);
     return q.forward(in, training, step_);
@@ -291,16 +292,16 @@ torch::Tensor QatBert::forward(const torch::Tensor& input_ids, torch::Tensor tok
     auto& self = layer->attention->self;
     bool active = false;
     // Q, K and V read one quantized input (the engine's fused QKV GEMM has one input scale).
-    torch::Tensor hq = quantize_input(hidden, active);
+    torch::Tensor hq = quantize_site(hidden, active);
     auto split = [&](const torch::Tensor& y) {
       return y.view({b, t, self->heads, self->head_dim}).permute({0, 2, 1, 3});
     };
     torch::Tensor q = linear(self->query, p + "attention.self.query", hq, active);
     torch::Tensor k = linear(self->key, p + "attention.self.key", hq, active);
     if (o_.quantize_qk_outputs) {  // Q8BERT's requantize_output: 8-bit inputs to Q K^T
-      bool unused = false;
-      q = quantize_input(q, unused);
-      k = quantize_input(k, unused);
+      bool qk_active = false;      // not read: V's GEMM keeps the QKV input site's `active`
+      q = quantize_site(q, qk_active);
+      k = quantize_site(k, qk_active);
     }
     q = split(q);
     k = split(k);
@@ -314,23 +315,23 @@ torch::Tensor QatBert::forward(const torch::Tensor& input_ids, torch::Tensor tok
                              .view({b, t, self->heads * self->head_dim});
 
     auto& ao = layer->attention->output;
-    torch::Tensor cq = quantize_input(ctxv, active);
+    torch::Tensor cq = quantize_site(ctxv, active);
     torch::Tensor a = ao->LayerNorm(
         ao->dropout(linear(ao->dense, p + "attention.output.dense", cq, active)) + hidden);
 
-    torch::Tensor aq = quantize_input(a, active);
+    torch::Tensor aq = quantize_site(a, active);
     torch::Tensor inter =
         apply_activation(linear(layer->intermediate->dense, p + "intermediate.dense", aq, active),
                          layer->intermediate->activation);
 
     auto& out = layer->output;
-    torch::Tensor iq = quantize_input(inter, active);
+    torch::Tensor iq = quantize_site(inter, active);
     hidden = out->LayerNorm(out->dropout(linear(out->dense, p + "output.dense", iq, active)) + a);
   }
   bool active = false;
-  torch::Tensor pq = quantize_input(hidden.select(1, 0), active);
+  torch::Tensor pq = quantize_site(hidden.select(1, 0), active);
   torch::Tensor pooled = torch::tanh(linear(bert->pooler->dense, "bert.pooler.dense", pq, active));
-  torch::Tensor cq = quantize_input(model_->dropout(pooled), active);
+  torch::Tensor cq = quantize_site(model_->dropout(pooled), active);
   return linear(model_->classifier, "classifier", cq, active);
 }
 
