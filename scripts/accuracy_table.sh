@@ -68,8 +68,9 @@ for arg in "$@"; do
   jsons+=("$jsondir/$task.json")
 done
 
-/usr/bin/python3 - "$out" "$samples" "$seed" "${jsons[@]}" <<'EOF'
+PYTHONPATH="$root/scripts/lib" /usr/bin/python3 - "$out" "$samples" "$seed" "${jsons[@]}" <<'EOF'
 import json, os, sys, datetime
+from results_section import marked_sections
 out, samples, seed, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 runs = [json.load(open(f)) for f in files]
 lines = ["# INT8 accuracy on GLUE dev (post-training quantization)", "",
@@ -155,6 +156,9 @@ for r in runs:
     lines.append("")
 lines += ["Timings were taken on whatever machine ran the script; see docs/results for speed "
           "measurements made on a quiet machine.", ""]
+# Sections other scripts maintain in the same file (scripts/qat_table.sh's) are carried over.
+for section in marked_sections(out):
+    lines += [section, ""]
 os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
 tmp = out + ".tmp"
 with open(tmp, "w") as f:

@@ -2,8 +2,21 @@
 
 A section runs from a line starting with `<!-- NAME: begin` to `<!-- NAME: end -->`; when the file
 has no such section, the new one is appended. The file is written to a temporary file and renamed.
+A script that rewrites a whole results file keeps the other scripts' sections with
+`marked_sections`.
 """
 import os
+import re
+
+
+def marked_sections(path):
+    """The marked sections of PATH (text from each begin marker to its end marker), in order;
+    none when PATH does not exist."""
+    if not os.path.exists(path):
+        return []
+    text = open(path).read()
+    return [m.group(0) for m in
+            re.finditer(r"<!-- ([\w-]+): begin.*?<!-- \1: end -->", text, re.DOTALL)]
 
 
 def replace_section(path, name, lines):
