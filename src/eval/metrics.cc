@@ -164,25 +164,32 @@ MetricResult glue_metrics(data::Task task, std::span<const int> pred_labels,
                     "expected a labeled dev or train file",
                     gold.source.string()));
   }
-  const std::size_t n = gold.examples.size();
+  std::vector<double> g(gold.examples.size());
+  for (std::size_t i = 0; i < g.size(); ++i) g[i] = gold.examples[i].label;
+  return task_metrics(task, pred_labels, pred_scores, g, gold.source.string());
+}
+
+MetricResult task_metrics(data::Task task, std::span<const int> pred_labels,
+                          std::span<const double> pred_scores, std::span<const double> gold,
+                          std::string_view source) {
+  const data::TaskSpec& spec = data::task_spec(task);
+  const std::size_t n = gold.size();
   MetricResult r;
   r.main = std::string(spec.main_metric);
 
   if (spec.regression) {
     if (pred_scores.size() != n) {
       throw InvalidArgument(fmt::format("glue_metrics: {} predicted scores for {} examples of {}",
-                                        pred_scores.size(), n, gold.source.string()));
+                                        pred_scores.size(), n, source));
     }
-    std::vector<double> g(n);
-    for (std::size_t i = 0; i < n; ++i) g[i] = gold.examples[i].label;
-    const double pr = pearson(pred_scores, g), sr = spearman(pred_scores, g);
+    const double pr = pearson(pred_scores, gold), sr = spearman(pred_scores, gold);
     r.values = {{"pearson", pr}, {"spearman", sr}, {"pearson_and_spearman", (pr + sr) / 2}};
     return r;
   }
 
   if (pred_labels.size() != n) {
     throw InvalidArgument(fmt::format("glue_metrics: {} predicted labels for {} examples of {}",
-                                      pred_labels.size(), n, gold.source.string()));
+                                      pred_labels.size(), n, source));
   }
   for (std::size_t i = 0; i < n; ++i) {
     if (pred_labels[i] < 0 || pred_labels[i] >= spec.num_labels) {
@@ -193,7 +200,7 @@ MetricResult glue_metrics(data::Task task, std::span<const int> pred_labels,
     }
   }
   std::vector<int> g(n);
-  for (std::size_t i = 0; i < n; ++i) g[i] = static_cast<int>(gold.examples[i].label);
+  for (std::size_t i = 0; i < n; ++i) g[i] = static_cast<int>(gold[i]);
   switch (task) {
     case data::Task::cola:
       r.values = {{"mcc", matthews_corrcoef(pred_labels, g)}};

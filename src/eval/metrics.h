@@ -20,6 +20,7 @@
 
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -50,5 +51,12 @@ struct MetricResult {
 // match gold, gold is unlabeled or of another task, or a class id is outside [0, num_labels).
 MetricResult glue_metrics(data::Task task, std::span<const int> pred_labels,
                           std::span<const double> pred_scores, const data::Dataset& gold);
+
+// The same metrics against gold values given directly, one per example (class ids as doubles, or
+// stsb scores); `source` names the data in error messages. glue_metrics checks the dataset and
+// calls this.
+MetricResult task_metrics(data::Task task, std::span<const int> pred_labels,
+                          std::span<const double> pred_scores, std::span<const double> gold,
+                          std::string_view source = "the gold values");
 
 }  // namespace octet::eval

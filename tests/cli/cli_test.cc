@@ -200,6 +200,47 @@ TEST_F(Cli, EvalPrintsTableAndWritesJson) {
   EXPECT_TRUE(j.contains("seconds"));
 }
 
+TEST_F(Cli, EvalAgainstABaselineComparesExampleByExample) {
+  auto data = tmp_ / "dev.tsv";
+  test::write_file(data,
+                   "sentence\tlabel\na great movie\t1\nterrible acting\t0\nfun story\t1\n"
+                   "boring\t0\nwonderful cast\t1\n");
+  auto json = tmp_ / "cmp.json";
+  // The model against itself: no difference, no example predicted differently.
+  CliResult r = run("eval --model " + q(model_) + " --task sst2 --data " + q(data) +
+                    " --baseline " + q(model_) + " --resamples 100 --threads 1 --json " + q(json));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("difference +0.0000"));
+  EXPECT_THAT(r.out, HasSubstr("0 of 5 examples predicted differently"));
+  auto j = nlohmann::json::parse(test::read_file(json));
+  EXPECT_EQ(j["baseline"]["metrics"]["accuracy"], j["metrics"]["accuracy"]);
+  const auto& c = j["comparison"];
+  EXPECT_EQ(c["metric"], "accuracy");
+  EXPECT_EQ(c["difference"], 0.0);
+  EXPECT_EQ(c["interval"][0], 0.0);
+  EXPECT_EQ(c["interval"][1], 0.0);
+  EXPECT_EQ(c["resamples"], 100);
+  EXPECT_EQ(c["replicates"].size(), 100u);
+  EXPECT_EQ(c["examples_predicted_differently"], 0);
+  // --precision applies to --model only: the baseline runs in FP32, so the whole-set figures
+  // are those of two plain evaluations.
+  auto int8_json = tmp_ / "int8.json";
+  r = run("eval --model " + q(model_) + " --task sst2 --data " + q(data) + " --precision " +
+          "int8-dynamic --baseline " + q(model_) + " --resamples 100 --threads 1 --json " +
+          q(int8_json));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto k = nlohmann::json::parse(test::read_file(int8_json));
+  EXPECT_EQ(k["baseline"]["metrics"]["accuracy"], j["metrics"]["accuracy"]);
+  EXPECT_EQ(k["comparison"]["model"], k["metrics"]["accuracy"]);
+  // Usage and model errors.
+  r = run("eval --model " + q(model_) + " --task sst2 --data " + q(data) + " --baseline " +
+          q(model_) + " --resamples 10");
+  EXPECT_TRUE(test::exits_with(r, 2, "--resamples must be at least 100, found 10"));
+  r = run("eval --model " + q(model_) + " --task sst2 --data " + q(data) + " --baseline " +
+          q(tmp_ / "no-such-model"));
+  EXPECT_TRUE(test::exits_with(r, 3, "no-such-model"));
+}
+
 TEST_F(Cli, EvalMalformedRowNamesFileAndLine) {
   auto data = tmp_ / "dev.tsv";
   test::write_file(data, "sentence\tlabel\ngood\t1\nno label column here\n");
