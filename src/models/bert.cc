@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <span>
+#include <vector>
 
 #include "common/check.h"
 #include "models/bert_integer.h"
@@ -221,9 +223,25 @@ BertEncoder load_bert_encoder(const io::BertConfig& c, const io::SafetensorsRead
       bqkv.insert(bqkv.end(), bs.begin(), bs.end());
     }
     if (int8) {
-      // Per channel, stacking Q, K and V changes nothing; per tensor, the three share one scale.
       L.int8 = true;
-      L.qkv_q = layers::LinearInt8(wqkv, 3 * h, h, bqkv, per_channel);
+      if (per_channel) {
+        L.qkv_q = layers::LinearInt8(wqkv, 3 * h, h, bqkv, /*per_channel=*/true);
+      } else {
+        // Per tensor is one scale per Linear (Q8BERT; `octet quantize --weights per-tensor`):
+        // Q, K and V keep their own, given to the stacked GEMM as the scales of their rows.
+        std::vector<int8_t> codes;
+        std::vector<float> scales;
+        codes.reserve(3 * h * h);
+        scales.reserve(3 * h);
+        for (int64_t part = 0; part < 3; ++part) {
+          const layers::SymmetricInt8 one = layers::quantize_symmetric_int8(
+              std::span<const float>(wqkv).subspan(part * h * h, h * h), h, h, /*per_row=*/false);
+          codes.insert(codes.end(), one.q.begin(), one.q.end());
+          scales.insert(scales.end(), h, one.scales[0]);
+        }
+        L.qkv_q = layers::LinearInt8::from_quantized(codes, 3 * h, h, scales, bqkv,
+                                                     layers::ActivationQuant{});
+      }
       L.attn_out_q = w.linear_int8(p + "attention.output.dense", h, h, "hidden_size", "hidden_size",
                                    per_channel);
       L.ffn_in_q = w.linear_int8(p + "intermediate.dense", inter, h, "intermediate_size",

@@ -250,6 +250,29 @@ TEST_F(BertQuant, EveryModeReloadsBitIdenticallyAndStaysCloseToFp32) {
   }
 }
 
+// The two ways to Q8BERT's dynamic baseline compute the same thing: quantizing at load
+// (`--precision int8-dynamic [--per-tensor]`) and a dynamic quantized directory (`octet quantize
+// --activations dynamic [--weights per-tensor]`, `octet compare`'s dynamic modes). Per tensor
+// means one scale per Linear: Q, K and V keep their own in the stacked QKV GEMM.
+TEST_F(BertQuant, LoadTimeDynamicQuantizationEqualsTheDynamicDirectory) {
+  for (const bool per_channel : {true, false}) {
+    SCOPED_TRACE(per_channel ? "per channel" : "per tensor");
+    const quant::QuantizedBert q = quant::quantize_bert(
+        fp32_dir_,
+        config(per_channel ? R"({"activations": "dynamic"})"
+                           : R"({"activations": "dynamic", "weights": "per_tensor"})"),
+        nullptr);
+    const BertOutputs dir = quant::load_in_memory(q, 1).forward(eval_.seqs, kWhat);
+    const BertModel at_load = BertModel::load(
+        fp32_dir_,
+        {.threads = 1, .precision = Precision::int8_dynamic, .per_channel = per_channel});
+    const BertOutputs load = at_load.forward(eval_.seqs, kWhat);
+    EXPECT_EQ(load.logits, dir.logits);
+    EXPECT_EQ(hidden(load), hidden(dir));
+    EXPECT_NE(load.logits, ref_.logits);
+  }
+}
+
 // quantize.attention_scores (Q8BERT's requantize_output of Q and K): the output scales follow
 // the calibrated range of the Q / K outputs; with every Linear kept in FP32 the model differs from
 // FP32 by the quantized Q and K alone; keep_fp32 on "<layer>.attention.self" turns them off.
