@@ -14,6 +14,8 @@
 #   (4) QAT from the FP32 fine-tuned model of (1) (the other starting point `octet finetune --qat`
 #       offers): one epoch (the same training examples), lr 2e-5, warm-up 10%, the classifier
 #       quantized from step 0, same seed; exported and evaluated like (3);
+#   (5) each INT8 model of (2)-(4) (dynamic, QAT, QAT from FP32) against the FP32 model of (1) on
+#       dev, example by example: `octet eval --baseline` (paired bootstrap, 1000 draws, seed 42);
 # then writes the "Quantization-aware fine-tuning" section of docs/results/accuracy.md (between its
 # markers; the rest of the file is left as it is): mean and standard deviation over the seeds,
 # relative errors to FP32, and the fine-tuning time of FP32 and QAT per step.
@@ -67,8 +69,26 @@ if [ "${1:-}" = --run ]; then
     rm -rf "$r/qat_ft/fp32"
     touch "$r/qat_ft_done"
   }
+  # (5), resumable on its own: each INT8 model against its FP32 model on dev, example by example
+  # (`octet eval --baseline`: the difference with a paired-bootstrap interval, the examples
+  # predicted differently). The same bootstrap seed on the same dev set gives every comparison of
+  # a task the same draws, so the render can average them draw by draw over seeds.
+  comparisons() {
+    [ -f "$r/cmp_done" ] && return 0
+    local dev=$dir/dev.tsv boot=(--resamples 1000 --bootstrap-seed 42 --threads 1)
+    "$build/octet" eval --model "$r/qat" --baseline "$r/fp32" --task "$task" --data "$dev" \
+      "${boot[@]}" --json "$r/cmp_qat.json" >"$r/cmp.log" 2>&1 &&
+    "$build/octet" eval --model "$r/fp32" --precision int8-dynamic --per-tensor \
+      --baseline "$r/fp32" --task "$task" --data "$dev" "${boot[@]}" \
+      --json "$r/cmp_dynamic.json" >>"$r/cmp.log" 2>&1 &&
+    "$build/octet" eval --model "$r/qat_ft" --baseline "$r/fp32" --task "$task" --data "$dev" \
+      "${boot[@]}" --json "$r/cmp_qat_ft.json" >>"$r/cmp.log" 2>&1 ||
+      fail "comparison with FP32" cmp.log
+    touch "$r/cmp_done"
+  }
   if [ -f "$r/done" ]; then
     qat_from_fp32
+    comparisons
     echo "qat_table: $task seed $seed done" >&2
     exit 0
   fi
@@ -93,6 +113,7 @@ if [ "${1:-}" = --run ]; then
   rm -rf "$r/qat/fp32"  # the FP32 copy of the QAT weights: not needed for the table
   touch "$r/done"
   qat_from_fp32
+  comparisons
   echo "qat_table: $task seed $seed done" >&2
   exit 0
 fi
@@ -216,6 +237,71 @@ for t, runs in rows:
         L.append(f"- {t} seed {r['seed']}: {r['fp32']:.2f} / {r['dynamic']:.2f} / {q8} / {r['static']:.2f} "
                  f"({r['static_mode']}) / {r['qat']:.2f} / {ft}; {r['fp32_step']:.3f} / "
                  f"{r['qat_step']:.3f} s")
+# What the dev sets can resolve: 95% paired-bootstrap intervals (scripts' step 5). Each task's
+# comparisons share their draws (same dev set, same bootstrap seed), so on each draw the relative
+# error of the means over seeds is -100 * mean_s(diff) / mean_s(FP32), the FP32 mean taken on the
+# whole dev set; tasks are independent, so the average over tasks is taken draw by draw too.
+def replicates(t, kind):
+    out = []
+    for s in seeds:
+        p = f"{work}/{t}/seed{s}/cmp_{kind}.json"
+        if not os.path.exists(p):
+            return None
+        out.append(load(p)["comparison"])
+    return out
+z = lambda v: v + 0.0  # no "-0.00"
+def interval(xs):
+    xs = sorted(x for x in xs if x == x)
+    if not xs:
+        return (float("nan"), float("nan"))
+    k = int(0.025 * len(xs))
+    return (xs[k], xs[len(xs) - 1 - k])
+sig_rows, draws = [], {"dynamic": [], "qat": [], "qat_ft": [], "qat-dyn": []}
+for t, runs in rows:
+    cmp = {k: replicates(t, k) for k in ("dynamic", "qat", "qat_ft")}
+    if any(v is None for v in cmp.values()):
+        continue
+    f_mean = statistics.mean(c["baseline"] for c in cmp["qat"])
+    R = len(cmp["qat"][0]["replicates"])
+    per = {}
+    for k, cs in cmp.items():
+        per[k] = [None if any(c["replicates"][i] is None for c in cs) else
+                  -100 * statistics.mean(c["replicates"][i] for c in cs) / abs(f_mean)
+                  for i in range(R)]
+        per[k] = [float("nan") if v is None else v for v in per[k]]
+        draws[k].append(per[k])
+    per["qat-dyn"] = [a - b for a, b in zip(per["qat"], per["dynamic"])]
+    draws["qat-dyn"].append(per["qat-dyn"])
+    regression = cmp["qat"][0]["examples_predicted_differently"] is None
+    flips = lambda k: ("-" if regression else
+                       " / ".join(str(c["examples_predicted_differently"]) for c in cmp[k]))
+    point = lambda k: -100 * statistics.mean(c["difference"] for c in cmp[k]) / abs(f_mean)
+    cell = lambda k: "{:.2f}% [{:.2f}, {:.2f}]".format(z(point(k)), *map(z, interval(per[k])))
+    sig_rows.append(f"| {t} | {cmp['qat'][0]['examples']} | {cell('dynamic')} | {flips('dynamic')} | "
+                    f"{cell('qat')} | {flips('qat')} | {cell('qat_ft')} | {flips('qat_ft')} | "
+                    "{:.2f} [{:.2f}, {:.2f}] |".format(z(point('qat') - point('dynamic')),
+                                                        *map(z, interval(per['qat-dyn']))))
+if sig_rows and len(sig_rows) == len(rows):
+    avg = {k: [statistics.mean(v[i] for v in draws[k]) for i in range(len(draws[k][0]))]
+           for k in draws}
+    L += ["", "**What the dev sets can resolve.** Each INT8 model against its own FP32 model on "
+          "dev, example by example (`octet eval --baseline`, 1000 paired-bootstrap draws of the "
+          "dev examples, shared by every comparison of a task): the relative error of the means "
+          "as above with its 95% interval, and the dev examples each seed's INT8 model predicts "
+          "differently from its FP32 model (seeds in order; STS-B is a regression). The last "
+          "column is QAT's relative error minus dynamic PTQ's (negative: QAT is better). Where "
+          "an interval contains both 0 and the 1% bar, the dev set cannot tell whether the bar "
+          "is met.", "",
+          "| task | dev examples | dynamic (95% interval) | differ | QAT (95% interval) | differ | "
+          "QAT from FP32 (95% interval) | differ | QAT - dynamic (95% interval) |",
+          "| --- | ---: | --- | --- | --- | --- | --- | --- | --- |"] + sig_rows
+    point_avg = {k: statistics.mean(v) for k, v in
+                 (("dynamic", dyn_rel), ("qat", qat_rel), ("qat_ft", ft_rel))}
+    L.append("| **average** | | " + "".join(
+        "{:.2f}% [{:.2f}, {:.2f}] | | ".format(z(point_avg[k]), *map(z, interval(avg[k])))
+        for k in ("dynamic", "qat", "qat_ft")) +
+        "{:.2f} [{:.2f}, {:.2f}] |".format(z(point_avg["qat"] - point_avg["dynamic"]),
+                                           *map(z, interval(avg["qat-dyn"]))))
 if missing:
     L += ["", "Not yet run: " + ", ".join(missing) + "."]
 L.append("<!-- qat: end -->")
