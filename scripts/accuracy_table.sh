@@ -127,20 +127,30 @@ lines += ["", "Models: the SST-2 model is the committed `models/octet-bert-mini-
           "rte=~/.cache/octet/glue/rte-pretrained`. These small models are weakly pretrained "
           "(see models/octet-bert-mini-uncased/MODEL_CARD.md): CoLA's MCC of 8 points makes its "
           "relative errors large for a difference of 2 or 3 dev examples."]
+lines += ["", "Per task below: 95% interval = of the relative error, from 1000 paired-bootstrap "
+          "draws of the dev examples (`octet compare`; both models scored on the same draws); "
+          "differ = dev examples a mode predicts differently from FP32 (STS-B is a regression). "
+          "An interval that contains both 0 and 1% means the dev set cannot tell whether the "
+          "mode is within Q8BERT's 1% bar."]
 lines += ["", "Q8BERT's reference (BERT-base, QUANT_SPEC A.9): DQ relative errors 1.43% (SST-2), "
           "2.36% (MRPC F1), 2.97% (CoLA), 2.18% (STS-B), 9.15% (RTE); QAT within 1.3%.", ""]
 for r in runs:
     main = r["main_metric"]
     lines += [f"## {r['task']} ({r['examples']} dev examples, model `{r['model'].replace(home, '~')}`)", "",
-              f"| mode | {main} | rel. err % | logits cosine | encoder MiB | % of FP32 | seconds |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+              f"| mode | {main} | rel. err % | 95% interval | differ | logits cosine | encoder MiB | % of FP32 | seconds |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     fp = r["fp32"]
-    lines.append(f"| fp32 | {fmt(fp['metrics'][main])} | - | - | "
+    lines.append(f"| fp32 | {fmt(fp['metrics'][main])} | - | - | - | - | "
                  f"{fp['encoder_bytes'] / 2**20:.2f} | 100.0 | {fp['seconds']:.1f} |")
     for m in r["modes"]:
         e = m["relative_error_pct"]
+        iv = m.get("relative_error_interval_pct")
+        iv = ("n/a" if not iv or None in iv else
+              "[{:.2f}, {:.2f}]".format(iv[0] + 0.0, iv[1] + 0.0))
+        d = (m.get("vs_fp32") or {}).get("examples_predicted_differently")
         lines.append(f"| {m['mode']} | {fmt(m['metrics'][main])} | "
-                     f"{'n/a' if e is None else f'{e:.2f}'} | {m['logits_cosine']:.5f} | "
+                     f"{'n/a' if e is None else f'{e:.2f}'} | {iv} | {'-' if d is None else d} | "
+                     f"{m['logits_cosine']:.5f} | "
                      f"{m['encoder_bytes'] / 2**20:.2f} | "
                      f"{100 * m['encoder_bytes'] / max(1, fp['encoder_bytes']):.1f} | "
                      f"{m['seconds']:.1f} |")

@@ -149,6 +149,29 @@ double MetricResult::at(const std::string& key) const {
 
 double MetricResult::main_value() const { return at(main); }
 
+Predictions predictions_from_logits(data::Task task, std::span<const float> logits,
+                                    std::size_t num_labels) {
+  const bool regression = data::task_spec(task).regression;
+  if (num_labels == 0 || logits.size() % num_labels != 0) {
+    throw InvalidArgument(fmt::format(
+        "predictions_from_logits: {} logits are not whole rows of {}", logits.size(), num_labels));
+  }
+  Predictions p;
+  for (std::size_t i = 0; i < logits.size() / num_labels; ++i) {
+    const float* row = logits.data() + i * num_labels;
+    if (regression) {
+      p.scores.push_back(row[0]);
+    } else {
+      std::size_t best = 0;
+      for (std::size_t k = 1; k < num_labels; ++k) {
+        if (row[k] > row[best]) best = k;
+      }
+      p.labels.push_back(static_cast<int>(best));
+    }
+  }
+  return p;
+}
+
 MetricResult glue_metrics(data::Task task, std::span<const int> pred_labels,
                           std::span<const double> pred_scores, const data::Dataset& gold) {
   const data::TaskSpec& spec = data::task_spec(task);

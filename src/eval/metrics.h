@@ -18,6 +18,7 @@
 // octet::InvalidArgument. All functions are pure and thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,6 +34,17 @@ double f1_binary(std::span<const int> pred, std::span<const int> gold, int posit
 double matthews_corrcoef(std::span<const int> pred, std::span<const int> gold);
 double pearson(std::span<const double> x, std::span<const double> y);
 double spearman(std::span<const double> x, std::span<const double> y);
+
+// One model's predictions on a dataset: class ids (classification) or scores (stsb).
+struct Predictions {
+  std::vector<int> labels;
+  std::vector<double> scores;
+};
+
+// Predictions from logits [examples, num_labels] row-major: each row's argmax (the first
+// maximum, as torch.argmax) for classification tasks, the single logit for stsb.
+Predictions predictions_from_logits(data::Task task, std::span<const float> logits,
+                                    std::size_t num_labels);
 
 struct MetricResult {
   std::vector<std::pair<std::string, double>> values;  // in reporting order

@@ -25,14 +25,9 @@
 #include <vector>
 
 #include "data/glue.h"
+#include "eval/metrics.h"
 
 namespace octet::eval {
-
-// One model's predictions on a dataset: class ids (classification) or scores (stsb).
-struct Predictions {
-  std::vector<int> labels;
-  std::vector<double> scores;
-};
 
 struct PairedComparison {
   std::string metric;   // the task's main metric

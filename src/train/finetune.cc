@@ -107,24 +107,11 @@ Batch make_batch(const std::vector<Encoded>& data, std::span<const int64_t> rows
   return batch;
 }
 
-eval::MetricResult metrics_from_logits(data::Task task, const data::TaskSpec& spec,
-                                       const std::vector<float>& logits, int64_t num_labels,
-                                       const data::Dataset& gold) {
-  std::vector<int> labels;
-  std::vector<double> scores;
-  const std::size_t n = gold.examples.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const float* row = logits.data() + i * static_cast<std::size_t>(num_labels);
-    if (spec.regression) {
-      scores.push_back(row[0]);
-    } else {
-      int best = 0;  // first maximum, as argmax and `octet eval` take it
-      for (int k = 1; k < num_labels; ++k)
-        if (row[k] > row[best]) best = k;
-      labels.push_back(best);
-    }
-  }
-  return eval::glue_metrics(task, labels, scores, gold);
+eval::MetricResult metrics_from_logits(data::Task task, const std::vector<float>& logits,
+                                       int64_t num_labels, const data::Dataset& gold) {
+  const eval::Predictions p =
+      eval::predictions_from_logits(task, logits, static_cast<std::size_t>(num_labels));
+  return eval::glue_metrics(task, p.labels, p.scores, gold);
 }
 
 // Dev metrics with the libtorch model in eval mode (no dropout), in file order.
@@ -152,14 +139,13 @@ eval::MetricResult evaluate_torch(BertForSequenceClassification& model, data::Ta
     logits.insert(logits.end(), p, p + out.numel());
   }
   model->train();
-  return metrics_from_logits(task, spec, logits, num_labels, gold);
+  return metrics_from_logits(task, logits, num_labels, gold);
 }
 
 // Dev metrics of the saved checkpoint with Octet's inference engine (what `octet eval` runs).
 eval::MetricResult evaluate_engine(const fs::path& dir, data::Task task,
                                    const std::vector<Encoded>& dev, const data::Dataset& gold,
                                    int64_t batch_size, int threads) {
-  const data::TaskSpec& spec = data::task_spec(task);
   BertModel model = BertModel::load(dir, {.threads = threads});
   const int64_t num_labels = model.config().num_labels;
   std::vector<float> logits;
@@ -171,7 +157,7 @@ eval::MetricResult evaluate_engine(const fs::path& dir, data::Task task,
     BertOutputs out = model.forward(batch, BertOutputKind::logits);
     logits.insert(logits.end(), out.logits.begin(), out.logits.end());
   }
-  return metrics_from_logits(task, spec, logits, num_labels, gold);
+  return metrics_from_logits(task, logits, num_labels, gold);
 }
 
 bool better(double candidate, double best) {

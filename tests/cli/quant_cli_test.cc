@@ -80,6 +80,21 @@ TEST_F(QuantCli, CompareTableAndJson) {
   EXPECT_EQ(j["modes"][2]["quantization_config"]["scheme"], "asymmetric");
   EXPECT_GT(j["modes"][1]["logits_cosine"].get<double>(), 0.9);
   EXPECT_LT(j["modes"][1]["encoder_bytes"].get<double>(), j["fp32"]["encoder_bytes"].get<double>());
+  // Each mode against FP32 example by example: the relative error lies in its bootstrap interval,
+  // and the count of changed predictions is at most the number of examples.
+  for (const json& m : j["modes"]) {
+    const json& iv = m["relative_error_interval_pct"];
+    ASSERT_TRUE(iv[0].is_number() && iv[1].is_number()) << m.dump();
+    const double e = m["relative_error_pct"].get<double>();
+    EXPECT_LE(iv[0].get<double>(), e + 1e-9) << m["mode"];
+    EXPECT_GE(iv[1].get<double>(), e - 1e-9) << m["mode"];
+    EXPECT_EQ(m["vs_fp32"]["resamples"], 1000);
+    EXPECT_EQ(m["vs_fp32"]["examples"], j["examples"]);
+    EXPECT_LE(m["vs_fp32"]["examples_predicted_differently"].get<int>(),
+              j["examples"].get<int>());
+    EXPECT_FALSE(m["vs_fp32"].contains("replicates"));
+  }
+  EXPECT_THAT(r.out, HasSubstr("95% interval"));
   // Every quantized layer of the tiny model (2 layers x 6 outputs + pooler + classifier) and the
   // embeddings.
   EXPECT_EQ(j["per_layer"]["layers"].size(), 2u * 6u + 3u);

@@ -19,6 +19,7 @@
 #include "octet/cpu.h"
 #include "octet/error.h"
 #include "quant/bert_quant.h"
+#include "json_out.h"
 #include "quant_common.h"
 
 namespace octet::cli {
@@ -94,6 +95,10 @@ double cosine(std::span<const float> a, std::span<const float> b) {
   return na > 0 && nb > 0 ? dot / std::sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
 }
 
+// Paired bootstrap of each mode against FP32.
+constexpr int kResamples = 1000;
+constexpr uint64_t kBootstrapSeed = 42;
+
 // Per-layer error accumulators: sum x^2, sum (x - q)^2, sum x q, sum q^2 over every element.
 struct LayerError {
   double xx = 0, ee = 0, xq = 0, qq = 0;
@@ -102,7 +107,6 @@ struct LayerError {
   double cos() const { return xx > 0 && qq > 0 ? xq / std::sqrt(xx * qq) : 1.0; }
 };
 
-json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
 }  // namespace
 
@@ -195,7 +199,9 @@ Runner register_compare(CLI::App& app) {
     };
     std::vector<float> ref_logits;
     const double fp32_seconds = timed([&] { ref_logits = run_logits(fp32, batches, {}, "fp32"); });
-    const eval::MetricResult ref = metrics_from_logits(task, ref_logits, num_labels, ds);
+    const eval::Predictions ref_pred =
+        eval::predictions_from_logits(task, ref_logits, static_cast<std::size_t>(num_labels));
+    const eval::MetricResult ref = eval::glue_metrics(task, ref_pred.labels, ref_pred.scores, ds);
 
     // Histogram bins and EMA decay come from the calibration, so every calibrator can use it.
     auto config_for = [&](const Mode& m) {
@@ -215,6 +221,9 @@ Runner register_compare(CLI::App& app) {
       std::string name;
       quant::QuantizationConfig cfg;
       eval::MetricResult metrics;
+      // Against FP32, example by example: 1000 paired-bootstrap draws (eval/significance.h), the
+      // same draws for every mode.
+      eval::PairedComparison vs_fp32;
       double seconds = 0, logits_cos = 0;
       int64_t encoder_bytes = 0, fp32_encoder_bytes = 0, model_bytes = 0;
     };
@@ -247,7 +256,10 @@ Runner register_compare(CLI::App& app) {
       const BertModel model = quant::load_in_memory(q, o->threads, true, m->int8_attention);
       std::vector<float> logits;
       r.seconds = timed([&] { logits = run_logits(model, batches, {}, m->name); });
-      r.metrics = metrics_from_logits(task, logits, num_labels, ds);
+      const eval::Predictions pred =
+          eval::predictions_from_logits(task, logits, static_cast<std::size_t>(num_labels));
+      r.metrics = eval::glue_metrics(task, pred.labels, pred.scores, ds);
+      r.vs_fp32 = eval::paired_bootstrap(task, ref_pred, pred, ds, kResamples, kBootstrapSeed);
       r.logits_cos = cosine(ref_logits, logits);
       rows.push_back(std::move(r));
     }
@@ -266,17 +278,33 @@ Runner register_compare(CLI::App& app) {
     std::string out;
     out += fmt::format("task {} ({} examples of {}), model {}, kernels {}\n", spec.name,
                        ds.examples.size(), o->data, o->model, isa_name(active_isa()));
-    out += fmt::format("{:<22} {:>9} {:>9} {:>10} {:>11} {:>11} {:>8}\n", "mode", ref.main,
-                       "rel.err%", "logit cos", "encoder MiB", "% of FP32", "seconds");
-    out += fmt::format("{:<22} {:>9.4f} {:>9} {:>10} {:>11.2f} {:>11} {:>8.2f}\n", "fp32", ref_main,
-                       "-", "-", fp32_enc / 1048576.0, "100.0", fp32_seconds);
+    // The relative error's 95% interval: rel_err is decreasing in the metric, so the interval of
+    // the difference INT8 - FP32 maps to [rel_err(FP32 + hi), rel_err(FP32 + lo)].
+    auto interval = [&](const eval::PairedComparison& c) {
+      return std::isfinite(c.lo) ? fmt::format("[{:.2f}, {:.2f}]", rel_err(ref_main + c.hi),
+                                               rel_err(ref_main + c.lo))
+                                 : std::string("n/a");
+    };
+    auto differ = [&](const eval::PairedComparison& c) {
+      return spec.regression ? std::string("-") : fmt::format("{}", c.disagree);
+    };
+    out += fmt::format("{:<22} {:>9} {:>9} {:>16} {:>6} {:>10} {:>11} {:>9} {:>8}\n", "mode",
+                       ref.main, "rel.err%", "95% interval", "differ", "logit cos", "encoder MiB",
+                       "% of FP32", "seconds");
+    out += fmt::format("{:<22} {:>9.4f} {:>9} {:>16} {:>6} {:>10} {:>11.2f} {:>9} {:>8.2f}\n",
+                       "fp32", ref_main, "-", "-", "-", "-", fp32_enc / 1048576.0, "100.0",
+                       fp32_seconds);
     for (const Row& r : rows) {
-      out += fmt::format("{:<22} {:>9.4f} {:>9.2f} {:>10.6f} {:>11.2f} {:>11.1f} {:>8.2f}\n",
-                         r.name, r.metrics.main_value(), rel_err(r.metrics.main_value()),
-                         r.logits_cos, r.encoder_bytes / 1048576.0,
-                         100.0 * r.encoder_bytes / std::max<int64_t>(1, r.fp32_encoder_bytes),
-                         r.seconds);
+      out += fmt::format(
+          "{:<22} {:>9.4f} {:>9.2f} {:>16} {:>6} {:>10.6f} {:>11.2f} {:>9.1f} {:>8.2f}\n", r.name,
+          r.metrics.main_value(), rel_err(r.metrics.main_value()), interval(r.vs_fp32),
+          differ(r.vs_fp32), r.logits_cos, r.encoder_bytes / 1048576.0,
+          100.0 * r.encoder_bytes / std::max<int64_t>(1, r.fp32_encoder_bytes), r.seconds);
     }
+    out += fmt::format(
+        "95% interval: of the relative error, from {} paired-bootstrap draws of the examples; "
+        "differ: examples predicted differently from FP32\n",
+        kResamples);
     for (const std::string& s : skipped) out += fmt::format("skipped: {}\n", s);
     std::fputs(out.c_str(), stdout);
 
@@ -359,11 +387,6 @@ Runner register_compare(CLI::App& app) {
       j["examples"] = ds.examples.size();
       j["main_metric"] = ref.main;
       j["isa"] = isa_name(active_isa());
-      auto metrics_json = [](const eval::MetricResult& m) {
-        json v = json::object();
-        for (const auto& [k, x] : m.values) v[k] = finite_or_null(x);
-        return v;
-      };
       j["fp32"] = {{"metrics", metrics_json(ref)},
                    {"seconds", fp32_seconds},
                    {"encoder_bytes", fp32_enc},
@@ -374,6 +397,11 @@ Runner register_compare(CLI::App& app) {
                        {"quantization_config", quant::to_json(r.cfg)},
                        {"metrics", metrics_json(r.metrics)},
                        {"relative_error_pct", finite_or_null(rel_err(r.metrics.main_value()))},
+                       {"relative_error_interval_pct",
+                        {finite_or_null(rel_err(ref_main + r.vs_fp32.hi)),
+                         finite_or_null(rel_err(ref_main + r.vs_fp32.lo))}},
+                       {"vs_fp32", comparison_json(r.vs_fp32, spec.regression, kBootstrapSeed,
+                                                   /*with_replicates=*/false)},
                        {"logits_cosine", r.logits_cos},
                        {"encoder_bytes", r.encoder_bytes},
                        {"model_bytes", r.model_bytes},

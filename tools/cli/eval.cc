@@ -19,6 +19,7 @@
 #include "eval/metrics.h"
 #include "eval/significance.h"
 #include "io/atomic_file.h"
+#include "json_out.h"
 #include "io/bert_config.h"
 #include "octet/cpu.h"
 #include "octet/error.h"
@@ -52,35 +53,11 @@ Evaluated evaluate(ClassifyOptions& options, data::Task task, const data::Datase
   std::vector<float> logits = classify(classifier, dataset.examples, options);
   e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  const std::size_t n = dataset.examples.size();
-  const auto num_labels = static_cast<std::size_t>(cfg.num_labels);
-  for (std::size_t i = 0; i < n; ++i) {
-    const float* row = logits.data() + i * num_labels;
-    if (spec.regression) {
-      e.predictions.scores.push_back(row[0]);
-    } else {
-      int best = 0;
-      for (std::size_t k = 1; k < num_labels; ++k) {
-        if (row[k] > row[best]) best = static_cast<int>(k);
-      }
-      e.predictions.labels.push_back(best);
-    }
-  }
+  e.predictions = eval::predictions_from_logits(task, logits,
+                                                static_cast<std::size_t>(cfg.num_labels));
   e.metrics =
       eval::glue_metrics(task, e.predictions.labels, e.predictions.scores, dataset);
   return e;
-}
-
-nlohmann::json metrics_json(const eval::MetricResult& metrics) {
-  nlohmann::json m = nlohmann::json::object();
-  for (const auto& [name, value] : metrics.values) {
-    m[name] = std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
-  }
-  return m;
-}
-
-nlohmann::json finite_or_null(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
 }
 
 }  // namespace
@@ -165,23 +142,8 @@ Runner register_eval(CLI::App& app) {
                        {"metrics", metrics_json(base.metrics)},
                        {"main_metric", base.metrics.main},
                        {"seconds", base.seconds}};
-      nlohmann::json replicates = nlohmann::json::array();
-      for (double d : c.replicates) replicates.push_back(finite_or_null(d));
-      comparison_json = {{"metric", c.metric},
-                         {"baseline", finite_or_null(c.a)},
-                         {"model", finite_or_null(c.b)},
-                         {"difference", finite_or_null(c.diff)},
-                         {"interval", {finite_or_null(c.lo), finite_or_null(c.hi)}},
-                         {"confidence", c.confidence},
-                         {"resamples", c.resamples},
-                         {"bootstrap_seed", opts->bootstrap_seed},
-                         {"undefined", c.undefined},
-                         {"examples", c.examples},
-                         {"examples_predicted_differently",
-                          spec.regression ? nlohmann::json(nullptr) : nlohmann::json(c.disagree)},
-                         {"mean_abs_score_difference",
-                          spec.regression ? nlohmann::json(c.mean_abs_diff) : nlohmann::json(nullptr)},
-                         {"replicates", replicates}};
+      comparison_json = octet::cli::comparison_json(c, spec.regression, opts->bootstrap_seed,
+                                                    /*with_replicates=*/true);
     }
     std::fputs(table.c_str(), stdout);
 

@@ -150,23 +150,9 @@ void check_head(const BertModel& model, const data::TaskSpec& spec, const std::s
 
 eval::MetricResult metrics_from_logits(data::Task task, std::span<const float> logits,
                                        int num_labels, const data::Dataset& gold) {
-  const data::TaskSpec& spec = data::task_spec(task);
-  std::vector<int> labels;
-  std::vector<double> scores;
-  const std::size_t n = gold.examples.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const float* row = logits.data() + i * num_labels;
-    if (spec.regression) {
-      scores.push_back(row[0]);
-    } else {
-      int best = 0;
-      for (int k = 1; k < num_labels; ++k) {
-        if (row[k] > row[best]) best = k;
-      }
-      labels.push_back(best);
-    }
-  }
-  return eval::glue_metrics(task, labels, scores, gold);
+  const eval::Predictions p =
+      eval::predictions_from_logits(task, logits, static_cast<std::size_t>(num_labels));
+  return eval::glue_metrics(task, p.labels, p.scores, gold);
 }
 
 std::vector<float> run_logits(const BertModel& model, const EncodedBatches& b,
