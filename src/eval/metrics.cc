@@ -153,8 +153,8 @@ Predictions predictions_from_logits(data::Task task, std::span<const float> logi
                                     std::size_t num_labels) {
   const bool regression = data::task_spec(task).regression;
   if (num_labels == 0 || logits.size() % num_labels != 0) {
-    throw InvalidArgument(fmt::format(
-        "predictions_from_logits: {} logits are not whole rows of {}", logits.size(), num_labels));
+    throw InvalidArgument(fmt::format("predictions_from_logits: {} logits are not whole rows of {}",
+                                      logits.size(), num_labels));
   }
   Predictions p;
   for (std::size_t i = 0; i < logits.size() / num_labels; ++i) {

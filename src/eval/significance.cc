@@ -76,9 +76,8 @@ PairedComparison paired_bootstrap(data::Task task, const Predictions& a, const P
         lb[i] = b.labels[k];
       }
     }
-    const double d =
-        task_metrics(task, db.labels, db.scores, gd).main_value() -
-        task_metrics(task, da.labels, da.scores, gd).main_value();
+    const double d = task_metrics(task, db.labels, db.scores, gd).main_value() -
+                     task_metrics(task, da.labels, da.scores, gd).main_value();
     c.replicates.push_back(std::isfinite(d) ? d : std::numeric_limits<double>::quiet_NaN());
     if (std::isfinite(d)) defined.push_back(d);
   }

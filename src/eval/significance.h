@@ -30,16 +30,16 @@
 namespace octet::eval {
 
 struct PairedComparison {
-  std::string metric;   // the task's main metric
-  double a = 0, b = 0;  // its value for A and for B on the whole dataset
-  double diff = 0;      // b - a
+  std::string metric;     // the task's main metric
+  double a = 0, b = 0;    // its value for A and for B on the whole dataset
+  double diff = 0;        // b - a
   double lo = 0, hi = 0;  // percentile interval of b - a over the replicates at `confidence`
   double confidence = 0.95;
   std::size_t examples = 0;
-  std::size_t disagree = 0;      // classification: examples whose predicted class differs
-  double mean_abs_diff = 0;      // regression (stsb): mean |score of B - score of A|
+  std::size_t disagree = 0;  // classification: examples whose predicted class differs
+  double mean_abs_diff = 0;  // regression (stsb): mean |score of B - score of A|
   int resamples = 0;
-  std::size_t undefined = 0;        // replicates left out (metric undefined on the draw)
+  std::size_t undefined = 0;       // replicates left out (metric undefined on the draw)
   std::vector<double> replicates;  // b - a on each draw (draw order), the undefined ones as NaN
 };
 

@@ -90,8 +90,7 @@ TEST_F(QuantCli, CompareTableAndJson) {
     EXPECT_GE(iv[1].get<double>(), e - 1e-9) << m["mode"];
     EXPECT_EQ(m["vs_fp32"]["resamples"], 1000);
     EXPECT_EQ(m["vs_fp32"]["examples"], j["examples"]);
-    EXPECT_LE(m["vs_fp32"]["examples_predicted_differently"].get<int>(),
-              j["examples"].get<int>());
+    EXPECT_LE(m["vs_fp32"]["examples_predicted_differently"].get<int>(), j["examples"].get<int>());
     EXPECT_FALSE(m["vs_fp32"].contains("replicates"));
   }
   EXPECT_THAT(r.out, HasSubstr("95% interval"));

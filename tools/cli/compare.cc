@@ -16,10 +16,10 @@
 #include "io/atomic_file.h"
 #include "io/model_dir.h"
 #include "io/safetensors.h"
+#include "json_out.h"
 #include "octet/cpu.h"
 #include "octet/error.h"
 #include "quant/bert_quant.h"
-#include "json_out.h"
 #include "quant_common.h"
 
 namespace octet::cli {
@@ -106,7 +106,6 @@ struct LayerError {
   double sqnr_db() const { return ee > 0 ? 10.0 * std::log10(xx / ee) : INFINITY; }
   double cos() const { return xx > 0 && qq > 0 ? xq / std::sqrt(xx * qq) : 1.0; }
 };
-
 
 }  // namespace
 
@@ -291,9 +290,9 @@ Runner register_compare(CLI::App& app) {
     out += fmt::format("{:<22} {:>9} {:>9} {:>16} {:>6} {:>10} {:>11} {:>9} {:>8}\n", "mode",
                        ref.main, "rel.err%", "95% interval", "differ", "logit cos", "encoder MiB",
                        "% of FP32", "seconds");
-    out += fmt::format("{:<22} {:>9.4f} {:>9} {:>16} {:>6} {:>10} {:>11.2f} {:>9} {:>8.2f}\n",
-                       "fp32", ref_main, "-", "-", "-", "-", fp32_enc / 1048576.0, "100.0",
-                       fp32_seconds);
+    out +=
+        fmt::format("{:<22} {:>9.4f} {:>9} {:>16} {:>6} {:>10} {:>11.2f} {:>9} {:>8.2f}\n", "fp32",
+                    ref_main, "-", "-", "-", "-", fp32_enc / 1048576.0, "100.0", fp32_seconds);
     for (const Row& r : rows) {
       out += fmt::format(
           "{:<22} {:>9.4f} {:>9.2f} {:>16} {:>6} {:>10.6f} {:>11.2f} {:>9.1f} {:>8.2f}\n", r.name,

@@ -19,8 +19,8 @@
 #include "eval/metrics.h"
 #include "eval/significance.h"
 #include "io/atomic_file.h"
-#include "json_out.h"
 #include "io/bert_config.h"
+#include "json_out.h"
 #include "octet/cpu.h"
 #include "octet/error.h"
 
@@ -53,10 +53,9 @@ Evaluated evaluate(ClassifyOptions& options, data::Task task, const data::Datase
   std::vector<float> logits = classify(classifier, dataset.examples, options);
   e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  e.predictions = eval::predictions_from_logits(task, logits,
-                                                static_cast<std::size_t>(cfg.num_labels));
-  e.metrics =
-      eval::glue_metrics(task, e.predictions.labels, e.predictions.scores, dataset);
+  e.predictions =
+      eval::predictions_from_logits(task, logits, static_cast<std::size_t>(cfg.num_labels));
+  e.metrics = eval::glue_metrics(task, e.predictions.labels, e.predictions.scores, dataset);
   return e;
 }
 
@@ -122,9 +121,9 @@ Runner register_eval(CLI::App& app) {
       bopts.per_tensor = false;
       bopts.attention = "fp32";
       const Evaluated base = evaluate(bopts, task, dataset);
-      const eval::PairedComparison c = eval::paired_bootstrap(
-          task, base.predictions, result.predictions, dataset, opts->resamples,
-          opts->bootstrap_seed);
+      const eval::PairedComparison c =
+          eval::paired_bootstrap(task, base.predictions, result.predictions, dataset,
+                                 opts->resamples, opts->bootstrap_seed);
       const double pct = 100.0 * c.confidence;
       table += fmt::format("baseline   {}: {} {:.4f}\n", opts->baseline, c.metric, c.a);
       table += fmt::format(
@@ -136,8 +135,8 @@ Runner register_eval(CLI::App& app) {
                            100.0 * c.diff / c.a, 100.0 * c.lo / c.a, 100.0 * c.hi / c.a);
       table += spec.regression
                    ? fmt::format("           mean |score difference| {:.4f}\n", c.mean_abs_diff)
-                   : fmt::format("           {} of {} examples predicted differently\n",
-                                 c.disagree, c.examples);
+                   : fmt::format("           {} of {} examples predicted differently\n", c.disagree,
+                                 c.examples);
       baseline_json = {{"model", opts->baseline},
                        {"metrics", metrics_json(base.metrics)},
                        {"main_metric", base.metrics.main},

@@ -26,21 +26,20 @@ inline nlohmann::json metrics_json(const eval::MetricResult& metrics) {
 // `resamples` numbers).
 inline nlohmann::json comparison_json(const eval::PairedComparison& c, bool regression,
                                       uint64_t bootstrap_seed, bool with_replicates) {
-  nlohmann::json j = {
-      {"metric", c.metric},
-      {"baseline", finite_or_null(c.a)},
-      {"model", finite_or_null(c.b)},
-      {"difference", finite_or_null(c.diff)},
-      {"interval", {finite_or_null(c.lo), finite_or_null(c.hi)}},
-      {"confidence", c.confidence},
-      {"resamples", c.resamples},
-      {"bootstrap_seed", bootstrap_seed},
-      {"undefined", c.undefined},
-      {"examples", c.examples},
-      {"examples_predicted_differently",
-       regression ? nlohmann::json(nullptr) : nlohmann::json(c.disagree)},
-      {"mean_abs_score_difference",
-       regression ? nlohmann::json(c.mean_abs_diff) : nlohmann::json(nullptr)}};
+  nlohmann::json j = {{"metric", c.metric},
+                      {"baseline", finite_or_null(c.a)},
+                      {"model", finite_or_null(c.b)},
+                      {"difference", finite_or_null(c.diff)},
+                      {"interval", {finite_or_null(c.lo), finite_or_null(c.hi)}},
+                      {"confidence", c.confidence},
+                      {"resamples", c.resamples},
+                      {"bootstrap_seed", bootstrap_seed},
+                      {"undefined", c.undefined},
+                      {"examples", c.examples},
+                      {"examples_predicted_differently",
+                       regression ? nlohmann::json(nullptr) : nlohmann::json(c.disagree)},
+                      {"mean_abs_score_difference",
+                       regression ? nlohmann::json(c.mean_abs_diff) : nlohmann::json(nullptr)}};
   if (with_replicates) {
     nlohmann::json r = nlohmann::json::array();
     for (double d : c.replicates) r.push_back(finite_or_null(d));
