@@ -89,4 +89,17 @@ std::vector<TextInput> text_inputs(const std::vector<std::string>& texts) {
   return in;
 }
 
+data::Dataset labelled_dataset(data::Task task, const std::vector<float>& labels) {
+  data::Dataset ds{task, "gold.tsv", {}, 0};
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    data::Example ex;
+    ex.text_a = "text";
+    ex.label = labels[i];
+    ex.has_label = true;
+    ex.line = i + 2;
+    ds.examples.push_back(ex);
+  }
+  return ds;
+}
+
 }  // namespace octet::test

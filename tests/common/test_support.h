@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "data/glue.h"
 #include "octet/encoder.h"
 
 namespace octet::test {
@@ -41,5 +42,9 @@ std::string read_file(const std::filesystem::path& path);
 // Encoder inputs viewing `texts` (which must outlive them): every third one (index 2, 5, ...) a
 // pair with the next text as its second segment, the others single texts.
 std::vector<TextInput> text_inputs(const std::vector<std::string>& texts);
+
+// A labelled dataset of `task` read from nowhere ("gold.tsv"): one example per label (class id,
+// or stsb score), text "text", lines 2, 3, ...
+data::Dataset labelled_dataset(data::Task task, const std::vector<float>& labels);
 
 }  // namespace octet::test

@@ -163,16 +163,7 @@ TEST(MetricsArgumentTest, RejectsEmptyAndSinglePointInputs) {
 // ---- glue_metrics ----
 
 data::Dataset make_gold(data::Task task, const std::vector<float>& labels) {
-  data::Dataset ds{task, "gold.tsv", {}, 0};
-  for (std::size_t i = 0; i < labels.size(); ++i) {
-    data::Example ex;
-    ex.text_a = "text";
-    ex.label = labels[i];
-    ex.has_label = true;
-    ex.line = i + 2;
-    ds.examples.push_back(ex);
-  }
-  return ds;
+  return test::labelled_dataset(task, labels);
 }
 
 TEST(GlueMetricsTest, ReportsMccForCola) {

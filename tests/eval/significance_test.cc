@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "common/test_support.h"
 #include "octet/error.h"
 
 namespace octet::eval {
@@ -17,16 +18,7 @@ namespace {
 using ::testing::HasSubstr;
 
 data::Dataset make_gold(data::Task task, const std::vector<float>& labels) {
-  data::Dataset ds{task, "gold.tsv", {}, 0};
-  for (std::size_t i = 0; i < labels.size(); ++i) {
-    data::Example ex;
-    ex.text_a = "text";
-    ex.label = labels[i];
-    ex.has_label = true;
-    ex.line = i + 2;
-    ds.examples.push_back(ex);
-  }
-  return ds;
+  return test::labelled_dataset(task, labels);
 }
 
 // n examples of SST-2 with gold labels alternating 0/1; A right on the first `a_right`, B on the
