@@ -23,6 +23,10 @@ PairedComparison paired_bootstrap(data::Task task, const Predictions& a, const P
     throw InvalidArgument(
         fmt::format("paired_bootstrap: confidence {}, expected a value in (0, 1)", confidence));
   }
+  if (gold.examples.empty()) {
+    throw InvalidArgument(
+        fmt::format("paired_bootstrap: {} has no examples to draw from", gold.source.string()));
+  }
   // Whole-set metrics first: they check sizes, labels and the dataset.
   const MetricResult ma = glue_metrics(task, a.labels, a.scores, gold);
   const MetricResult mb = glue_metrics(task, b.labels, b.scores, gold);

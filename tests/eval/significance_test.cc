@@ -164,6 +164,9 @@ TEST(PairedBootstrap, ArgumentsAreChecked) {
   shorter.labels.pop_back();
   EXPECT_THAT(message([&] { paired_bootstrap(data::Task::sst2, p.a, shorter, p.gold); }),
               HasSubstr("49 predicted labels for 50 examples"));
+  const data::Dataset empty = make_gold(data::Task::sst2, {});
+  EXPECT_THAT(message([&] { paired_bootstrap(data::Task::sst2, {}, {}, empty); }),
+              HasSubstr("gold.tsv has no examples to draw from"));
 }
 
 }  // namespace
