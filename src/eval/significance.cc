@@ -53,16 +53,12 @@ PairedComparison paired_bootstrap(data::Task task, const Predictions& a, const P
   for (std::size_t i = 0; i < n; ++i) gold_values[i] = gold.examples[i].label;
   // One draw: the gold values and both models' predictions of the drawn examples.
   Predictions da, db;
-  std::vector<int>& la = da.labels;
-  std::vector<int>& lb = db.labels;
-  std::vector<double>& sa = da.scores;
-  std::vector<double>& sb = db.scores;
   if (regression) {
-    sa.resize(n);
-    sb.resize(n);
+    da.scores.resize(n);
+    db.scores.resize(n);
   } else {
-    la.resize(n);
-    lb.resize(n);
+    da.labels.resize(n);
+    db.labels.resize(n);
   }
   std::mt19937_64 rng(seed);
   c.replicates.reserve(static_cast<std::size_t>(resamples));
@@ -73,11 +69,11 @@ PairedComparison paired_bootstrap(data::Task task, const Predictions& a, const P
       const std::size_t k = static_cast<std::size_t>(rng() % n);
       gd[i] = gold_values[k];
       if (regression) {
-        sa[i] = a.scores[k];
-        sb[i] = b.scores[k];
+        da.scores[i] = a.scores[k];
+        db.scores[i] = b.scores[k];
       } else {
-        la[i] = a.labels[k];
-        lb[i] = b.labels[k];
+        da.labels[i] = a.labels[k];
+        db.labels[i] = b.labels[k];
       }
     }
     const double d = task_metrics(task, db.labels, db.scores, gd).main_value() -

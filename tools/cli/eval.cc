@@ -23,6 +23,7 @@
 #include "json_out.h"
 #include "octet/cpu.h"
 #include "octet/error.h"
+#include "quant_common.h"
 
 namespace octet::cli {
 namespace {
@@ -35,18 +36,9 @@ struct Evaluated {
 
 // Loads options.model, checks that its head fits the task and evaluates it on the dataset.
 Evaluated evaluate(ClassifyOptions& options, data::Task task, const data::Dataset& dataset) {
-  const data::TaskSpec& spec = data::task_spec(task);
   Classifier classifier = load_classifier(options);
+  check_head(classifier.model, data::task_spec(task), options.model);
   const io::BertConfig& cfg = classifier.model.config();
-  const bool model_regression = cfg.problem_type == io::ProblemType::regression;
-  if (model_regression != spec.regression ||
-      (!spec.regression && cfg.num_labels != spec.num_labels)) {
-    throw InvalidArgument(fmt::format(
-        "model {} has a {} head with {} label(s), but task {} expects {}", options.model,
-        io::problem_type_name(cfg.problem_type), cfg.num_labels, spec.name,
-        spec.regression ? std::string("a regression head (num_labels 1)")
-                        : fmt::format("{} labels", spec.num_labels)));
-  }
 
   Evaluated e;
   const auto t0 = std::chrono::steady_clock::now();

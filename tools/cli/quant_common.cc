@@ -148,13 +148,6 @@ void check_head(const BertModel& model, const data::TaskSpec& spec, const std::s
   }
 }
 
-eval::MetricResult metrics_from_logits(data::Task task, std::span<const float> logits,
-                                       int num_labels, const data::Dataset& gold) {
-  const eval::Predictions p =
-      eval::predictions_from_logits(task, logits, static_cast<std::size_t>(num_labels));
-  return eval::glue_metrics(task, p.labels, p.scores, gold);
-}
-
 std::vector<float> run_logits(const BertModel& model, const EncodedBatches& b,
                               const ActivationTap& tap, const char* label) {
   const auto num_labels = static_cast<std::size_t>(model.config().num_labels);

@@ -50,10 +50,6 @@ std::size_t resolve_max_seq_len(std::size_t flag, const BertModel& model);
 // Checks the model's head against the task (InvalidArgument, as `octet eval`).
 void check_head(const BertModel& model, const data::TaskSpec& spec, const std::string& model_dir);
 
-// Metrics of [n, num_labels] logits against the dataset's labels.
-eval::MetricResult metrics_from_logits(data::Task task, std::span<const float> logits,
-                                       int num_labels, const data::Dataset& gold);
-
 // Runs the model over the batches, returning the logits in input order (tap may be empty).
 std::vector<float> run_logits(const BertModel& model, const EncodedBatches& b,
                               const ActivationTap& tap = {}, const char* label = "inference");
