@@ -379,4 +379,28 @@ PretrainedBert load_pretrained(const std::filesystem::path& dir) {
   return p;
 }
 
+void init_sinusoidal_positions(torch::Tensor& weight, const io::BertConfig& c) {
+  const int64_t positions = weight.size(0), hidden = weight.size(1);
+  torch::Tensor pos = torch::arange(positions, torch::kDouble).unsqueeze(1);
+  torch::Tensor freq =
+      torch::exp(torch::arange(0, hidden, 2, torch::kDouble) * (-std::log(10000.0) / hidden));
+  torch::Tensor table = torch::zeros({positions, hidden}, torch::kDouble);
+  table.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, hidden, 2)},
+                   torch::sin(pos * freq));
+  table.index_put_({torch::indexing::Slice(), torch::indexing::Slice(1, hidden, 2)},
+                   torch::cos(pos * freq.slice(0, 0, hidden / 2)));
+  table = table * (raw_number(c, "initializer_range", 0.02) / table.std().item<double>());
+  torch::NoGradGuard no_grad;
+  weight.copy_(table.to(weight.scalar_type()));
+}
+
+void add_identity_to_query_key(BertTorchModelImpl& bert, double gain) {
+  torch::NoGradGuard no_grad;
+  for (const auto& m : *bert.encoder->layer) {
+    BertSelfAttentionImpl& self = *m->as<BertLayerImpl>()->attention->self;
+    for (torch::Tensor* w : {&self.query->weight, &self.key->weight})
+      w->add_(torch::eye(w->size(0), w->size(1), w->options()) * gain);
+  }
+}
+
 }  // namespace octet::train

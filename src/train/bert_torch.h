@@ -227,6 +227,16 @@ class BertForMaskedLMImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BertForMaskedLM);
 
+// Overwrites a [positions, hidden] position-embedding table with Vaswani et al.'s sinusoids
+// (sin in even, cos in odd columns, wavelengths 2*pi .. 10000*2*pi), scaled so that the table's
+// standard deviation is the config's initializer_range, that of Hugging Face's N(0, std).
+void init_sinusoidal_positions(torch::Tensor& weight, const io::BertConfig& c);
+
+// Adds gain * I to every layer's query and key weights (a "mimetic" start, Trockman and Kolter
+// 2023: W_q^T W_k ~ gain^2 I), so that attention starts from the similarity of the inputs, and so
+// of their positions, instead of uniform weights that the bilinear Q K^T form is slow to leave.
+void add_identity_to_query_key(BertTorchModelImpl& bert, double gain);
+
 enum class SaveDType { F32, F16 };
 
 // Writes a Hugging Face model directory `out_dir` (created if needed): config.json

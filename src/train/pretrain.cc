@@ -117,6 +117,8 @@ nlohmann::json options_json(const PretrainOptions& o) {
           {"seed", o.seed},
           {"threads", o.threads},
           {"matmul_precision", o.bf16 ? "bf16" : "f32"},
+          {"position_init", o.position_init == PositionInit::sinusoidal ? "sinusoidal" : "normal"},
+          {"qk_identity_gain", o.qk_identity_gain},
           {"max_minutes", o.max_minutes},
           {"command", o.command_line}};
 }
@@ -162,6 +164,9 @@ PretrainResult pretrain(const PretrainOptions& o,
       n_train, n_eval, std::chrono::duration<double>(Clock::now() - t_read).count()));
 
   BertForMaskedLM model(o.config);
+  if (o.position_init == PositionInit::sinusoidal)
+    init_sinusoidal_positions(model->bert->embeddings->position_embeddings->weight, o.config);
+  if (o.qk_identity_gain > 0) add_identity_to_query_key(*model->bert, o.qk_identity_gain);
   model->train();
   auto optimizer = make_adamw(*model, o.adamw);
   const int64_t warmup = static_cast<int64_t>(o.warmup_ratio * static_cast<double>(o.max_steps));

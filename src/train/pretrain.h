@@ -15,6 +15,8 @@
 
 namespace octet::train {
 
+enum class PositionInit { normal, sinusoidal };
+
 struct PretrainOptions {
   std::vector<std::filesystem::path> corpus;  // corpus files (see corpus_files)
   std::filesystem::path vocab;                // vocab.txt (uncased BERT vocabulary)
@@ -38,8 +40,13 @@ struct PretrainOptions {
   bool resume = false;           // continue from <out>/checkpoint if present
   bool f16 = false;              // write the final model.safetensors as F16
   bool bf16 = false;             // bfloat16 matrix products (mixed precision, bert_torch.h)
-  int64_t benchmark_steps = 0;   // > 0: time this many steps, print tokens/s, write nothing
-  std::string command_line;      // recorded in the log
+  // Initial position embeddings: Hugging Face's N(0, initializer_range), or sinusoids (Vaswani et
+  // al.) scaled to the same standard deviation, which put relative offsets in the embeddings from
+  // the first step. The architecture (learned absolute positions) is the same either way.
+  PositionInit position_init = PositionInit::normal;
+  double qk_identity_gain = 0;  // > 0: add_identity_to_query_key (bert_torch.h) at the start
+  int64_t benchmark_steps = 0;  // > 0: time this many steps, print tokens/s, write nothing
+  std::string command_line;     // recorded in the log
 };
 
 struct PretrainStepLog {

@@ -296,5 +296,40 @@ TEST(BertTorchTest, RejectsCheckpointMissingEncoderTensor) {
   EXPECT_THROW(load_pretrained(tmp / "m"), ModelFormatError);
 }
 
+TEST(BertTorchTest, SinusoidalPositionsHaveTheConfiguredStdAndRotateByOffset) {
+  io::BertConfig c = small_config();
+  torch::Tensor w = torch::zeros({64, 32});
+  init_sinusoidal_positions(w, c);
+  EXPECT_NEAR(w.std().item<double>(), 0.02, 1e-6);
+  // Column pair (2i, 2i+1) is (sin, cos) of pos * f_i scaled by one factor: its norm is the same
+  // at every position, and the first pair advances by exactly one radian per position.
+  const double scale = std::hypot(w[0][0].item<double>(), w[0][1].item<double>());
+  for (int64_t p = 0; p < 64; ++p) {
+    EXPECT_NEAR(std::hypot(w[p][6].item<double>(), w[p][7].item<double>()), scale, 1e-6) << p;
+    EXPECT_NEAR(w[p][0].item<double>(), scale * std::sin(static_cast<double>(p)), 1e-6) << p;
+  }
+  EXPECT_GT(w[63][31].item<double>(), 0.99 * scale);  // the slowest wavelength barely turns
+}
+
+TEST(BertTorchTest, IdentityQueryKeyInitAddsGainTimesIdentity) {
+  io::BertConfig c = small_config();
+  torch::manual_seed(3);
+  BertForMaskedLM a(c);
+  torch::manual_seed(3);
+  BertForMaskedLM b(c);
+  add_identity_to_query_key(*b->bert, 0.7);
+  const auto before = a->named_parameters();
+  for (const auto& item : b->named_parameters()) {
+    const std::string& name = item.key();
+    const torch::Tensor diff = item.value() - before[name];
+    const bool qk = name.find(".query.weight") != std::string::npos ||
+                    name.find(".key.weight") != std::string::npos;
+    if (qk)
+      EXPECT_TRUE(torch::allclose(diff, torch::eye(64) * 0.7, 0, 1e-6)) << name;
+    else
+      EXPECT_EQ(diff.abs().max().item<float>(), 0.0f) << name;
+  }
+}
+
 }  // namespace
 }  // namespace octet::train

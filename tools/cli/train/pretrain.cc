@@ -29,6 +29,7 @@ Runner register_pretrain(CLI::App& app) {
     std::string corpus, vocab, config, out;
     int64_t layers = 4, hidden = 256, heads = 4, intermediate = 1024, max_position = 512;
     std::string dtype = "f32";
+    std::string position_init = "normal";
   };
   auto o = std::make_shared<Options>();
   CLI::App* sub = app.add_subcommand(
@@ -81,6 +82,16 @@ Runner register_pretrain(CLI::App& app) {
       "--bf16", r.bf16,
       "Matrix products in bfloat16 (mixed precision: parameters, optimizer, LayerNorm, "
       "softmax and loss stay FP32); several times faster on CPUs with AMX / AVX-512 BF16");
+  sub->add_option("--position-init", o->position_init,
+                  "Initial position embeddings: normal (Hugging Face's) | sinusoidal (Vaswani et "
+                  "al.'s, scaled to the same std)")
+      ->check(CLI::IsMember({"normal", "sinusoidal"}))
+      ->capture_default_str();
+  sub->add_option("--qk-identity-init", r.qk_identity_gain,
+                  "Add GAIN x identity to each layer's query and key weights at the start (0 = "
+                  "Hugging Face's initialisation)")
+      ->check(CLI::Range(0.0, 4.0))
+      ->capture_default_str();
   sub->add_option("--dtype", o->dtype, "Saved weights: f32 | f16")
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str();
@@ -97,6 +108,8 @@ Runner register_pretrain(CLI::App& app) {
       throw DataError(fmt::format("vocabulary {} not found", r.vocab.string()));
     r.out = o->out;
     r.f16 = o->dtype == "f16";
+    r.position_init = o->position_init == "sinusoidal" ? train::PositionInit::sinusoidal
+                                                       : train::PositionInit::normal;
     if (!o->config.empty()) {
       r.config = io::load_bert_config(o->config);
     } else {
