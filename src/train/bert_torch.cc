@@ -7,6 +7,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <numbers>
 #include <span>
 
 #include "io/atomic_file.h"
@@ -39,6 +40,13 @@ torch::Tensor mixed_matmul(const torch::Tensor& a, const torch::Tensor& b) {
 namespace {
 
 namespace nn = torch::nn;
+
+// The d / 2 angular frequencies of local_init's band: 2 pi m / (2 d) for m = d/2 + 1 .. d, the
+// upper half of a period-2d Fourier basis (see init_local_positions in bert_torch.h).
+torch::Tensor local_band_frequencies(int64_t d) {
+  return torch::arange(d / 2 + 1, d + 1, torch::kDouble) *
+         (std::numbers::pi / static_cast<double>(d));
+}
 
 double raw_number(const io::BertConfig& c, const char* key, double fallback) {
   auto it = c.raw.find(key);
@@ -392,6 +400,63 @@ void init_sinusoidal_positions(torch::Tensor& weight, const io::BertConfig& c) {
   table = table * (raw_number(c, "initializer_range", 0.02) / table.std().item<double>());
   torch::NoGradGuard no_grad;
   weight.copy_(table.to(weight.scalar_type()));
+}
+
+void init_local_positions(torch::Tensor& weight, const io::BertConfig& c) {
+  const int64_t positions = weight.size(0), hidden = weight.size(1), d = c.head_dim();
+  if (hidden <= d || d % 2 != 0)
+    throw InvalidArgument(fmt::format(
+        "local position initialisation needs an even head size smaller than the hidden size "
+        "(at least 2 heads); found hidden {} and head size {}",
+        hidden, d));
+  torch::Tensor pos = torch::arange(positions, torch::kDouble).unsqueeze(1);
+  using torch::indexing::Slice;
+  torch::Tensor table = torch::zeros({positions, hidden}, torch::kDouble);
+  const torch::Tensor band = local_band_frequencies(d);
+  table.index_put_({Slice(), Slice(0, d, 2)}, torch::sin(pos * band));
+  table.index_put_({Slice(), Slice(1, d, 2)}, torch::cos(pos * band));
+  const int64_t rest = hidden - d;
+  torch::Tensor freq =
+      torch::exp(torch::arange(0, rest, 2, torch::kDouble) * (-std::log(10000.0) / rest));
+  table.index_put_({Slice(), Slice(d, hidden, 2)}, torch::sin(pos * freq));
+  table.index_put_({Slice(), Slice(d + 1, hidden, 2)}, torch::cos(pos * freq));
+  table = table * (raw_number(c, "initializer_range", 0.02) / table.std().item<double>());
+  torch::NoGradGuard no_grad;
+  weight.copy_(table.to(weight.scalar_type()));
+}
+
+std::vector<int64_t> local_attention_offsets(int64_t heads) {
+  std::vector<int64_t> offsets;
+  for (int64_t h = 0; h < heads; ++h) offsets.push_back((h / 2 + 1) * (h % 2 == 0 ? -1 : 1));
+  return offsets;
+}
+
+void add_local_attention(BertTorchModelImpl& bert, const io::BertConfig& c, double gain) {
+  const int64_t d = c.head_dim();
+  const torch::Tensor band = local_band_frequencies(d);
+  const std::vector<int64_t> offsets = local_attention_offsets(c.num_attention_heads);
+  torch::NoGradGuard no_grad;
+  for (const auto& m : *bert.encoder->layer) {
+    BertSelfAttentionImpl& self = *m->as<BertLayerImpl>()->attention->self;
+    torch::Tensor q = torch::zeros_like(self.query->weight, torch::kDouble);
+    torch::Tensor k = torch::zeros_like(self.key->weight, torch::kDouble);
+    for (int64_t h = 0; h < c.num_attention_heads; ++h) {
+      for (int64_t j = 0; j < d / 2; ++j) {
+        // Query pair = the input's (sin, cos) of position i; key pair = position j's rotated by
+        // theta, so that their product is cos(w (i - j + offset)): largest at j = i + offset.
+        const double theta = -band[j].item<double>() * static_cast<double>(offsets[h]);
+        const int64_t r = h * d + 2 * j;
+        q[r][2 * j] = gain;
+        q[r + 1][2 * j + 1] = gain;
+        k[r][2 * j] = gain * std::cos(theta);
+        k[r][2 * j + 1] = gain * std::sin(theta);
+        k[r + 1][2 * j + 1] = gain * std::cos(theta);
+        k[r + 1][2 * j] = -gain * std::sin(theta);
+      }
+    }
+    self.query->weight.add_(q.to(self.query->weight.scalar_type()));
+    self.key->weight.add_(k.to(self.key->weight.scalar_type()));
+  }
 }
 
 void add_identity_to_query_key(BertTorchModelImpl& bert, double gain) {

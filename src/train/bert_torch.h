@@ -232,6 +232,22 @@ TORCH_MODULE(BertForMaskedLM);
 // standard deviation is the config's initializer_range, that of Hugging Face's N(0, std).
 void init_sinusoidal_positions(torch::Tensor& weight, const io::BertConfig& c);
 
+// Local attention initialisation (`octet pretrain --position-init local`): an MLM with uniform
+// attention is a bag of words, and the bilinear Q K^T form is slow to find position-based
+// attention from Hugging Face's N(0, 0.02) start (docs/training.md, "Why the loss plateaus"). So:
+// - init_local_positions: the first head_dim columns of the position table hold the upper half of
+//   a period-(2 head_dim) Fourier basis, (sin, cos)(2 pi m p / (2 head_dim)) for m = head_dim/2+1
+//   .. head_dim; the other columns hold Vaswani et al.'s sinusoids over the remaining width. The
+//   table is scaled to std initializer_range. Needs >= 2 heads and an even head size.
+// - add_local_attention: adds to every layer's query and key weights a form that reads those
+//   columns, so that head h starts by attending to the token at offset local_attention_offsets(h)
+//   (-1, +1, -2, +2, ...): q_i . k_j = gain^2 sum_m cos(w_m (i - j + offset)), sharply largest at
+//   j = i + offset (the band's high frequencies make it narrow; a token's own content adds
+//   sum_m cos(w_m offset) < 0, so no head starts by attending to itself). Every weight trains.
+void init_local_positions(torch::Tensor& weight, const io::BertConfig& c);
+std::vector<int64_t> local_attention_offsets(int64_t heads);
+void add_local_attention(BertTorchModelImpl& bert, const io::BertConfig& c, double gain);
+
 // Adds gain * I to every layer's query and key weights (a "mimetic" start, Trockman and Kolter
 // 2023: W_q^T W_k ~ gain^2 I), so that attention starts from the similarity of the inputs, and so
 // of their positions, instead of uniform weights that the bilinear Q K^T form is slow to leave.

@@ -99,6 +99,18 @@ EvalResult evaluate(BertForMaskedLM& model, const PackedCorpus& corpus, std::siz
   return {loss_sum / n, correct / n};
 }
 
+const char* position_init_name(PositionInit p) {
+  switch (p) {
+    case PositionInit::sinusoidal:
+      return "sinusoidal";
+    case PositionInit::local:
+      return "local";
+    case PositionInit::normal:
+      break;
+  }
+  return "normal";
+}
+
 nlohmann::json options_json(const PretrainOptions& o) {
   nlohmann::json corpus = nlohmann::json::array();
   for (const auto& f : o.corpus) corpus.push_back(f.string());
@@ -117,7 +129,9 @@ nlohmann::json options_json(const PretrainOptions& o) {
           {"seed", o.seed},
           {"threads", o.threads},
           {"matmul_precision", o.bf16 ? "bf16" : "f32"},
-          {"position_init", o.position_init == PositionInit::sinusoidal ? "sinusoidal" : "normal"},
+          {"position_init", position_init_name(o.position_init)},
+          {"local_attention_gain",
+           o.position_init == PositionInit::local ? o.local_attention_gain : 0.0},
           {"qk_identity_gain", o.qk_identity_gain},
           {"max_minutes", o.max_minutes},
           {"command", o.command_line}};
@@ -166,6 +180,10 @@ PretrainResult pretrain(const PretrainOptions& o,
   BertForMaskedLM model(o.config);
   if (o.position_init == PositionInit::sinusoidal)
     init_sinusoidal_positions(model->bert->embeddings->position_embeddings->weight, o.config);
+  if (o.position_init == PositionInit::local) {
+    init_local_positions(model->bert->embeddings->position_embeddings->weight, o.config);
+    add_local_attention(*model->bert, o.config, o.local_attention_gain);
+  }
   if (o.qk_identity_gain > 0) add_identity_to_query_key(*model->bert, o.qk_identity_gain);
   model->train();
   auto optimizer = make_adamw(*model, o.adamw);

@@ -15,7 +15,7 @@
 
 namespace octet::train {
 
-enum class PositionInit { normal, sinusoidal };
+enum class PositionInit { normal, sinusoidal, local };
 
 struct PretrainOptions {
   std::vector<std::filesystem::path> corpus;  // corpus files (see corpus_files)
@@ -42,8 +42,11 @@ struct PretrainOptions {
   bool bf16 = false;             // bfloat16 matrix products (mixed precision, bert_torch.h)
   // Initial position embeddings: Hugging Face's N(0, initializer_range), or sinusoids (Vaswani et
   // al.) scaled to the same standard deviation, which put relative offsets in the embeddings from
-  // the first step. The architecture (learned absolute positions) is the same either way.
+  // the first step; or `local`: init_local_positions plus add_local_attention (bert_torch.h) with
+  // local_attention_gain, heads that start attending to their neighbours. The architecture
+  // (learned absolute positions, Hugging Face's BERT) is the same in every case.
   PositionInit position_init = PositionInit::normal;
+  double local_attention_gain = 2.0;
   double qk_identity_gain = 0;  // > 0: add_identity_to_query_key (bert_torch.h) at the start
   int64_t benchmark_steps = 0;  // > 0: time this many steps, print tokens/s, write nothing
   std::string command_line;     // recorded in the log

@@ -331,5 +331,39 @@ TEST(BertTorchTest, IdentityQueryKeyInitAddsGainTimesIdentity) {
   }
 }
 
+TEST(BertTorchTest, LocalInitMakesEachHeadAttendToItsOffset) {
+  io::BertConfig c = small_config();  // hidden 64, 4 heads of 16, 32 positions
+  torch::manual_seed(5);
+  BertForMaskedLM m(c);
+  torch::Tensor& table = m->bert->embeddings->position_embeddings->weight;
+  init_local_positions(table, c);
+  EXPECT_NEAR(table.std().item<double>(), 0.02, 1e-6);
+  add_local_attention(*m->bert, c, 2.0);
+  EXPECT_EQ(local_attention_offsets(4), (std::vector<int64_t>{-1, 1, -2, 2}));
+  // Positions alone (as the embedding LayerNorm would normalise them): every head's attention
+  // peaks at its offset, in every layer, wherever that offset is inside the sequence.
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::layer_norm(table, {64});
+  const int64_t d = c.head_dim();
+  for (const auto& layer : *m->bert->encoder->layer) {
+    BertSelfAttentionImpl& self = *layer->as<BertLayerImpl>()->attention->self;
+    const torch::Tensor q = self.query(x), k = self.key(x);
+    for (int64_t h = 0; h < 4; ++h) {
+      const int64_t offset = local_attention_offsets(4)[h];
+      const torch::Tensor scores =
+          q.slice(1, h * d, (h + 1) * d).matmul(k.slice(1, h * d, (h + 1) * d).t());
+      const torch::Tensor probs = torch::softmax(scores / std::sqrt(double(d)), 1);
+      for (int64_t i = 2; i < 30; ++i) {
+        EXPECT_EQ(scores[i].argmax().item<int64_t>(), i + offset) << "head " << h << " row " << i;
+        EXPECT_GT(probs[i][i + offset].item<double>(), 0.3) << "head " << h << " row " << i;
+      }
+    }
+  }
+  io::BertConfig one_head = c;
+  one_head.num_attention_heads = 1;
+  torch::Tensor w = torch::zeros({32, 64});
+  EXPECT_THROW(init_local_positions(w, one_head), InvalidArgument);
+}
+
 }  // namespace
 }  // namespace octet::train

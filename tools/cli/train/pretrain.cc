@@ -84,8 +84,14 @@ Runner register_pretrain(CLI::App& app) {
       "softmax and loss stay FP32); several times faster on CPUs with AMX / AVX-512 BF16");
   sub->add_option("--position-init", o->position_init,
                   "Initial position embeddings: normal (Hugging Face's) | sinusoidal (Vaswani et "
-                  "al.'s, scaled to the same std)")
-      ->check(CLI::IsMember({"normal", "sinusoidal"}))
+                  "al.'s, scaled to the same std) | local (a Fourier band plus query and key "
+                  "weights with which head h starts attending to offset -1, +1, -2, +2, ...)")
+      ->check(CLI::IsMember({"normal", "sinusoidal", "local"}))
+      ->capture_default_str();
+  sub->add_option("--local-attention-gain", r.local_attention_gain,
+                  "With --position-init local: the gain of the initial local attention form "
+                  "(q.k = gain^2 x a sum of cosines)")
+      ->check(CLI::Range(0.1, 8.0))
       ->capture_default_str();
   sub->add_option("--qk-identity-init", r.qk_identity_gain,
                   "Add GAIN x identity to each layer's query and key weights at the start (0 = "
@@ -109,6 +115,7 @@ Runner register_pretrain(CLI::App& app) {
     r.out = o->out;
     r.f16 = o->dtype == "f16";
     r.position_init = o->position_init == "sinusoidal" ? train::PositionInit::sinusoidal
+                      : o->position_init == "local"    ? train::PositionInit::local
                                                        : train::PositionInit::normal;
     if (!o->config.empty()) {
       r.config = io::load_bert_config(o->config);
