@@ -79,7 +79,14 @@ def main():
             f"- AdamW lr {o['lr']}, betas {o['betas']}, eps {o['adam_eps']}, weight decay "
             f"{o['weight_decay']} (not on biases and LayerNorm), linear warm-up "
             f"{o['warmup_ratio']:.0%} then linear decay, gradient clipping {o['clip_norm']}",
-            f"- seed {o['seed']}, {log['threads']} libtorch thread(s)",
+            f"- seed {o['seed']}, {log['threads']} libtorch thread(s), matrix products in "
+            f"{o.get('matmul_precision', 'f32').upper()}",
+            "- initialisation: Hugging Face's"
+            + {"local": f", except the position table and the query/key weights "
+                        f"(`--position-init local`, gain {o.get('local_attention_gain')}: each head "
+                        "starts attending to one neighbour offset, docs/training.md)",
+               "sinusoidal": ", with sinusoidal position embeddings"}.get(
+                   o.get("position_init", "normal"), ""),
             f"- time: {log['train_seconds']/60:.1f} minutes of training, "
             f"{log['tokens_per_second']:.0f} tokens/s on average, on {cpu_name()} "
             "(2 vCPUs, shared with other work during the run)",
