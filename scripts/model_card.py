@@ -89,7 +89,7 @@ def main():
                    o.get("position_init", "normal"), ""),
             f"- time: {log['train_seconds']/60:.1f} minutes of training, "
             f"{log['tokens_per_second']:.0f} tokens/s on average, on {cpu_name()} "
-            "(2 vCPUs, shared with other work during the run)",
+            f"({os.cpu_count()} vCPUs)",
             f"- held-out MLM loss {ev['loss']:.4f}, accuracy {ev['mlm_accuracy']:.4f} "
             f"(initial loss ln(30522) = 10.33)", ""]
         evals = log.get("evals", [])
