@@ -41,16 +41,39 @@ namespace {
 
 namespace nn = torch::nn;
 
-// The d / 2 angular frequencies of local_init's band: 2 pi m / (2 d) for m = d/2 + 1 .. d, the
-// upper half of a period-2d Fourier basis (see init_local_positions in bert_torch.h).
+// The d / 2 angular frequencies of the local initialisation's band: 2 pi m / (2 d) for
+// m = d/2 + 1 .. d, the upper half of a period-2d Fourier basis (init_local_positions).
 torch::Tensor local_band_frequencies(int64_t d) {
   return torch::arange(d / 2 + 1, d + 1, torch::kDouble) *
          (std::numbers::pi / static_cast<double>(d));
 }
 
+// Vaswani et al.'s angular frequencies for `width` columns: 10000^(-2i / width), i < width / 2.
+torch::Tensor vaswani_frequencies(int64_t width) {
+  return torch::exp(torch::arange(0, width, 2, torch::kDouble) * (-std::log(10000.0) / width));
+}
+
+// Columns first + 2i and first + 2i + 1 (within [first, first + width)) of a [positions, hidden]
+// double table get sin and cos of position * freq[i].
+void put_sinusoids(torch::Tensor& table, int64_t first, int64_t width, const torch::Tensor& freq) {
+  using torch::indexing::Slice;
+  const torch::Tensor pos = torch::arange(table.size(0), torch::kDouble).unsqueeze(1);
+  table.index_put_({Slice(), Slice(first, first + width, 2)}, torch::sin(pos * freq));
+  table.index_put_({Slice(), Slice(first + 1, first + width, 2)},
+                   torch::cos(pos * freq.slice(0, 0, width / 2)));
+}
+
 double raw_number(const io::BertConfig& c, const char* key, double fallback) {
   auto it = c.raw.find(key);
   return it != c.raw.end() && it->is_number() ? it->get<double>() : fallback;
+}
+
+// Scales a position table to the config's initializer_range (Hugging Face's N(0, std)) and copies
+// it into the embedding weight.
+void copy_scaled_table(torch::Tensor& weight, torch::Tensor table, const io::BertConfig& c) {
+  table = table * (raw_number(c, "initializer_range", 0.02) / table.std().item<double>());
+  torch::NoGradGuard no_grad;
+  weight.copy_(table.to(weight.scalar_type()));
 }
 
 nn::LayerNorm layer_norm(const io::BertConfig& c) {
@@ -388,41 +411,23 @@ PretrainedBert load_pretrained(const std::filesystem::path& dir) {
 }
 
 void init_sinusoidal_positions(torch::Tensor& weight, const io::BertConfig& c) {
-  const int64_t positions = weight.size(0), hidden = weight.size(1);
-  torch::Tensor pos = torch::arange(positions, torch::kDouble).unsqueeze(1);
-  torch::Tensor freq =
-      torch::exp(torch::arange(0, hidden, 2, torch::kDouble) * (-std::log(10000.0) / hidden));
-  torch::Tensor table = torch::zeros({positions, hidden}, torch::kDouble);
-  table.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, hidden, 2)},
-                   torch::sin(pos * freq));
-  table.index_put_({torch::indexing::Slice(), torch::indexing::Slice(1, hidden, 2)},
-                   torch::cos(pos * freq.slice(0, 0, hidden / 2)));
-  table = table * (raw_number(c, "initializer_range", 0.02) / table.std().item<double>());
-  torch::NoGradGuard no_grad;
-  weight.copy_(table.to(weight.scalar_type()));
+  const int64_t hidden = weight.size(1);
+  torch::Tensor table = torch::zeros(weight.sizes(), torch::kDouble);
+  put_sinusoids(table, 0, hidden, vaswani_frequencies(hidden));
+  copy_scaled_table(weight, table, c);
 }
 
 void init_local_positions(torch::Tensor& weight, const io::BertConfig& c) {
-  const int64_t positions = weight.size(0), hidden = weight.size(1), d = c.head_dim();
+  const int64_t hidden = weight.size(1), d = c.head_dim();
   if (hidden <= d || d % 2 != 0)
     throw InvalidArgument(fmt::format(
         "local position initialisation needs an even head size smaller than the hidden size "
         "(at least 2 heads); found hidden {} and head size {}",
         hidden, d));
-  torch::Tensor pos = torch::arange(positions, torch::kDouble).unsqueeze(1);
-  using torch::indexing::Slice;
-  torch::Tensor table = torch::zeros({positions, hidden}, torch::kDouble);
-  const torch::Tensor band = local_band_frequencies(d);
-  table.index_put_({Slice(), Slice(0, d, 2)}, torch::sin(pos * band));
-  table.index_put_({Slice(), Slice(1, d, 2)}, torch::cos(pos * band));
-  const int64_t rest = hidden - d;
-  torch::Tensor freq =
-      torch::exp(torch::arange(0, rest, 2, torch::kDouble) * (-std::log(10000.0) / rest));
-  table.index_put_({Slice(), Slice(d, hidden, 2)}, torch::sin(pos * freq));
-  table.index_put_({Slice(), Slice(d + 1, hidden, 2)}, torch::cos(pos * freq));
-  table = table * (raw_number(c, "initializer_range", 0.02) / table.std().item<double>());
-  torch::NoGradGuard no_grad;
-  weight.copy_(table.to(weight.scalar_type()));
+  torch::Tensor table = torch::zeros(weight.sizes(), torch::kDouble);
+  put_sinusoids(table, 0, d, local_band_frequencies(d));
+  put_sinusoids(table, d, hidden - d, vaswani_frequencies(hidden - d));
+  copy_scaled_table(weight, table, c);
 }
 
 std::vector<int64_t> local_attention_offsets(int64_t heads) {
