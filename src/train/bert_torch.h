@@ -243,7 +243,8 @@ void init_sinusoidal_positions(torch::Tensor& weight, const io::BertConfig& c);
 //   columns, so that head h starts by attending to the token at offset local_attention_offsets(h)
 //   (-1, +1, -2, +2, ...): q_i . k_j = gain^2 sum_m cos(w_m (i - j + offset)), sharply largest at
 //   j = i + offset (the band's high frequencies make it narrow; a token's own content adds
-//   sum_m cos(w_m offset) < 0, so no head starts by attending to itself). Every weight trains.
+//   sum_m cos(w_m offset), -21 for offsets -1 and +1 and +1 for -2 and +2 against the peak's 32
+//   with head size 64, so no head starts by attending to itself). Every weight trains.
 void init_local_positions(torch::Tensor& weight, const io::BertConfig& c);
 std::vector<int64_t> local_attention_offsets(int64_t heads);
 void add_local_attention(BertTorchModelImpl& bert, const io::BertConfig& c, double gain);
