@@ -99,18 +99,6 @@ EvalResult evaluate(BertForMaskedLM& model, const PackedCorpus& corpus, std::siz
   return {loss_sum / n, correct / n};
 }
 
-const char* position_init_name(PositionInit p) {
-  switch (p) {
-    case PositionInit::sinusoidal:
-      return "sinusoidal";
-    case PositionInit::local:
-      return "local";
-    case PositionInit::normal:
-      break;
-  }
-  return "normal";
-}
-
 nlohmann::json options_json(const PretrainOptions& o) {
   nlohmann::json corpus = nlohmann::json::array();
   for (const auto& f : o.corpus) corpus.push_back(f.string());
@@ -149,6 +137,25 @@ std::string format_duration(double seconds) {
 }
 
 }  // namespace
+
+namespace {
+constexpr std::pair<PositionInit, const char*> kPositionInitNames[] = {
+    {PositionInit::normal, "normal"},
+    {PositionInit::sinusoidal, "sinusoidal"},
+    {PositionInit::local, "local"}};
+}  // namespace
+
+const char* position_init_name(PositionInit p) {
+  for (const auto& [value, name] : kPositionInitNames)
+    if (value == p) return name;
+  return "normal";
+}
+
+std::optional<PositionInit> parse_position_init(std::string_view name) {
+  for (const auto& [value, n] : kPositionInitNames)
+    if (name == n) return value;
+  return std::nullopt;
+}
 
 PretrainResult pretrain(const PretrainOptions& o,
                         const std::function<void(const std::string&)>& log) {

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "io/bert_config.h"
@@ -16,6 +18,8 @@
 namespace octet::train {
 
 enum class PositionInit { normal, sinusoidal, local };
+const char* position_init_name(PositionInit p);                          // "normal", ...
+std::optional<PositionInit> parse_position_init(std::string_view name);  // nullopt if unknown
 
 struct PretrainOptions {
   std::vector<std::filesystem::path> corpus;  // corpus files (see corpus_files)

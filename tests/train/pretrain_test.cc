@@ -237,5 +237,12 @@ TEST(PretrainTest, RejectsVocabularyConfigMismatch) {
   EXPECT_THROW(pretrain(o, [](const std::string&) {}), InvalidArgument);
 }
 
+TEST(PretrainOptionsTest, PositionInitNamesRoundTrip) {
+  for (PositionInit p : {PositionInit::normal, PositionInit::sinusoidal, PositionInit::local})
+    EXPECT_EQ(parse_position_init(position_init_name(p)), p) << position_init_name(p);
+  EXPECT_STREQ(position_init_name(PositionInit::local), "local");
+  EXPECT_EQ(parse_position_init("Local"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace octet::train

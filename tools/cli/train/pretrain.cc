@@ -114,9 +114,7 @@ Runner register_pretrain(CLI::App& app) {
       throw DataError(fmt::format("vocabulary {} not found", r.vocab.string()));
     r.out = o->out;
     r.f16 = o->dtype == "f16";
-    r.position_init = o->position_init == "sinusoidal" ? train::PositionInit::sinusoidal
-                      : o->position_init == "local"    ? train::PositionInit::local
-                                                       : train::PositionInit::normal;
+    r.position_init = *train::parse_position_init(o->position_init);  // IsMember-checked
     if (!o->config.empty()) {
       r.config = io::load_bert_config(o->config);
     } else {
