@@ -64,6 +64,35 @@ class MaskedLM(nn.Module):
         return torch.addmm(self.bias, self.t_ln(F.gelu(self.t_dense(sel))), self.word.weight.t())
 
 
+def load_masked_lm(model_dir):
+    """The MaskedLM above with the weights of an Octet / Hugging Face BertForMaskedLM directory
+    (4 layers, hidden 256, 4 heads, FFN 1024, 512 positions), in evaluation mode, FP32."""
+    import os, sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+    from make_golden import read_safetensors
+    w = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+    t = lambda n: torch.from_numpy(w[n].copy()).float()
+    m = MaskedLM(30522, 256, 4, 4, 1024, 512, p=0.0)
+    sd = {"word.weight": t("bert.embeddings.word_embeddings.weight"),
+          "pos.weight": t("bert.embeddings.position_embeddings.weight"),
+          "tok_type.weight": t("bert.embeddings.token_type_embeddings.weight"),
+          "ln.weight": t("bert.embeddings.LayerNorm.weight"), "ln.bias": t("bert.embeddings.LayerNorm.bias")}
+    for i in range(4):
+        p = f"bert.encoder.layer.{i}."
+        for a, b in [("q", "attention.self.query"), ("k", "attention.self.key"), ("v", "attention.self.value"),
+                     ("o", "attention.output.dense"), ("ln1", "attention.output.LayerNorm"),
+                     ("i", "intermediate.dense"), ("out", "output.dense"), ("ln2", "output.LayerNorm")]:
+            sd[f"layers.{i}.{a}.weight"] = t(p + b + ".weight")
+            sd[f"layers.{i}.{a}.bias"] = t(p + b + ".bias")
+    sd["t_dense.weight"] = t("cls.predictions.transform.dense.weight")
+    sd["t_dense.bias"] = t("cls.predictions.transform.dense.bias")
+    sd["t_ln.weight"] = t("cls.predictions.transform.LayerNorm.weight")
+    sd["t_ln.bias"] = t("cls.predictions.transform.LayerNorm.bias")
+    sd["bias"] = t("cls.predictions.bias")
+    m.load_state_dict(sd)
+    return m.eval()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vocab-size", type=int, default=30522)

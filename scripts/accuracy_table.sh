@@ -125,8 +125,11 @@ lines += ["", "Models: the SST-2 model is the committed `models/octet-bert-mini-
           "sst2=models/octet-bert-mini-sst2 mrpc=~/.cache/octet/glue/mrpc-pretrained "
           "cola=~/.cache/octet/glue/cola-pretrained stsb=~/.cache/octet/glue/stsb-pretrained "
           "rte=~/.cache/octet/glue/rte-pretrained`. These small models are weakly pretrained "
-          "(see models/octet-bert-mini-uncased/MODEL_CARD.md): CoLA's MCC of 8 points makes its "
-          "relative errors large for a difference of 2 or 3 dev examples."]
+          "(see models/octet-bert-mini-uncased/MODEL_CARD.md)."]
+cola = next((r for r in runs if r["task"] == "cola"), None)
+if cola is not None:
+    lines[-1] += (f" CoLA's MCC of {100 * cola['fp32']['metrics']['mcc']:.1f} points makes its "
+                  "relative errors large for a difference of a few dev examples.")
 lines += ["", "Per task below: 95% interval = of the relative error, from 1000 paired-bootstrap "
           "draws of the dev examples (`octet compare`; both models scored on the same draws); "
           "differ = dev examples a mode predicts differently from FP32 (STS-B is a regression). "

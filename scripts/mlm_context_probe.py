@@ -13,27 +13,12 @@ import sys, gzip
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'bench')); sys.path.insert(0, os.path.join(REPO, 'scripts'))
 import torch, torch.nn.functional as F
-from pytorch_pretrain import MaskedLM
-from make_golden import read_safetensors
+from pytorch_pretrain import load_masked_lm
 from tokenizer_reference import Tokenizer
 torch.set_num_threads(1)
 model_dir = sys.argv[1]
 DATA = sys.argv[sys.argv.index('--data') + 1] if '--data' in sys.argv else os.environ.get('OCTET_DATA', os.path.join(REPO, '..', 'shared', 'data'))
-W = read_safetensors(model_dir + '/model.safetensors')
-m = MaskedLM(30522, 256, 4, 4, 1024, 512, p=0.0)
-sd = {}
-T = lambda n: torch.from_numpy(W[n].copy())
-sd['word.weight'] = T('bert.embeddings.word_embeddings.weight'); sd['pos.weight'] = T('bert.embeddings.position_embeddings.weight')
-sd['tok_type.weight'] = T('bert.embeddings.token_type_embeddings.weight')
-sd['ln.weight'] = T('bert.embeddings.LayerNorm.weight'); sd['ln.bias'] = T('bert.embeddings.LayerNorm.bias')
-for i in range(4):
-    p = f'bert.encoder.layer.{i}.'
-    for a, b in [('q', 'attention.self.query'), ('k', 'attention.self.key'), ('v', 'attention.self.value'), ('o', 'attention.output.dense'), ('ln1', 'attention.output.LayerNorm'), ('i', 'intermediate.dense'), ('out', 'output.dense'), ('ln2', 'output.LayerNorm')]:
-        sd[f'layers.{i}.{a}.weight'] = T(p + b + '.weight'); sd[f'layers.{i}.{a}.bias'] = T(p + b + '.bias')
-sd['t_dense.weight'] = T('cls.predictions.transform.dense.weight'); sd['t_dense.bias'] = T('cls.predictions.transform.dense.bias')
-sd['t_ln.weight'] = T('cls.predictions.transform.LayerNorm.weight'); sd['t_ln.bias'] = T('cls.predictions.transform.LayerNorm.bias')
-sd['bias'] = T('cls.predictions.bias')
-m.load_state_dict(sd); m.eval()
+m = load_masked_lm(model_dir)
 tok = Tokenizer(os.path.join(DATA, 'vocab', 'vocab.txt'))
 lines = gzip.open(os.path.join(DATA, 'corpus', 'enwiki2015_002.txt.gz'), 'rt').read().splitlines()[-40:]
 stream = []
