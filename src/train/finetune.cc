@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -119,7 +120,8 @@ eval::MetricResult metrics_from_logits(data::Task task, const std::vector<float>
 eval::MetricResult evaluate_torch(BertForSequenceClassification& model, data::Task task,
                                   const std::vector<Encoded>& dev, const data::Dataset& gold,
                                   int64_t batch_size, int64_t pad_id, int64_t num_labels,
-                                  QatBert* qat = nullptr, IntegerQatBert* iqat = nullptr) {
+                                  QatBert* qat = nullptr, IntegerQatBert* iqat = nullptr,
+                                  std::vector<float>* logits_out = nullptr) {
   const data::TaskSpec& spec = data::task_spec(task);
   torch::NoGradGuard no_grad;
   model->eval();
@@ -139,16 +141,18 @@ eval::MetricResult evaluate_torch(BertForSequenceClassification& model, data::Ta
     logits.insert(logits.end(), p, p + out.numel());
   }
   model->train();
-  return metrics_from_logits(task, logits, num_labels, gold);
+  eval::MetricResult m = metrics_from_logits(task, logits, num_labels, gold);
+  if (logits_out != nullptr) *logits_out = std::move(logits);
+  return m;
 }
 
 // Dev metrics of the saved checkpoint with Octet's inference engine (what `octet eval` runs).
 eval::MetricResult evaluate_engine(const fs::path& dir, data::Task task,
                                    const std::vector<Encoded>& dev, const data::Dataset& gold,
-                                   int64_t batch_size, int threads) {
+                                   int64_t batch_size, int threads, std::vector<float>& logits) {
   BertModel model = BertModel::load(dir, {.threads = threads});
   const int64_t num_labels = model.config().num_labels;
-  std::vector<float> logits;
+  logits.clear();
   std::vector<BertSequence> batch;
   for (std::size_t start = 0; start < dev.size(); start += static_cast<std::size_t>(batch_size)) {
     batch.clear();
@@ -158,6 +162,41 @@ eval::MetricResult evaluate_engine(const fs::path& dir, data::Task task,
     logits.insert(logits.end(), out.logits.begin(), out.logits.end());
   }
   return metrics_from_logits(task, logits, num_labels, gold);
+}
+
+// The engine's dev logits against the training pass's, example by example.
+EngineParity engine_parity(data::Task task, std::span<const float> torch_logits,
+                           std::span<const float> engine_logits, int64_t num_labels) {
+  if (torch_logits.size() != engine_logits.size() || num_labels < 1)
+    throw Error(fmt::format("engine parity: {} libtorch logits against {} from the engine",
+                            torch_logits.size(), engine_logits.size()));
+  EngineParity p;
+  const std::size_t n = static_cast<std::size_t>(num_labels);
+  p.examples = static_cast<int64_t>(torch_logits.size() / n);
+  double sum = 0;
+  for (std::size_t i = 0; i < torch_logits.size(); ++i) {
+    const double d = std::fabs(double(torch_logits[i]) - double(engine_logits[i]));
+    p.max_abs_logit_diff = std::max(p.max_abs_logit_diff, d);
+    sum += d;
+  }
+  p.mean_abs_logit_diff = torch_logits.empty() ? 0.0 : sum / double(torch_logits.size());
+  if (data::task_spec(task).regression) return p;
+  const eval::Predictions a = eval::predictions_from_logits(task, torch_logits, n);
+  const eval::Predictions b = eval::predictions_from_logits(task, engine_logits, n);
+  p.predictions_agree = 0;
+  for (std::size_t e = 0; e < a.labels.size(); ++e) {
+    if (a.labels[e] == b.labels[e]) {
+      ++p.predictions_agree;
+      continue;
+    }
+    std::vector<float> row(torch_logits.begin() + std::ptrdiff_t(e * n),
+                           torch_logits.begin() + std::ptrdiff_t((e + 1) * n));
+    std::partial_sort(row.begin(), row.begin() + std::min<std::size_t>(2, n), row.end(),
+                      std::greater<>());
+    p.max_disagreeing_margin =
+        std::max(p.max_disagreeing_margin, n > 1 ? double(row[0]) - double(row[1]) : 0.0);
+  }
+  return p;
 }
 
 bool better(double candidate, double best) {
@@ -467,6 +506,7 @@ FinetuneResult finetune(const FinetuneOptions& o, const FinetuneCallback& progre
   SplitMix64 rng{o.seed};
   std::vector<int64_t> order(train_enc.size());
   double best = std::numeric_limits<double>::quiet_NaN();
+  std::vector<float> epoch_logits, best_logits;  // libtorch dev logits: this epoch, the kept one
   double train_seconds = 0;
   int64_t step = 0, seen = 0;
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
@@ -527,7 +567,7 @@ FinetuneResult finetune(const FinetuneOptions& o, const FinetuneCallback& progre
     rec.examples_per_second = double(train_enc.size()) / std::max(rec.seconds, 1e-9);
     const auto t_eval = Clock::now();
     rec.dev = evaluate_torch(model, o.task, dev_enc, dev, o.eval_batch_size, pad_id,
-                             s.config.num_labels, qat.get(), iqat.get());
+                             s.config.num_labels, qat.get(), iqat.get(), &epoch_logits);
     rec.eval_seconds = seconds_since(t_eval);
     const double main = rec.dev.main_value();
     // QAT: only once every quantizer is active can the INT8 model reproduce the dev figure.
@@ -543,6 +583,7 @@ FinetuneResult finetune(const FinetuneOptions& o, const FinetuneCallback& progre
           copy_file_atomic(*s.tokenizer_config, o.out_dir / "tokenizer_config.json");
       }
       rec.saved = true;
+      best_logits = epoch_logits;
       r.best_epoch = epoch;
       r.best_dev = rec.dev;
       if (!std::isnan(main)) best = main;
@@ -583,8 +624,19 @@ FinetuneResult finetune(const FinetuneOptions& o, const FinetuneCallback& progre
         o.qat.head_start_step, step));
   if (o.engine_eval) {
     const auto t_eval = Clock::now();
-    r.engine_dev = evaluate_engine(o.out_dir, o.task, dev_enc, dev, o.eval_batch_size, o.threads);
+    std::vector<float> engine_logits;
+    r.engine_dev = evaluate_engine(o.out_dir, o.task, dev_enc, dev, o.eval_batch_size, o.threads,
+                                   engine_logits);
     log["engine_dev"] = metrics_json(r.engine_dev);
+    r.engine_parity = engine_parity(o.task, best_logits, engine_logits, s.config.num_labels);
+    const EngineParity& p = r.engine_parity;
+    log["engine_parity"] = {
+        {"examples", p.examples},
+        {"predictions_agree",
+         p.predictions_agree >= 0 ? nlohmann::json(p.predictions_agree) : nlohmann::json(nullptr)},
+        {"max_abs_logit_diff", p.max_abs_logit_diff},
+        {"mean_abs_logit_diff", p.mean_abs_logit_diff},
+        {"max_disagreeing_margin", p.max_disagreeing_margin}};
     log["engine_eval_seconds"] = seconds_since(t_eval);
   }
   r.seconds = seconds_since(t_start);

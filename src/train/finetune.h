@@ -129,12 +129,24 @@ struct FinetuneProgress {
 };
 using FinetuneCallback = std::function<void(const FinetuneProgress&)>;
 
+// The saved checkpoint's dev logits in Octet's engine against the training pass's (libtorch, for
+// QAT its fake-quantized forward) at the kept epoch, example by example.
+struct EngineParity {
+  int64_t examples = 0;            // 0: not measured (engine_eval off)
+  int64_t predictions_agree = -1;  // classification; -1 for a regression task
+  double max_abs_logit_diff = 0;   // over every logit
+  double mean_abs_logit_diff = 0;
+  double max_disagreeing_margin = 0;  // largest libtorch top-1 minus top-2 logit among the
+                                      // examples whose predictions differ (0 if none)
+};
+
 struct FinetuneResult {
   std::vector<double> step_losses;  // every optimiser step's training loss, in order
   std::vector<EpochRecord> epochs;
   int best_epoch = 0;             // 1-based; the epoch whose checkpoint is in out_dir
   eval::MetricResult best_dev;    // libtorch's dev metrics of the best epoch
   eval::MetricResult engine_dev;  // Octet's engine on the saved checkpoint (if engine_eval)
+  EngineParity engine_parity;     // the engine against libtorch on dev (if engine_eval)
   int64_t train_examples = 0, dev_examples = 0;
   int64_t steps_per_epoch = 0, total_steps = 0, warmup_steps = 0;
   double seconds = 0;                          // wall time of the whole call

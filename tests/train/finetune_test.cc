@@ -179,6 +179,25 @@ TEST_F(FinetuneSmokeTest, LossFallsDevAccuracyBeatsChanceAndTheEngineAgrees) {
     EXPECT_GT(log["epochs"][1]["examples_per_second"].get<double>(), 0);
     EXPECT_EQ(log["best_epoch"], result_->best_epoch);
     EXPECT_EQ(log["engine_dev"]["accuracy"].get<double>(), result_->engine_dev.main_value());
+    EXPECT_EQ(log["engine_parity"]["predictions_agree"].get<int64_t>(),
+              result_->engine_parity.predictions_agree);
+  }
+  {
+    SCOPED_TRACE("EngineParityIsMeasuredExampleByExample");
+    // FP32: the engine's logits are libtorch's up to float rounding (the round-trip bound).
+    const EngineParity& p = result_->engine_parity;
+    std::printf(
+        "smoke: engine against libtorch: %lld of %lld predictions agree, logits max "
+        "|diff| %.3g, mean %.3g\n",
+        static_cast<long long>(p.predictions_agree), static_cast<long long>(p.examples),
+        p.max_abs_logit_diff, p.mean_abs_logit_diff);
+    EXPECT_EQ(p.examples, 872);
+    EXPECT_GE(p.predictions_agree, 870);
+    EXPECT_LT(p.max_abs_logit_diff, 1e-4);
+    EXPECT_LE(p.mean_abs_logit_diff, p.max_abs_logit_diff);
+    if (p.predictions_agree < p.examples) {
+      EXPECT_LT(p.max_disagreeing_margin, 2e-4);
+    }
   }
 }
 
@@ -206,6 +225,9 @@ TEST(FinetuneTest, RegressionLossFallsOnStsbSlice) {
   EXPECT_EQ(c.num_labels, 1);
   EXPECT_EQ(c.problem_type, io::ProblemType::regression);
   EXPECT_NEAR(r.engine_dev.at("pearson"), r.best_dev.at("pearson"), 1e-4);
+  EXPECT_EQ(r.engine_parity.examples, 200);
+  EXPECT_EQ(r.engine_parity.predictions_agree, -1);  // a regression: no predicted class
+  EXPECT_LT(r.engine_parity.max_abs_logit_diff, 1e-4);
 }
 
 FinetuneResult short_run(const test::TempDir& tmp, uint64_t seed, const std::string& out) {

@@ -301,6 +301,12 @@ void run_parity(QatOptions qo, const char* label) {
   // may reach a few steps, never more than four.
   EXPECT_GE(double(p.within) / double(2 * p.n), 0.99);
   EXPECT_LE(p.max_abs, 4 * p.tolerance);
+  // finetune's own report (train_log.json "engine_parity", the in-memory model against the
+  // saved one) measures the same thing as the rebuilt model above, up to batching.
+  const EngineParity& e = r.engine_parity;
+  EXPECT_EQ(e.examples, p.n);
+  EXPECT_NEAR(double(e.predictions_agree), double(p.agree), 2.0);
+  EXPECT_LE(e.max_abs_logit_diff, 4 * p.tolerance);
   // The engine's dev figure is the libtorch fake-quantized one up to the disagreements.
   EXPECT_NEAR(r.engine_dev.main_value(), r.best_dev.main_value(), 0.005 + 1e-9);
   // It learned something (chance: 0.509), so agreement is not measured on coin flips alone.

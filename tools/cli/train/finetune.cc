@@ -240,6 +240,19 @@ Runner register_finetune(CLI::App& app) {
           "best        epoch {}: {} {:.4f} (Octet engine on the saved model; "
           "libtorch {:.4f})\n",
           r.best_epoch, r.engine_dev.main, r.engine_dev.main_value(), r.best_dev.main_value());
+    if (r.engine_parity.examples > 0) {
+      const train::EngineParity& p = r.engine_parity;
+      table += fmt::format("parity      engine against libtorch on dev: ");
+      if (p.predictions_agree >= 0)
+        table += fmt::format("predictions agree on {} / {} ({:.2f}%), ", p.predictions_agree,
+                             p.examples, 100.0 * double(p.predictions_agree) / double(p.examples));
+      table += fmt::format("logits max |diff| {:.3g}, mean {:.3g}", p.max_abs_logit_diff,
+                           p.mean_abs_logit_diff);
+      if (p.predictions_agree >= 0 && p.predictions_agree < p.examples)
+        table += fmt::format(" (the differing examples' libtorch margins are at most {:.3g})",
+                             p.max_disagreeing_margin);
+      table += "\n";
+    }
     if (o.qat.enabled && o.qat.mode == train::QatMode::integer_only)
       table += fmt::format(
           "saved       {} (integer-only, I-BERT-aware; FP32 weights in fp32/; train_log.json)\n",
