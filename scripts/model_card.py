@@ -43,6 +43,9 @@ def main():
     ap.add_argument("--command", required=True, help="the exact command(s) that produced it")
     ap.add_argument("--eval", help="octet eval --json output on the committed directory")
     ap.add_argument("--base", help="the pretrained model it was fine-tuned from")
+    ap.add_argument("--pretraining-dropout", type=float,
+                    help="dropout used while pretraining, when config.json holds another value "
+                         "(the one fine-tuning reads)")
     a = ap.parse_args()
     cfg = json.load(open(os.path.join(a.model, "config.json")))
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -79,6 +82,10 @@ def main():
             f"- AdamW lr {o['lr']}, betas {o['betas']}, eps {o['adam_eps']}, weight decay "
             f"{o['weight_decay']} (not on biases and LayerNorm), linear warm-up "
             f"{o['warmup_ratio']:.0%} then linear decay, gradient clipping {o['clip_norm']}",
+            *([f"- dropout {a.pretraining_dropout:g} while pretraining (set by the `--config` "
+               "in the command below); config.json holds "
+               f"{cfg.get('hidden_dropout_prob', 0.1):g}, the value fine-tuning uses"]
+              if a.pretraining_dropout is not None else []),
             f"- seed {o['seed']}, {log['threads']} libtorch thread(s), matrix products in "
             f"{o.get('matmul_precision', 'f32').upper()}",
             "- initialisation: Hugging Face's"
