@@ -14,6 +14,8 @@
 #   (4) QAT from the FP32 fine-tuned model of (1) (the other starting point `octet finetune --qat`
 #       offers): one epoch (the same training examples), lr 2e-5, warm-up 10%, the classifier
 #       quantized from step 0, same seed; exported and evaluated like (3);
+#   (4b) the control for (4): the FP32 model of (1) trained for the same extra epoch with the same
+#       settings, without fake quantization (what the extra epoch alone gives);
 #   (5) each INT8 model of (2)-(4) (dynamic, QAT, QAT from FP32) against the FP32 model of (1) on
 #       dev, example by example: `octet eval --baseline` (paired bootstrap, 1000 draws, seed 42);
 # then writes the "Quantization-aware fine-tuning" section of docs/results/accuracy.md (between its
@@ -28,7 +30,8 @@
 # (docs/results/accuracy.md), WORK (~/.cache/octet/qat), PRETRAINED (models/octet-bert-mini-uncased),
 # SEEDS ("42 43 44"), JOBS (2: runs at once, one thread each), SAMPLES (600),
 # EPOCHS ("mrpc=3 cola=3 stsb=3 rte=5 sst2=1"), MAX_TRAIN ("sst2=16000": training examples per
-# epoch, first N of the file), RENDER_ONLY=1 (only rewrite the table from WORK).
+# epoch, first N of the file), RENDER_ONLY=1 (only rewrite the table from WORK), ENCODER_NOTE
+# (how the table names the pretrained encoder, when the runs used another than the committed one).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -69,6 +72,23 @@ if [ "${1:-}" = --run ]; then
     rm -rf "$r/qat_ft/fp32"
     touch "$r/qat_ft_done"
   }
+  # (4b), resumable on its own: the control for (4): the FP32 model of (1) fine-tuned for the
+  # same extra epoch with the same settings and seed, without fake quantization, so that what
+  # (4) gains from the extra epoch is not credited to QAT.
+  fp32_continued() {
+    [ -f "$r/fp32_cont_done" ] && return 0
+    echo "qat_table: $task seed $seed: FP32 one more epoch (control)" >&2
+    rm -rf "$r/fp32_cont"
+    "$build/octet-train" finetune --model "$r/fp32" --task "$task" --train "$dir/train.tsv" \
+      --dev "$dir/dev.tsv" --epochs 1 --max-train-examples "$max_train" --batch-size 32 \
+      --lr 2e-5 --warmup-ratio 0.1 --max-seq-len 128 --seed "$seed" --threads 1 \
+      --out "$r/fp32_cont" >"$r/fp32_cont.log" 2>&1 || fail "FP32 control epoch" fp32_cont.log
+    "$build/octet" eval --model "$r/fp32_cont" --task "$task" --data "$dir/dev.tsv" --threads 1 \
+      --json "$r/fp32_cont_eval.json" >"$r/fp32_cont_eval.log" 2>&1 ||
+      fail "evaluation of the FP32 control" fp32_cont_eval.log
+    rm -f "$r/fp32_cont/model.safetensors"
+    touch "$r/fp32_cont_done"
+  }
   # (5), resumable on its own: each INT8 model against its FP32 model on dev, example by example
   # (`octet eval --baseline`: the difference with a paired-bootstrap interval, the examples
   # predicted differently). The same bootstrap seed on the same dev set gives every comparison of
@@ -88,6 +108,7 @@ if [ "${1:-}" = --run ]; then
   }
   if [ -f "$r/done" ]; then
     qat_from_fp32
+    fp32_continued
     comparisons
     echo "qat_table: $task seed $seed done" >&2
     exit 0
@@ -113,6 +134,7 @@ if [ "${1:-}" = --run ]; then
   rm -rf "$r/qat/fp32"  # the FP32 copy of the QAT weights: not needed for the table
   touch "$r/done"
   qat_from_fp32
+  fp32_continued
   comparisons
   echo "qat_table: $task seed $seed done" >&2
   exit 0
@@ -148,6 +170,7 @@ sys.path.insert(0, os.path.join(os.environ["OCTET_ROOT"], "scripts", "lib"))
 from results_section import replace_section
 import statistics, datetime
 work, out, samples, epochs_of, max_train_of, seeds = sys.argv[1:7]
+encoder = os.environ.get("ENCODER_NOTE") or "`models/octet-bert-mini-uncased`"
 tasks, seeds = sys.argv[7:], seeds.split()
 def load(p):
     return json.load(open(p))
@@ -175,6 +198,10 @@ for t in tasks:
                      "qat": 100 * qat["metrics"][m],
                      "qat_ft": (100 * load(f"{r}/qat_ft_eval.json")["metrics"][m]
                                 if os.path.exists(f"{r}/qat_ft_done") else None),
+                     "fp32_cont": (100 * load(f"{r}/fp32_cont_eval.json")["metrics"][m]
+                                   if os.path.exists(f"{r}/fp32_cont_done") else None),
+                     "parity": [load(f"{r}/{d}/train_log.json").get("engine_parity")
+                                for d in ("qat", "qat_ft") if os.path.exists(f"{r}/{d}/train_log.json")],
                      "fp32_step": per_step(load(f"{r}/fp32/train_log.json")),
                      "qat_step": per_step(load(f"{r}/qat/train_log.json"))})
     if runs:
@@ -185,7 +212,7 @@ def rel(x, f):  # Q8BERT's relative error, positive = worse
     return 100 * (f - x) / abs(f) if f else float("nan")
 L = ["<!-- qat: begin (scripts/qat_table.sh) -->", "## Quantization-aware fine-tuning (Q8BERT)", "",
      f"Written by `scripts/qat_table.sh` on {datetime.date.today()}. Per task and seed "
-     f"({', '.join(seeds)}): FP32 = `octet finetune` from `models/octet-bert-mini-uncased` (new "
+     f"({', '.join(seeds)}): FP32 = `octet finetune` from {encoder} (new "
      f"head; epochs {epochs_of}; training examples capped: {max_train_of}; batch 32, lr 1e-4, "
      "warm-up 10%, max 128 tokens, one thread, best-dev epoch kept); dynamic = Q8BERT's dynamic "
      "PTQ (`dynamic-per-tensor`) of that model; Q8BERT static = static PTQ of Q8BERT's graph "
@@ -196,10 +223,12 @@ L = ["<!-- qat: begin (scripts/qat_table.sh) -->", "## Quantization-aware fine-t
      "from the same pretrained encoder, exported and run by the INT8 engine; QAT from FP32 = "
      "`octet finetune --qat` from that seed's FP32 model (its classifier kept), one epoch, lr "
      "2e-5, warm-up 10%, the classifier quantized from step 0 (a setting fixed before its runs, "
-     "not searched). Mean +- standard deviation over the seeds, points = metric x 100; relative "
+     "not searched); its control = the same extra epoch of that FP32 model without fake "
+     "quantization (same settings and seed), and \"vs control\" the relative error of QAT from "
+     "FP32 to it. Mean +- standard deviation over the seeds, points = metric x 100; relative "
      "error = (FP32 - INT8) / FP32 of the means, in percent (positive is worse).", "",
-     "| task | metric | seeds | FP32 | dynamic (rel. err) | Q8BERT static (rel. err) | best static (rel. err) | QAT (rel. err) | QAT within 1% | QAT from FP32 (rel. err) | within 1% | QAT / FP32 time per step |",
-     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+     "| task | metric | seeds | FP32 | dynamic (rel. err) | Q8BERT static (rel. err) | best static (rel. err) | QAT (rel. err) | QAT within 1% | QAT from FP32 (rel. err) | within 1% | control: FP32 + 1 epoch | QAT from FP32 vs control | QAT / FP32 time per step |",
+     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 qat_rel, dyn_rel, ft_rel, q8s_rel = [], [], [], []
 yes = lambda e: "yes" if e <= 1.0 else "**no**"
 for t, runs in rows:
@@ -215,6 +244,11 @@ for t, runs in rows:
         e = ms(ft)
         ft_rel.append(rel(e[0], f[0]))
         ft_cells = f"{c(e)} ({ft_rel[-1]:.2f}%) | {yes(ft_rel[-1])} |"
+    ctl = [r["fp32_cont"] for r in runs if r["fp32_cont"] is not None]
+    ctl_cells = "| |"
+    if len(ctl) == len(runs) and len(ft) == len(runs):
+        e = ms(ctl)
+        ctl_cells = f"{c(e)} | {rel(ms(ft)[0], e[0]):.2f}% |"
     q8s_cell = "|"
     if len(q8s) == len(runs):
         e = ms(q8s)
@@ -222,21 +256,27 @@ for t, runs in rows:
         q8s_cell = f"{c(e)} ({q8s_rel[-1]:.2f}%) |"
     L.append(f"| {t} | {runs[0]['metric']} | {len(runs)} | {c(f)} | {c(d)} ({rel(d[0], f[0]):.2f}%) | "
              f"{q8s_cell} {c(s)} ({rel(s[0], f[0]):.2f}%) | {c(q)} ({rel(q[0], f[0]):.2f}%) | "
-             f"{yes(rel(q[0], f[0]))} | {ft_cells} {cost:.2f}x |")
+             f"{yes(rel(q[0], f[0]))} | {ft_cells} {ctl_cells} {cost:.2f}x |")
 if rows:
     ft_avg = f"({statistics.mean(ft_rel):.2f}%)" if len(ft_rel) == len(rows) else ""
     q8s_avg = f"({statistics.mean(q8s_rel):.2f}%)" if len(q8s_rel) == len(rows) else ""
     L.append(f"| **average** | | | | ({statistics.mean(dyn_rel):.2f}%) | {q8s_avg} | | "
-             f"({statistics.mean(qat_rel):.2f}%) | | {ft_avg} | | |")
-L += ["", "Per seed (points): FP32 / dynamic / Q8BERT static / best static (mode) / QAT / QAT from FP32; seconds per "
+             f"({statistics.mean(qat_rel):.2f}%) | | {ft_avg} | | | | |")
+L += ["", "Per seed (points): FP32 / dynamic / Q8BERT static / best static (mode) / QAT / QAT from FP32 / its control; seconds per "
       "training step FP32 / QAT (one thread, from each run's train_log.json, evaluation excluded):", ""]
 for t, runs in rows:
     for r in runs:
         ft = f"{r['qat_ft']:.2f}" if r["qat_ft"] is not None else "not run"
         q8 = f"{r['q8static']:.2f}" if r["q8static"] is not None else "not run"
+        ctl = f"{r['fp32_cont']:.2f}" if r["fp32_cont"] is not None else "not run"
+        par = [p for p in r["parity"] if p]
+        par = ("; engine against libtorch (QAT / QAT from FP32): " + " / ".join(
+            (f"{p['predictions_agree']} of {p['examples']} predictions agree, " if
+             p["predictions_agree"] is not None else "") +
+            f"logits max |diff| {p['max_abs_logit_diff']:.2g}" for p in par)) if par else ""
         L.append(f"- {t} seed {r['seed']}: {r['fp32']:.2f} / {r['dynamic']:.2f} / {q8} / {r['static']:.2f} "
-                 f"({r['static_mode']}) / {r['qat']:.2f} / {ft}; {r['fp32_step']:.3f} / "
-                 f"{r['qat_step']:.3f} s")
+                 f"({r['static_mode']}) / {r['qat']:.2f} / {ft} / {ctl}; {r['fp32_step']:.3f} / "
+                 f"{r['qat_step']:.3f} s{par}")
 # What the dev sets can resolve: 95% paired-bootstrap intervals (scripts' step 5). Each task's
 # comparisons share their draws (same dev set, same bootstrap seed), so on each draw the relative
 # error of the means over seeds is -100 * mean_s(diff) / mean_s(FP32), the FP32 mean taken on the
