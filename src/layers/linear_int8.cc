@@ -45,6 +45,19 @@ SymmetricInt8 quantize_symmetric_int8(std::span<const float> w, int64_t rows, in
   return out;
 }
 
+std::vector<float> dequantize_static_bias(std::span<const int32_t> bias_s32, float input_scale,
+                                          std::span<const float> w_scales) {
+  if (bias_s32.size() != w_scales.size()) {
+    throw InvalidArgument(fmt::format("dequantize_static_bias: {} biases for {} weight scales",
+                                      bias_s32.size(), w_scales.size()));
+  }
+  std::vector<float> out(bias_s32.size());
+  for (std::size_t j = 0; j < out.size(); ++j) {
+    out[j] = static_cast<float>(bias_s32[j]) * (input_scale * w_scales[j]);
+  }
+  return out;
+}
+
 LinearInt8::LinearInt8(std::span<const float> w, int64_t n, int64_t k, std::span<const float> bias,
                        bool per_channel, Isa isa)
     : per_channel_(per_channel) {

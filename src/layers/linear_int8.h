@@ -91,6 +91,12 @@ struct LinearInt8Epilogue {
   float* abs_max = nullptr;
 };
 
+// The FP32 bias a static layer adds for the int32 bias a quantized model stores at scale
+// input_scale * w_scales[j]: float(bias_s32[j]) * (input_scale * w_scales[j]). w_scales has one
+// entry per output (a per-tensor scale repeated).
+std::vector<float> dequantize_static_bias(std::span<const int32_t> bias_s32, float input_scale,
+                                          std::span<const float> w_scales);
+
 class LinearInt8 {
  public:
   LinearInt8() = default;

@@ -194,11 +194,7 @@ class QuantLoader {
       const io::TensorInfo& b =
           get(p + ".bias", io::DType::I32, {n}, "int32 bias at scale input_scale * weight_scale");
       params_ += n;
-      const std::vector<int32_t> bq = read<int32_t>(b);
-      out.bias.resize(n);
-      for (int64_t j = 0; j < n; ++j) {
-        out.bias[j] = static_cast<float>(bq[j]) * (out.act.scale * out.w_scales[j]);
-      }
+      out.bias = layers::dequantize_static_bias(read<int32_t>(b), out.act.scale, out.w_scales);
     }
     return out;
   }

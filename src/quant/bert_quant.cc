@@ -181,6 +181,29 @@ Range calibrated_range(const json& stats, const QuantizationConfig& cfg,
 // ---------------------------------------------------------------------------------------------
 // Quantization
 
+ActivationParams activation_params(const Range& r, Scheme scheme) {
+  if (scheme == Scheme::symmetric) {
+    const float t = std::max(std::fabs(r.min), std::fabs(r.max));
+    return {t > 0.0f ? t / static_cast<float>(kSymmetricMax) : 1.0f, 0};
+  }
+  const AsymmetricParams a = asymmetric_params(r.min, r.max);
+  return {a.scale, a.zero_point};
+}
+
+StaticLinearInt8 quantize_static_linear(std::span<const float> w, std::span<const float> b,
+                                        int64_t n, int64_t k, WeightGranularity g,
+                                        float input_scale, const std::string& what) {
+  StaticLinearInt8 out;
+  out.weights =
+      quantize_weights(w, static_cast<int>(n), static_cast<int>(k), g, what + ".weight");
+  // The loader dequantizes the int32 bias with input_scale * weight_scale: quantize with the
+  // reciprocals of exactly those stored values.
+  std::vector<float> inv_w(out.weights.scales.size());
+  for (std::size_t c = 0; c < inv_w.size(); ++c) inv_w[c] = 1.0f / out.weights.scales[c];
+  out.bias = quantize_bias(b, 1.0f / input_scale, inv_w, what + ".bias");
+  return out;
+}
+
 namespace {
 
 // Reads FP32 (or F16 / BF16) tensors of the source model, with or without the "bert." prefix.
@@ -269,14 +292,8 @@ struct Builder {
   }
 
   // The step and zero point of one calibrated activation tensor (`what` names it in errors).
-  std::pair<float, int32_t> activation_params(const json& stats, const std::string& what) const {
-    const Range r = calibrated_range(stats, cfg, what);
-    if (cfg.scheme == Scheme::symmetric) {
-      const float t = std::max(std::fabs(r.min), std::fabs(r.max));
-      return {t > 0.0f ? t / static_cast<float>(kSymmetricMax) : 1.0f, 0};
-    }
-    const AsymmetricParams a = asymmetric_params(r.min, r.max);
-    return {a.scale, a.zero_point};
+  ActivationParams activation(const json& stats, const std::string& what) const {
+    return activation_params(calibrated_range(stats, cfg, what), cfg.scheme);
   }
 
   // <base>_scale F32 [1] and <base>_zero_point I32 [1].
@@ -297,8 +314,8 @@ struct Builder {
           "quantize.attention_scores quantizes): re-run octet calibrate with this version",
           key, p));
     }
-    const auto [scale, zero_point] = activation_params((*tensors)[key], key);
-    add_activation(p + ".output", scale, zero_point);
+    const ActivationParams a = activation((*tensors)[key], key);
+    add_activation(p + ".output", a.scale, a.zero_point);
     int8_encoder += 8;
   }
 
@@ -310,22 +327,21 @@ struct Builder {
       add_f32(p + ".bias", b, {n}, encoder);
       return;
     }
-    const QuantizedWeights q =
-        quantize_weights(w, static_cast<int>(n), static_cast<int>(k), cfg.weights, p + ".weight");
-    out.add<int8_t>(p + ".weight", {n, k}, q.q);
-    out.add<float>(p + ".weight_scale", {static_cast<int64_t>(q.scales.size())}, q.scales);
-    int64_t bytes = n * k + static_cast<int64_t>(q.scales.size()) * 4 + n * 4;
+    const int64_t scales = cfg.weights == WeightGranularity::per_channel ? n : 1;
+    int64_t bytes = n * k + scales * 4 + n * 4;
     if (cfg.activations == ActivationMode::dynamic) {
+      const QuantizedWeights q =
+          quantize_weights(w, static_cast<int>(n), static_cast<int>(k), cfg.weights, p + ".weight");
+      out.add<int8_t>(p + ".weight", {n, k}, q.q);
+      out.add<float>(p + ".weight_scale", {scales}, q.scales);
       out.add<float>(p + ".bias", {n}, b);
     } else {
-      const auto [scale, zero_point] = activation_params(stats_for(p), p);
-      // The loader dequantizes the int32 bias with input_scale * weight_scale: quantize with the
-      // reciprocals of exactly those stored values.
-      std::vector<float> inv_w(q.scales.size());
-      for (std::size_t c = 0; c < q.scales.size(); ++c) inv_w[c] = 1.0f / q.scales[c];
-      const std::vector<int32_t> bq = quantize_bias(b, 1.0f / scale, inv_w, p + ".bias");
-      out.add<int32_t>(p + ".bias", {n}, bq);
-      add_activation(p + ".input", scale, zero_point);
+      const ActivationParams a = activation(stats_for(p), p);
+      const StaticLinearInt8 q = quantize_static_linear(w, b, n, k, cfg.weights, a.scale, p);
+      out.add<int8_t>(p + ".weight", {n, k}, q.weights.q);
+      out.add<float>(p + ".weight_scale", {scales}, q.weights.scales);
+      out.add<int32_t>(p + ".bias", {n}, q.bias);
+      add_activation(p + ".input", a.scale, a.zero_point);
       bytes += 8;
     }
     if (encoder) {

@@ -39,6 +39,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,7 @@
 #include "octet/model.h"
 #include "quant/config.h"
 #include "quant/observer.h"
+#include "quant/quantizer.h"
 
 namespace octet::quant {
 
@@ -98,6 +100,27 @@ nlohmann::json load_calibration(const std::filesystem::path& file);
 // calibrator needs were not recorded or were recorded with other parameters.
 Range calibrated_range(const nlohmann::json& stats, const QuantizationConfig& cfg,
                        const std::string& tensor);
+
+// The step and zero point quantize_bert stores for an activation whose calibrated range is r
+// (<prefix>.input_scale / .input_zero_point): symmetric max(|min|, |max|) / 127 (1 for a zero
+// range) and 0; asymmetric asymmetric_params(r.min, r.max).
+struct ActivationParams {
+  float scale = 1.0f;
+  int32_t zero_point = 0;
+};
+ActivationParams activation_params(const Range& r, Scheme scheme);
+
+// One Linear with static activations as quantize_bert stores it: int8 weights (`g`) and the
+// int32 bias at scale input_scale * weight_scale[c], quantized with the reciprocals of exactly
+// those stored values (the loader dequantizes it with layers::dequantize_static_bias).
+// `what` names the Linear in errors (non-finite weights or biases).
+struct StaticLinearInt8 {
+  QuantizedWeights weights;
+  std::vector<int32_t> bias;
+};
+StaticLinearInt8 quantize_static_linear(std::span<const float> w, std::span<const float> b,
+                                        int64_t n, int64_t k, WeightGranularity g,
+                                        float input_scale, const std::string& what);
 
 // A quantized model in memory: what `octet quantize` writes.
 struct QuantizedBert {

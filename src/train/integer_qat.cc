@@ -25,6 +25,7 @@
 #include "ops/integer_ops.h"
 #include "quant/bert_quant.h"
 #include "quant/integer_quant.h"
+#include "train/engine_fn.h"
 #include "train/qat.h"
 
 namespace octet::train {
@@ -32,35 +33,6 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-// The engine's result, computed when the autograd function runs.
-using EngineCall = std::function<torch::Tensor()>;
-
-// Forward: the engine's integer result (dequantized), computed by `call`. Backward: the incoming
-// gradient goes unchanged to `surrogate`, the FP32 operation the integer one approximates,
-// evaluated by torch on the same inputs: the straight-through estimator.
-class EngineFn : public torch::autograd::Function<EngineFn> {
- public:
-  static torch::Tensor forward(AutogradContext*, torch::Tensor surrogate, EngineCall call) {
-    torch::Tensor v = call();
-    if (v.sizes() != surrogate.sizes() || v.scalar_type() != torch::kFloat)
-      throw Error(fmt::format("integer QAT: engine result {} {} for a surrogate {} (internal)",
-                              c10::toString(v.scalar_type()), c10::str(v.sizes()),
-                              c10::str(surrogate.sizes())));
-    return v;
-  }
-  static variable_list backward(AutogradContext*, variable_list grads) {
-    return {grads[0], torch::Tensor()};
-  }
-};
-
-// The engine value, attached to the surrogate's graph when gradients are recorded.
-torch::Tensor attach(bool grad, const std::function<torch::Tensor()>& surrogate, EngineCall call) {
-  if (!grad) return call();
-  return EngineFn::apply(surrogate(), std::move(call));
-}
 
 std::span<const float> fspan(const torch::Tensor& t) {
   return {t.data_ptr<float>(), static_cast<std::size_t>(t.numel())};
@@ -283,22 +255,8 @@ torch::Tensor IntegerQatBert::forward(const torch::Tensor& input_ids, torch::Ten
                                       config_.max_position_embeddings));
 
   // Sequence lengths: the mask must be 1 on a prefix of each row (padding at the end).
+  const std::vector<int64_t> len = padded_lengths(attention_mask, "IntegerQatBert");
   const torch::Tensor mask_l = attention_mask.to(torch::kLong).contiguous();
-  std::vector<int> len(B);
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t* m = mask_l.data_ptr<int64_t>() + b * T;
-    int n = 0;
-    while (n < T && m[n] != 0) ++n;
-    for (int64_t j = n; j < T; ++j)
-      if (m[j] != 0)
-        throw InvalidArgument(fmt::format(
-            "IntegerQatBert: attention_mask row {} has a token at {} after padding at {}: the "
-            "integer-only engine runs unpadded prefixes",
-            b, j, n));
-    if (n == 0)
-      throw InvalidArgument(fmt::format("IntegerQatBert: attention_mask row {} is all padding", b));
-    len[b] = n;
-  }
   const torch::Tensor valid = mask_l.reshape({-1}).nonzero().squeeze(1);
   std::size_t site = 0;
   // The step of the next site; `real` (the activation's real values) is evaluated in training
@@ -322,12 +280,9 @@ torch::Tensor IntegerQatBert::forward(const torch::Tensor& input_ids, torch::Ten
   const layers::SymmetricInt8 type8 = table(emb->token_type_embeddings);
   const int64_t vocab = emb->word_embeddings->weight.size(0);
   const int64_t type_rows = emb->token_type_embeddings->weight.size(0);
-  for (int64_t i = 0; i < BT; ++i) {
-    const int64_t id = ids.data_ptr<int64_t>()[i], tt = types.data_ptr<int64_t>()[i];
-    if (id < 0 || id >= vocab || tt < 0 || tt >= type_rows)
-      throw InvalidArgument(fmt::format(
-          "IntegerQatBert: token {} of row {}: id {} / type {} outside [0, {}) / [0, {})", i % T,
-          i / T, id, tt, vocab, type_rows));
+  {
+    std::vector<int32_t> ids32, types32;  // checks every id and type against the tables
+    engine_ids(ids, types, vocab, type_rows, "IntegerQatBert", ids32, types32);
   }
   torch::Tensor emb_f = emb->word_embeddings(ids) + emb->token_type_embeddings(types) +
                         emb->position_embeddings(positions).unsqueeze(0);
@@ -410,7 +365,7 @@ torch::Tensor IntegerQatBert::forward(const torch::Tensor& input_ids, torch::Ten
     std::vector<uint8_t> probs(std::size_t(B) * heads * T * T, 0);
     std::vector<int32_t> ctx32(bth, 0);
     for (int64_t b = 0; b < B; ++b) {
-      const int t = len[b];
+      const int t = static_cast<int>(len[b]);
       std::vector<int32_t> scores(std::size_t(t) * t);
       std::vector<int8_t> vt(std::size_t(d) * t);
       std::vector<uint8_t> p(std::size_t(t) * t);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iterator>
@@ -9,9 +10,16 @@
 #include <span>
 #include <utility>
 
+#include "common/aligned_buffer.h"
+#include "common/check.h"
 #include "io/atomic_file.h"
+#include "layers/bert_layers.h"
+#include "layers/linear_int8.h"
 #include "octet/error.h"
+#include "ops/fp32_ops.h"
+#include "ops/gemm_int8.h"
 #include "quant/bert_quant.h"
+#include "train/engine_fn.h"
 
 namespace octet::train {
 namespace {
@@ -28,6 +36,11 @@ struct FqParams {
   SteMode ste = SteMode::identity;
   const std::string* what = nullptr;
 };
+
+std::vector<float> to_vector(const torch::Tensor& t) {
+  const torch::Tensor c = t.detach().to(torch::kFloat).contiguous();
+  return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+}
 
 std::span<const float> cspan(const torch::Tensor& t) {
   return {t.data_ptr<float>(), static_cast<std::size_t>(t.numel())};
@@ -182,18 +195,26 @@ quant::Range ActivationQuantizer::range() const {
                                                               : quant::ThresholdMode::independent);
 }
 
-torch::Tensor ActivationQuantizer::forward(const torch::Tensor& x, bool training, int64_t step) {
-  if (!active(training, step)) return x;
+quant::Range ActivationQuantizer::observe(const torch::Tensor& x, bool training) {
   if (training) {
     torch::Tensor xc = float_contiguous(x.detach(), name_);
     observer_->observe(cspan(xc));  // EMA update before the scale is read (A.2)
   }
-  const quant::Range r = range();
+  return range();
+}
+
+torch::Tensor ActivationQuantizer::fake_quantize(const torch::Tensor& x,
+                                                 const quant::Range& r) const {
   if (scheme_ == quant::Scheme::symmetric) {
     const float t = std::max(std::fabs(r.min), std::fabs(r.max));
     return fake_quantize_symmetric(x, t, ste_);
   }
   return fake_quantize_asymmetric(x, r.min, r.max, ste_);
+}
+
+torch::Tensor ActivationQuantizer::forward(const torch::Tensor& x, bool training, int64_t step) {
+  if (!active(training, step)) return x;
+  return fake_quantize(x, observe(x, training));
 }
 
 void ActivationQuantizer::restore(const nlohmann::json& ema) {
@@ -251,6 +272,290 @@ torch::Tensor QatBert::embed(torch::nn::Embedding emb, const std::string& name,
   return fake_quantize_symmetric(rows, t, SteMode::identity);
 }
 
+bool QatBert::all_active(bool training) const {
+  for (const auto& s : sites_)
+    if (!s->active(training, step_)) return false;
+  return true;
+}
+
+torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
+                                      const torch::Tensor& token_type_ids,
+                                      const torch::Tensor& attention_mask) {
+  const bool training = model_->is_training();
+  const bool grad = torch::GradMode::is_enabled();
+  const int threads = std::max(1, at::get_num_threads());
+  auto& bert = model_->bert;
+  auto& emb = bert->embeddings;
+  const int64_t B = input_ids.size(0), T = input_ids.size(1), N = B * T;
+  const int64_t H = config_.hidden_size, I = config_.intermediate_size;
+  const auto eps = static_cast<float>(config_.layer_norm_eps);
+  if (T > config_.max_position_embeddings)
+    throw InvalidArgument(fmt::format("QatBert: {} tokens, more than the {} positions", T,
+                                      config_.max_position_embeddings));
+  const std::vector<int64_t> valid = padded_lengths(attention_mask, "QatBert");
+  std::vector<int64_t> offsets(B + 1);
+  for (int64_t b = 0; b <= B; ++b) offsets[b] = b * T;
+  std::vector<int32_t> ids32, types32;
+  engine_ids(input_ids, token_type_ids, emb->word_embeddings->weight.size(0),
+             emb->token_type_embeddings->weight.size(0), "QatBert", ids32, types32);
+  std::vector<int8_t> q8(static_cast<std::size_t>(N * std::max(H, I)));  // codes of one GEMM input
+  auto empty = [&](int64_t cols) { return torch::empty({B, T, cols}, torch::kFloat); };
+  auto fptr = [](const torch::Tensor& t) { return t.data_ptr<float>(); };
+  auto norm = [&](torch::nn::LayerNorm& ln) {
+    layers::LayerNorm n;
+    n.gamma = to_vector(ln->weight);
+    n.beta = to_vector(ln->bias);
+    n.eps = eps;
+    return n;
+  };
+  // The engine's LayerNorm of x, with torch's as the surrogate.
+  auto layer_norm = [&](torch::nn::LayerNorm& ln, const torch::Tensor& x) {
+    return attach(
+        grad, [&] { return ln->forward(x); },
+        [&] {
+          torch::Tensor y = x.detach().contiguous().clone();
+          norm(ln).forward(fptr(y), y.numel() / H, threads);
+          return y;
+        });
+  };
+  std::size_t site = 0;
+  // The next site: its range (after the EMA update in training) and the engine's activation
+  // parameters for it.
+  struct Site {
+    ActivationQuantizer* q;
+    quant::Range range;
+    layers::ActivationQuant act;
+  };
+  auto next_site = [&](const torch::Tensor& x) {
+    ActivationQuantizer& q = *sites_[site++];
+    const quant::Range r = q.observe(x, training);
+    const quant::ActivationParams p = quant::activation_params(r, o_.scheme);
+    layers::ActivationQuant a;
+    a.dynamic = false;
+    a.dtype = o_.scheme == quant::Scheme::asymmetric ? kernels::ActDtype::u8
+                                                     : kernels::ActDtype::s8;
+    a.scale = p.scale;
+    a.zero_point = p.zero_point;
+    return Site{&q, r, a};
+  };
+  // One (or Q, K and V fused) Linear as the exported model's loader builds it.
+  auto engine_linear = [&](std::initializer_list<torch::nn::Linear*> lins,
+                           const std::string& name, const layers::ActivationQuant& a) {
+    std::vector<int8_t> w;
+    std::vector<float> scales, bias;
+    int64_t n = 0, k = 0;
+    for (torch::nn::Linear* lin : lins) {
+      const torch::Tensor wt = (*lin)->weight.detach().contiguous();
+      const torch::Tensor bt = (*lin)->bias.detach().contiguous();
+      const int64_t ni = wt.size(0);
+      k = wt.size(1);
+      const quant::StaticLinearInt8 q =
+          quant::quantize_static_linear(cspan(wt), cspan(bt), ni, k, o_.weights, a.scale, name);
+      std::vector<float> s(ni);
+      for (int64_t j = 0; j < ni; ++j) s[j] = q.weights.scales[q.weights.scales.size() == 1 ? 0 : j];
+      const std::vector<float> bf = layers::dequantize_static_bias(q.bias, a.scale, s);
+      w.insert(w.end(), q.weights.q.begin(), q.weights.q.end());
+      scales.insert(scales.end(), s.begin(), s.end());
+      bias.insert(bias.end(), bf.begin(), bf.end());
+      n += ni;
+    }
+    return layers::LinearInt8::from_quantized(w, n, k, scales, bias, a);
+  };
+  // The fake-quantized torch Linear: the surrogate of the engine's GEMM.
+  auto fq_linear = [&](const Site& s, const torch::Tensor& x,
+                       std::initializer_list<std::pair<torch::nn::Linear*, std::string>> lins) {
+    std::vector<torch::Tensor> ws, bs;
+    for (const auto& [lin, name] : lins) {
+      ws.push_back(fake_quantize_weight((*lin)->weight, o_.weights, name + ".weight"));
+      bs.push_back((*lin)->bias);
+    }
+    return F::linear(s.q->fake_quantize(x, s.range), ws.size() == 1 ? ws[0] : torch::cat(ws, 0),
+                     bs.size() == 1 ? bs[0] : torch::cat(bs, 0));
+  };
+  // The engine's GEMM (+ fused activation) of x [B, T, k] or [B, k] with `lin`.
+  auto run = [&](const layers::LinearInt8& lin, const torch::Tensor& x,
+                 const layers::LinearInt8Epilogue& e = {}) {
+    const torch::Tensor xc = x.detach().contiguous();
+    std::vector<int64_t> shape = xc.sizes().vec();
+    shape.back() = lin.n();
+    torch::Tensor y = torch::empty(shape, torch::kFloat);
+    const int64_t m = xc.numel() / lin.k();
+    lin.forward(fptr(xc), m, lin.k(), fptr(y), lin.n(), q8.data(), e, threads);
+    return y;
+  };
+
+  // --- Embeddings: int8 word and position tables, FP32 type table, LayerNorm -----------------
+  torch::Tensor hidden;
+  {
+    layers::Embeddings e;
+    e.hidden = H;
+    auto table = [&](torch::nn::Embedding& t, const char* name, std::vector<int8_t>& q,
+                     float& scale) {
+      const torch::Tensor w = t->weight.detach().contiguous();
+      quant::QuantizedWeights qw =
+          quant::quantize_weights(cspan(w), static_cast<int>(w.size(0)),
+                                  static_cast<int>(w.size(1)), quant::WeightGranularity::per_tensor,
+                                  std::string(name) + ".weight");
+      q = std::move(qw.q);
+      scale = qw.scales[0];
+    };
+    table(emb->word_embeddings, "bert.embeddings.word_embeddings", e.word_q, e.word_scale);
+    table(emb->position_embeddings, "bert.embeddings.position_embeddings", e.position_q,
+          e.position_scale);
+    e.token_type = to_vector(emb->token_type_embeddings->weight);
+    e.norm = norm(emb->LayerNorm);
+    hidden = attach(
+        grad,
+        [&] {
+          torch::Tensor positions = torch::arange(T, input_ids.options().dtype(torch::kLong));
+          torch::Tensor x =
+              embed(emb->word_embeddings, "bert.embeddings.word_embeddings", input_ids, true) +
+              emb->token_type_embeddings(token_type_ids) +
+              embed(emb->position_embeddings, "bert.embeddings.position_embeddings", positions,
+                    true)
+                  .unsqueeze(0);
+          return emb->LayerNorm(x);
+        },
+        [&] {
+          torch::Tensor y = empty(H);
+          e.forward(ids32, types32, offsets, fptr(y), threads);
+          return y;
+        });
+    hidden = emb->dropout(hidden);
+  }
+
+  torch::Tensor additive =
+      (1.0 - attention_mask.to(torch::kFloat)).mul(std::numeric_limits<float>::lowest());
+  additive = additive.unsqueeze(1).unsqueeze(2);
+  const int64_t longest = *std::max_element(valid.begin(), valid.end());
+  for (std::size_t i = 0; i < bert->encoder->layer->size(); ++i) {
+    auto layer = bert->encoder->layer[i]->as<BertLayer>();
+    const std::string p = layer_prefix(i);
+    auto& self = layer->attention->self;
+    const int64_t heads = self->heads, hd = self->head_dim;
+
+    // Q, K and V: one GEMM with one input scale, as the engine fuses them.
+    const Site sx = next_site(hidden);
+    const layers::LinearInt8 qkv_lin =
+        engine_linear({&self->query, &self->key, &self->value}, p + "attention.self", sx.act);
+    torch::Tensor qkv = attach(
+        grad,
+        [&] {
+          return fq_linear(sx, hidden,
+                           {{&self->query, p + "attention.self.query"},
+                            {&self->key, p + "attention.self.key"},
+                            {&self->value, p + "attention.self.value"}});
+        },
+        [&] { return run(qkv_lin, hidden); });
+    if (o_.quantize_qk_outputs) {  // Q8BERT's 8-bit Q and K (the engine: in place after the GEMM)
+      const torch::Tensor q = qkv.narrow(-1, 0, H), k = qkv.narrow(-1, H, H);
+      const Site sq = next_site(q), sk = next_site(k);
+      qkv = attach(
+          grad,
+          [&] {
+            return torch::cat(
+                {sq.q->fake_quantize(q, sq.range), sk.q->fake_quantize(k, sk.range),
+                 qkv.narrow(-1, 2 * H, H)},
+                -1);
+          },
+          [&] {
+            torch::Tensor y = qkv.detach().contiguous().clone();
+            for (const auto& [col, a] : {std::pair{int64_t{0}, &sq.act}, std::pair{H, &sk.act}})
+              ops::fake_quantize_static(fptr(y) + col, static_cast<int>(N), static_cast<int>(H),
+                                        3 * H, a->dtype, 1.0f / a->scale, a->scale, a->zero_point,
+                                        q8.data(), threads);
+            return y;
+          });
+    }
+    auto torch_attention = [&] {
+      auto split = [&](const torch::Tensor& y) {
+        return y.reshape({B, T, heads, hd}).permute({0, 2, 1, 3});
+      };
+      torch::Tensor scores = torch::matmul(split(qkv.narrow(-1, 0, H)),
+                                           split(qkv.narrow(-1, H, H)).transpose(-1, -2)) /
+                             std::sqrt(double(hd));
+      torch::Tensor probs = self->dropout(torch::softmax(scores + additive, -1));
+      return torch::matmul(probs, split(qkv.narrow(-1, 2 * H, H)))
+          .permute({0, 2, 1, 3})
+          .reshape({B, T, H});
+    };
+    torch::Tensor ctx;
+    if (training && self->dropout->options.p() > 0.0) {
+      ctx = torch_attention();  // attention dropout: the engine's attention has none
+    } else {
+      ctx = attach(grad, torch_attention, [&] {
+        const torch::Tensor in = qkv.detach().contiguous();
+        torch::Tensor y = empty(H);
+        const std::size_t per = ops::attention_scratch_per_thread(longest, hd);
+        AlignedBuffer<float> scratch(per * static_cast<std::size_t>(threads));
+        ops::self_attention(fptr(in), 3 * H, offsets, heads, hd, fptr(y), H, scratch.data(), per,
+                            threads, nullptr, valid);
+        return y;
+      });
+    }
+
+    // Attention output, dropout, residual, LayerNorm.
+    auto& ao = layer->attention->output;
+    const Site sc = next_site(ctx);
+    const layers::LinearInt8 ao_lin = engine_linear({&ao->dense}, p + "attention.output.dense", sc.act);
+    torch::Tensor y = attach(
+        grad, [&] { return fq_linear(sc, ctx, {{&ao->dense, p + "attention.output.dense"}}); },
+        [&] { return run(ao_lin, ctx); });
+    const torch::Tensor a = layer_norm(ao->LayerNorm, ao->dropout(y) + hidden);
+
+    // FFN in with its activation fused into the epilogue (the tanh GELU after it).
+    auto& inter = layer->intermediate;
+    const Site sa = next_site(a);
+    const layers::LinearInt8 in_lin = engine_linear({&inter->dense}, p + "intermediate.dense", sa.act);
+    const kernels::Activation fused =
+        inter->activation == io::Activation::gelu   ? kernels::Activation::gelu
+        : inter->activation == io::Activation::relu ? kernels::Activation::relu
+                                                    : kernels::Activation::none;
+    const torch::Tensor mid = attach(
+        grad,
+        [&] {
+          return apply_activation(fq_linear(sa, a, {{&inter->dense, p + "intermediate.dense"}}),
+                                  inter->activation);
+        },
+        [&] {
+          torch::Tensor m = run(in_lin, a, {.activation = fused});
+          if (fused == kernels::Activation::none)
+            ops::activation(inter->activation, fptr(m), m.numel(), threads);
+          return m;
+        });
+
+    // FFN out, dropout, residual, LayerNorm.
+    auto& out = layer->output;
+    const Site sm = next_site(mid);
+    const layers::LinearInt8 out_lin = engine_linear({&out->dense}, p + "output.dense", sm.act);
+    torch::Tensor z = attach(
+        grad, [&] { return fq_linear(sm, mid, {{&out->dense, p + "output.dense"}}); },
+        [&] { return run(out_lin, mid); });
+    hidden = layer_norm(out->LayerNorm, out->dropout(z) + a);
+  }
+
+  // Head: pooler (tanh) on each sequence's first row, dropout, classifier.
+  const torch::Tensor cls = hidden.select(1, 0);
+  auto& pooler = bert->pooler->dense;
+  const Site sp = next_site(cls);
+  const layers::LinearInt8 pool_lin = engine_linear({&pooler}, "bert.pooler.dense", sp.act);
+  torch::Tensor pooled = attach(
+      grad, [&] { return torch::tanh(fq_linear(sp, cls, {{&pooler, "bert.pooler.dense"}})); },
+      [&] {
+        torch::Tensor y = run(pool_lin, cls);
+        ops::tanh_inplace(fptr(y), y.numel(), threads);
+        return y;
+      });
+  pooled = model_->dropout(pooled);
+  auto& head = model_->classifier;
+  const Site sh = next_site(pooled);
+  const layers::LinearInt8 head_lin = engine_linear({&head}, "classifier", sh.act);
+  OCTET_CHECK(site == sites_.size());
+  return attach(
+      grad, [&] { return fq_linear(sh, pooled, {{&head, "classifier"}}); },
+      [&] { return run(head_lin, pooled); });
+}
+
 torch::Tensor QatBert::forward(const torch::Tensor& input_ids, torch::Tensor token_type_ids,
                                torch::Tensor attention_mask) {
   if (input_ids.dim() != 2)
@@ -262,6 +567,7 @@ torch::Tensor QatBert::forward(const torch::Tensor& input_ids, torch::Tensor tok
     throw InvalidArgument(
         "QatBert: token_type_ids and attention_mask must have the shape of input_ids");
   const bool training = model_->is_training();
+  if (all_active(training)) return forward_engine(input_ids, token_type_ids, attention_mask);
   const bool base_active = training ? step_ >= o_.start_step : sites_.front()->observed();
   auto& bert = model_->bert;
   auto& emb = bert->embeddings;

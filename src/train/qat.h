@@ -31,6 +31,27 @@
 //     (the engine fake-quantizes Q and K in place after the QKV GEMM with those scales).
 //     QatOptions::quantize_qk_outputs = false leaves them FP32.
 //
+// Engine-exact forward pass: once every site is active (training past every start step, or eval
+// with every range observed), each value is computed by the INT8 engine's own code on the
+// tensors' buffers, with the tensors the export would store: the int8 tables and
+// layers::Embeddings (sum and LayerNorm), layers::LinearInt8 built from
+// quant::quantize_static_linear (int8 weights, int32 bias at input_scale * weight_scale, the
+// step of quant::activation_params from the site's range; Q, K and V fused as the loader fuses
+// them) for every GEMM with its fused epilogue (bias, erf GELU / ReLU), ops::fake_quantize_static
+// for the Q and K outputs, ops::self_attention (padded batch, `valid` lengths), the engine's
+// LayerNorm and tanh. Each enters the graph through train/engine_fn.h: forward the engine's
+// value, backward the gradient of the FP32 surrogate, which is the fake-quantized torch
+// expression the pass computed before (fake-quantized input and weight, FP32 bias; torch's
+// LayerNorm, GELU, softmax): the straight-through estimator, identity or clipped, as before.
+// Dropout sits between the engine's pieces in training: after the embedding LayerNorm, on the
+// attention-output and FFN-output GEMMs before the residual sum (the engine fuses the residual
+// into the epilogue as a last float add, so the unfused sum is the same number), before the
+// classifier, and on the attention probabilities, for which training computes attention with
+// torch (the engine's attention has no dropout) whenever that dropout is > 0. So in eval mode the
+// pass computes what the exported model computes on the active ISA; every real token's values do
+// not depend on padding (row-wise ops, attention over each row's `valid` keys). Before every
+// site is active (Q8BERT's classifier starts at step 200), the pass is the torch expression.
+//
 // Start steps: a quantizer is inactive (the layer runs in FP32 and its EMA is not updated) while
 // the step set by set_step() is below its start step: `start_step` for every site, and
 // `head_start_step` (Q8BERT: 200) for the classifier. In eval mode (the wrapped module's
@@ -113,6 +134,10 @@ class ActivationQuantizer {
   // Training: from start_step on, observes x (EMA update) then fake-quantizes it with the updated
   // range. Eval: fake-quantizes with the current range if any batch was observed, else returns x.
   torch::Tensor forward(const torch::Tensor& x, bool training, int64_t step);
+  // forward()'s two halves, for a site known to be active: observe (training: the EMA update with
+  // x) returns the range to use, fake_quantize quantizes x with it.
+  quant::Range observe(const torch::Tensor& x, bool training);
+  torch::Tensor fake_quantize(const torch::Tensor& x, const quant::Range& r) const;
   bool active(bool training, int64_t step) const;
   bool observed() const { return observer_->count() > 0; }
   const std::string& name() const { return name_; }
@@ -158,6 +183,11 @@ class QatBert {
   nlohmann::json calibration(const std::filesystem::path& weights_file) const;
 
  private:
+  // Every site quantizes in this pass (training: past its start step; eval: observed).
+  bool all_active(bool training) const;
+  // The engine-exact forward pass (see the header comment), when all_active.
+  torch::Tensor forward_engine(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                               const torch::Tensor& attention_mask);
   torch::Tensor linear(torch::nn::Linear lin, const std::string& name,
                        const torch::Tensor& x_quantized, bool active);
   torch::Tensor embed(torch::nn::Embedding emb, const std::string& name, const torch::Tensor& ids,

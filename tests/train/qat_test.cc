@@ -1,8 +1,9 @@
 // Quantization-aware fine-tuning (src/train/qat.h): the fake-quantization ops against the engine's
 // quantizer (values and straight-through gradients), the EMA ranges, export errors, and the issue's
 // parity criterion: a short QAT fine-tune of a tiny BERT on real SST-2, exported to an INT8 model
-// directory, whose engine predictions agree with the libtorch fake-quantized forward pass on at
-// least 99.5% of SST-2 dev, with logits within a tolerance derived from the exported scales.
+// directory, whose engine logits equal the libtorch fake-quantized forward pass's bit for bit on
+// all of SST-2 dev (the issue asks for 99.5% of the predictions; the engine-exact pass gives
+// all of them, on every ISA cap).
 #include "train/qat.h"
 
 #include <gtest/gtest.h>
@@ -157,8 +158,7 @@ TEST(QatBertTest, ExportBeforeTheHeadStartsIsAnErrorNamingTheClassifier) {
 
 struct Parity {
   int64_t n = 0, agree = 0, positive = 0;  // positive: the engine predicts class 1
-  int64_t within = 0;                      // logits within `tolerance` (one step)
-  double max_abs = 0, mean_abs = 0, tolerance = 0;
+  double max_abs = 0, mean_abs = 0;
 };
 
 // The exported directory's engine logits against the libtorch fake-quantized forward pass rebuilt
@@ -174,26 +174,7 @@ Parity compare_with_engine(const fs::path& out, const fs::path& dev_file, const 
   EXPECT_EQ(engine.precision(), Precision::int8_static);
   auto tok = text::WordPieceTokenizer::from_model_dir(out);
   const data::Dataset dev = data::read_glue(data::Task::sst2, dev_file);
-
-  // Tolerance. Both sides compute the same int8 codes from the same scales; they differ only by
-  // float rounding (the engine accumulates int8 x int8 in int32 and dequantizes with
-  // S_x * S_w, libtorch multiplies dequantized floats, the bias is int32 in the engine), which
-  // can move a value across a rounding boundary of the next quantizer and flip its code by one.
-  // Such flips are the dominant difference. If every classifier input ended one step S_x apart,
-  // each logit would move by at most S_x * sum_i |W_ci| (W the fake-quantized classifier
-  // weight), plus half an int32 bias step: that bound is the tolerance.
-  const quant::Range r = qat.sites().back()->range();
-  const double s_x = qo.scheme == quant::Scheme::symmetric
-                         ? std::max(std::fabs(r.min), std::fabs(r.max)) / 127.0
-                         : double(quant::asymmetric_params(r.min, r.max).scale);
-  torch::Tensor wq;
-  {
-    torch::NoGradGuard ng;
-    wq = fake_quantize_weight(p.model->classifier->weight, qo.weights, "classifier.weight");
-  }
-  const double l1 = wq.abs().sum(1).max().item<double>();
   Parity res;
-  res.tolerance = s_x * l1 + s_x * wq.abs().max().item<double>() / 127.0;
 
   torch::NoGradGuard no_grad;
   const std::size_t batch = 64;
@@ -226,7 +207,6 @@ Parity compare_with_engine(const fs::path& out, const fs::path& dev_file, const 
       for (int k = 0; k < 2; ++k) {
         const double d = std::fabs(double(a[k]) - double(b[k]));
         res.max_abs = std::max(res.max_abs, d);
-        res.within += d <= res.tolerance;
         res.mean_abs += d;
       }
     }
@@ -286,29 +266,25 @@ void run_parity(QatOptions qo, const char* label) {
   const Parity p = compare_with_engine(o.out_dir, o.dev_file, qo);
   std::printf(
       "qat parity (%s): %lld dev examples, predictions agree %.4f, logits max |diff| %.3g mean "
-      "%.3g (tolerance %.3g, %lld of %lld logits within); engine predicts positive for %lld; dev "
-      "accuracy libtorch %.4f, "
-      "engine %.4f\n",
+      "%.3g; engine predicts positive for %lld; dev accuracy libtorch %.4f, engine %.4f\n",
       label, static_cast<long long>(p.n), double(p.agree) / double(p.n), p.max_abs, p.mean_abs,
-      p.tolerance, static_cast<long long>(p.within), static_cast<long long>(2 * p.n),
       static_cast<long long>(p.positive), r.best_dev.main_value(), r.engine_dev.main_value());
   ASSERT_EQ(p.n, 872);
-  EXPECT_GE(double(p.agree) / double(p.n), 0.995);
+  // The fake-quantized forward pass computes the engine's numbers (QatBert's engine-exact pass:
+  // the engine's kernels on the active ISA, the tensors the export stores): every prediction and
+  // every logit of the exported model, bit for bit, on every ISA cap.
+  EXPECT_EQ(p.agree, p.n);
+  EXPECT_EQ(p.max_abs, 0.0);
   // Agreement means something only if the model does not predict one class for everything.
   EXPECT_GT(p.positive, p.n / 5);
   EXPECT_LT(p.positive, p.n - p.n / 5);
-  // One-step bound for (nearly) every logit; a few examples where several upstream codes flipped
-  // may reach a few steps, never more than four.
-  EXPECT_GE(double(p.within) / double(2 * p.n), 0.99);
-  EXPECT_LE(p.max_abs, 4 * p.tolerance);
   // finetune's own report (train_log.json "engine_parity", the in-memory model against the
-  // saved one) measures the same thing as the rebuilt model above, up to batching.
+  // saved one) measures the same thing as the rebuilt model above.
   const EngineParity& e = r.engine_parity;
   EXPECT_EQ(e.examples, p.n);
-  EXPECT_NEAR(double(e.predictions_agree), double(p.agree), 2.0);
-  EXPECT_LE(e.max_abs_logit_diff, 4 * p.tolerance);
-  // The engine's dev figure is the libtorch fake-quantized one up to the disagreements.
-  EXPECT_NEAR(r.engine_dev.main_value(), r.best_dev.main_value(), 0.005 + 1e-9);
+  EXPECT_EQ(e.predictions_agree, p.n);
+  EXPECT_EQ(e.max_abs_logit_diff, 0.0);
+  EXPECT_EQ(r.engine_dev.main_value(), r.best_dev.main_value());
   // It learned something (chance: 0.509), so agreement is not measured on coin flips alone.
   EXPECT_GT(r.best_dev.main_value(), 0.55);
 
@@ -325,7 +301,7 @@ void run_parity(QatOptions qo, const char* label) {
   std::printf(
       "qat parity (%s), engine without Q/K quantization: logits max |diff| %.3g mean %.3g\n", label,
       q.max_abs, q.mean_abs);
-  EXPECT_GT(q.mean_abs, 3 * p.mean_abs);
+  EXPECT_GT(q.mean_abs, 0.01);
 }
 
 TEST(QatParity, Q8bertSymmetricPerTensorEngineMatchesFakeQuant) {
