@@ -194,8 +194,7 @@ StaticLinearInt8 quantize_static_linear(std::span<const float> w, std::span<cons
                                         int64_t n, int64_t k, WeightGranularity g,
                                         float input_scale, const std::string& what) {
   StaticLinearInt8 out;
-  out.weights =
-      quantize_weights(w, static_cast<int>(n), static_cast<int>(k), g, what + ".weight");
+  out.weights = quantize_weights(w, static_cast<int>(n), static_cast<int>(k), g, what + ".weight");
   // The loader dequantizes the int32 bias with input_scale * weight_scale: quantize with the
   // reciprocals of exactly those stored values.
   std::vector<float> inv_w(out.weights.scales.size());

@@ -42,14 +42,15 @@ std::vector<int64_t> padded_lengths(const torch::Tensor& attention_mask, std::st
             fmt::format("{}: attention_mask row {} has a token at {} after padding at {}: the "
                         "engine runs unpadded prefixes",
                         what, b, j, n));
-    if (n == 0) throw InvalidArgument(fmt::format("{}: attention_mask row {} is all padding", what, b));
+    if (n == 0)
+      throw InvalidArgument(fmt::format("{}: attention_mask row {} is all padding", what, b));
     len[b] = n;
   }
   return len;
 }
 
-void engine_ids(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
-                int64_t vocab, int64_t type_vocab, std::string_view what, std::vector<int32_t>& ids,
+void engine_ids(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids, int64_t vocab,
+                int64_t type_vocab, std::string_view what, std::vector<int32_t>& ids,
                 std::vector<int32_t>& types) {
   const torch::Tensor i = input_ids.to(torch::kLong).contiguous();
   const torch::Tensor t = token_type_ids.to(torch::kLong).contiguous();

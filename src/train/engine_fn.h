@@ -43,8 +43,8 @@ std::vector<int64_t> padded_lengths(const torch::Tensor& attention_mask, std::st
 
 // ids [B, T] and token types as int32 vectors (the engine's), checked against the table sizes;
 // InvalidArgument names `what`, the row and the token.
-void engine_ids(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
-                int64_t vocab, int64_t type_vocab, std::string_view what, std::vector<int32_t>& ids,
+void engine_ids(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids, int64_t vocab,
+                int64_t type_vocab, std::string_view what, std::vector<int32_t>& ids,
                 std::vector<int32_t>& types);
 
 }  // namespace octet::train

@@ -332,15 +332,15 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
     const quant::ActivationParams p = quant::activation_params(r, o_.scheme);
     layers::ActivationQuant a;
     a.dynamic = false;
-    a.dtype = o_.scheme == quant::Scheme::asymmetric ? kernels::ActDtype::u8
-                                                     : kernels::ActDtype::s8;
+    a.dtype =
+        o_.scheme == quant::Scheme::asymmetric ? kernels::ActDtype::u8 : kernels::ActDtype::s8;
     a.scale = p.scale;
     a.zero_point = p.zero_point;
     return Site{&q, r, a};
   };
   // One (or Q, K and V fused) Linear as the exported model's loader builds it.
-  auto engine_linear = [&](std::initializer_list<torch::nn::Linear*> lins,
-                           const std::string& name, const layers::ActivationQuant& a) {
+  auto engine_linear = [&](std::initializer_list<torch::nn::Linear*> lins, const std::string& name,
+                           const layers::ActivationQuant& a) {
     std::vector<int8_t> w;
     std::vector<float> scales, bias;
     int64_t n = 0, k = 0;
@@ -352,7 +352,8 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
       const quant::StaticLinearInt8 q =
           quant::quantize_static_linear(cspan(wt), cspan(bt), ni, k, o_.weights, a.scale, name);
       std::vector<float> s(ni);
-      for (int64_t j = 0; j < ni; ++j) s[j] = q.weights.scales[q.weights.scales.size() == 1 ? 0 : j];
+      for (int64_t j = 0; j < ni; ++j)
+        s[j] = q.weights.scales[q.weights.scales.size() == 1 ? 0 : j];
       const std::vector<float> bf = layers::dequantize_static_bias(q.bias, a.scale, s);
       w.insert(w.end(), q.weights.q.begin(), q.weights.q.end());
       scales.insert(scales.end(), s.begin(), s.end());
@@ -392,10 +393,9 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
     auto table = [&](torch::nn::Embedding& t, const char* name, std::vector<int8_t>& q,
                      float& scale) {
       const torch::Tensor w = t->weight.detach().contiguous();
-      quant::QuantizedWeights qw =
-          quant::quantize_weights(cspan(w), static_cast<int>(w.size(0)),
-                                  static_cast<int>(w.size(1)), quant::WeightGranularity::per_tensor,
-                                  std::string(name) + ".weight");
+      quant::QuantizedWeights qw = quant::quantize_weights(
+          cspan(w), static_cast<int>(w.size(0)), static_cast<int>(w.size(1)),
+          quant::WeightGranularity::per_tensor, std::string(name) + ".weight");
       q = std::move(qw.q);
       scale = qw.scales[0];
     };
@@ -453,10 +453,9 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
       qkv = attach(
           grad,
           [&] {
-            return torch::cat(
-                {sq.q->fake_quantize(q, sq.range), sk.q->fake_quantize(k, sk.range),
-                 qkv.narrow(-1, 2 * H, H)},
-                -1);
+            return torch::cat({sq.q->fake_quantize(q, sq.range), sk.q->fake_quantize(k, sk.range),
+                               qkv.narrow(-1, 2 * H, H)},
+                              -1);
           },
           [&] {
             torch::Tensor y = qkv.detach().contiguous().clone();
@@ -497,16 +496,21 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
     // Attention output, dropout, residual, LayerNorm.
     auto& ao = layer->attention->output;
     const Site sc = next_site(ctx);
-    const layers::LinearInt8 ao_lin = engine_linear({&ao->dense}, p + "attention.output.dense", sc.act);
+    const layers::LinearInt8 ao_lin =
+        engine_linear({&ao->dense}, p + "attention.output.dense", sc.act);
     torch::Tensor y = attach(
-        grad, [&] { return fq_linear(sc, ctx, {{&ao->dense, p + "attention.output.dense"}}); },
+        grad,
+        [&] {
+          return fq_linear(sc, ctx, {{&ao->dense, p + "attention.output.dense"}});
+        },
         [&] { return run(ao_lin, ctx); });
     const torch::Tensor a = layer_norm(ao->LayerNorm, ao->dropout(y) + hidden);
 
     // FFN in with its activation fused into the epilogue (the tanh GELU after it).
     auto& inter = layer->intermediate;
     const Site sa = next_site(a);
-    const layers::LinearInt8 in_lin = engine_linear({&inter->dense}, p + "intermediate.dense", sa.act);
+    const layers::LinearInt8 in_lin =
+        engine_linear({&inter->dense}, p + "intermediate.dense", sa.act);
     const kernels::Activation fused =
         inter->activation == io::Activation::gelu   ? kernels::Activation::gelu
         : inter->activation == io::Activation::relu ? kernels::Activation::relu
@@ -529,7 +533,10 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
     const Site sm = next_site(mid);
     const layers::LinearInt8 out_lin = engine_linear({&out->dense}, p + "output.dense", sm.act);
     torch::Tensor z = attach(
-        grad, [&] { return fq_linear(sm, mid, {{&out->dense, p + "output.dense"}}); },
+        grad,
+        [&] {
+          return fq_linear(sm, mid, {{&out->dense, p + "output.dense"}});
+        },
         [&] { return run(out_lin, mid); });
     hidden = layer_norm(out->LayerNorm, out->dropout(z) + a);
   }
@@ -540,7 +547,10 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
   const Site sp = next_site(cls);
   const layers::LinearInt8 pool_lin = engine_linear({&pooler}, "bert.pooler.dense", sp.act);
   torch::Tensor pooled = attach(
-      grad, [&] { return torch::tanh(fq_linear(sp, cls, {{&pooler, "bert.pooler.dense"}})); },
+      grad,
+      [&] {
+        return torch::tanh(fq_linear(sp, cls, {{&pooler, "bert.pooler.dense"}}));
+      },
       [&] {
         torch::Tensor y = run(pool_lin, cls);
         ops::tanh_inplace(fptr(y), y.numel(), threads);
@@ -552,7 +562,10 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
   const layers::LinearInt8 head_lin = engine_linear({&head}, "classifier", sh.act);
   OCTET_CHECK(site == sites_.size());
   return attach(
-      grad, [&] { return fq_linear(sh, pooled, {{&head, "classifier"}}); },
+      grad,
+      [&] {
+        return fq_linear(sh, pooled, {{&head, "classifier"}});
+      },
       [&] { return run(head_lin, pooled); });
 }
 
