@@ -338,13 +338,14 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
     a.zero_point = p.zero_point;
     return Site{&q, r, a};
   };
-  // One (or Q, K and V fused) Linear as the exported model's loader builds it.
-  auto engine_linear = [&](std::initializer_list<torch::nn::Linear*> lins, const std::string& name,
-                           const layers::ActivationQuant& a) {
+  // One Linear (or Q, K and V fused: several, stacked) as the exported model's loader builds
+  // it; each named by its Hugging Face prefix.
+  using Linears = std::initializer_list<std::pair<torch::nn::Linear*, std::string>>;
+  auto engine_linear = [&](Linears lins, const layers::ActivationQuant& a) {
     std::vector<int8_t> w;
     std::vector<float> scales, bias;
     int64_t n = 0, k = 0;
-    for (torch::nn::Linear* lin : lins) {
+    for (const auto& [lin, name] : lins) {
       const torch::Tensor wt = (*lin)->weight.detach().contiguous();
       const torch::Tensor bt = (*lin)->bias.detach().contiguous();
       const int64_t ni = wt.size(0);
@@ -363,8 +364,7 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
     return layers::LinearInt8::from_quantized(w, n, k, scales, bias, a);
   };
   // The fake-quantized torch Linear: the surrogate of the engine's GEMM.
-  auto fq_linear = [&](const Site& s, const torch::Tensor& x,
-                       std::initializer_list<std::pair<torch::nn::Linear*, std::string>> lins) {
+  auto fq_linear = [&](const Site& s, const torch::Tensor& x, Linears lins) {
     std::vector<torch::Tensor> ws, bs;
     for (const auto& [lin, name] : lins) {
       ws.push_back(fake_quantize_weight((*lin)->weight, o_.weights, name + ".weight"));
@@ -436,17 +436,12 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
 
     // Q, K and V: one GEMM with one input scale, as the engine fuses them.
     const Site sx = next_site(hidden);
-    const layers::LinearInt8 qkv_lin =
-        engine_linear({&self->query, &self->key, &self->value}, p + "attention.self", sx.act);
+    const Linears qkv_l = {{&self->query, p + "attention.self.query"},
+                           {&self->key, p + "attention.self.key"},
+                           {&self->value, p + "attention.self.value"}};
+    const layers::LinearInt8 qkv_lin = engine_linear(qkv_l, sx.act);
     torch::Tensor qkv = attach(
-        grad,
-        [&] {
-          return fq_linear(sx, hidden,
-                           {{&self->query, p + "attention.self.query"},
-                            {&self->key, p + "attention.self.key"},
-                            {&self->value, p + "attention.self.value"}});
-        },
-        [&] { return run(qkv_lin, hidden); });
+        grad, [&] { return fq_linear(sx, hidden, qkv_l); }, [&] { return run(qkv_lin, hidden); });
     if (o_.quantize_qk_outputs) {  // Q8BERT's 8-bit Q and K (the engine: in place after the GEMM)
       const torch::Tensor q = qkv.narrow(-1, 0, H), k = qkv.narrow(-1, H, H);
       const Site sq = next_site(q), sk = next_site(k);
@@ -496,31 +491,23 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
     // Attention output, dropout, residual, LayerNorm.
     auto& ao = layer->attention->output;
     const Site sc = next_site(ctx);
-    const layers::LinearInt8 ao_lin =
-        engine_linear({&ao->dense}, p + "attention.output.dense", sc.act);
+    const Linears ao_l = {{&ao->dense, p + "attention.output.dense"}};
+    const layers::LinearInt8 ao_lin = engine_linear(ao_l, sc.act);
     torch::Tensor y = attach(
-        grad,
-        [&] {
-          return fq_linear(sc, ctx, {{&ao->dense, p + "attention.output.dense"}});
-        },
-        [&] { return run(ao_lin, ctx); });
+        grad, [&] { return fq_linear(sc, ctx, ao_l); }, [&] { return run(ao_lin, ctx); });
     const torch::Tensor a = layer_norm(ao->LayerNorm, ao->dropout(y) + hidden);
 
     // FFN in with its activation fused into the epilogue (the tanh GELU after it).
     auto& inter = layer->intermediate;
     const Site sa = next_site(a);
-    const layers::LinearInt8 in_lin =
-        engine_linear({&inter->dense}, p + "intermediate.dense", sa.act);
+    const Linears in_l = {{&inter->dense, p + "intermediate.dense"}};
+    const layers::LinearInt8 in_lin = engine_linear(in_l, sa.act);
     const kernels::Activation fused =
         inter->activation == io::Activation::gelu   ? kernels::Activation::gelu
         : inter->activation == io::Activation::relu ? kernels::Activation::relu
                                                     : kernels::Activation::none;
     const torch::Tensor mid = attach(
-        grad,
-        [&] {
-          return apply_activation(fq_linear(sa, a, {{&inter->dense, p + "intermediate.dense"}}),
-                                  inter->activation);
-        },
+        grad, [&] { return apply_activation(fq_linear(sa, a, in_l), inter->activation); },
         [&] {
           torch::Tensor m = run(in_lin, a, {.activation = fused});
           if (fused == kernels::Activation::none)
@@ -531,13 +518,10 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
     // FFN out, dropout, residual, LayerNorm.
     auto& out = layer->output;
     const Site sm = next_site(mid);
-    const layers::LinearInt8 out_lin = engine_linear({&out->dense}, p + "output.dense", sm.act);
+    const Linears out_l = {{&out->dense, p + "output.dense"}};
+    const layers::LinearInt8 out_lin = engine_linear(out_l, sm.act);
     torch::Tensor z = attach(
-        grad,
-        [&] {
-          return fq_linear(sm, mid, {{&out->dense, p + "output.dense"}});
-        },
-        [&] { return run(out_lin, mid); });
+        grad, [&] { return fq_linear(sm, mid, out_l); }, [&] { return run(out_lin, mid); });
     hidden = layer_norm(out->LayerNorm, out->dropout(z) + a);
   }
 
@@ -545,12 +529,10 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
   const torch::Tensor cls = hidden.select(1, 0);
   auto& pooler = bert->pooler->dense;
   const Site sp = next_site(cls);
-  const layers::LinearInt8 pool_lin = engine_linear({&pooler}, "bert.pooler.dense", sp.act);
+  const Linears pool_l = {{&pooler, "bert.pooler.dense"}};
+  const layers::LinearInt8 pool_lin = engine_linear(pool_l, sp.act);
   torch::Tensor pooled = attach(
-      grad,
-      [&] {
-        return torch::tanh(fq_linear(sp, cls, {{&pooler, "bert.pooler.dense"}}));
-      },
+      grad, [&] { return torch::tanh(fq_linear(sp, cls, pool_l)); },
       [&] {
         torch::Tensor y = run(pool_lin, cls);
         ops::tanh_inplace(fptr(y), y.numel(), threads);
@@ -559,14 +541,11 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
   pooled = model_->dropout(pooled);
   auto& head = model_->classifier;
   const Site sh = next_site(pooled);
-  const layers::LinearInt8 head_lin = engine_linear({&head}, "classifier", sh.act);
+  const Linears head_l = {{&head, "classifier"}};
+  const layers::LinearInt8 head_lin = engine_linear(head_l, sh.act);
   OCTET_CHECK(site == sites_.size());
   return attach(
-      grad,
-      [&] {
-        return fq_linear(sh, pooled, {{&head, "classifier"}});
-      },
-      [&] { return run(head_lin, pooled); });
+      grad, [&] { return fq_linear(sh, pooled, head_l); }, [&] { return run(head_lin, pooled); });
 }
 
 torch::Tensor QatBert::forward(const torch::Tensor& input_ids, torch::Tensor token_type_ids,
