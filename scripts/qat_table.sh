@@ -281,9 +281,10 @@ for t, runs in rows:
 # comparisons share their draws (same dev set, same bootstrap seed), so on each draw the relative
 # error of the means over seeds is -100 * mean_s(diff) / mean_s(FP32), the FP32 mean taken on the
 # whole dev set; tasks are independent, so the average over tasks is taken draw by draw too.
-def replicates(t, kind):
+# Over the seeds the main table shows for the task (its finished runs).
+def replicates(t, kind, task_seeds):
     out = []
-    for s in seeds:
+    for s in task_seeds:
         p = f"{work}/{t}/seed{s}/cmp_{kind}.json"
         if not os.path.exists(p):
             return None
@@ -298,7 +299,7 @@ def interval(xs):
     return (xs[k], xs[len(xs) - 1 - k])
 sig_rows, draws = [], {"dynamic": [], "qat": [], "qat_ft": [], "qat-dyn": []}
 for t, runs in rows:
-    cmp = {k: replicates(t, k) for k in ("dynamic", "qat", "qat_ft")}
+    cmp = {k: replicates(t, k, [r["seed"] for r in runs]) for k in ("dynamic", "qat", "qat_ft")}
     if any(v is None for v in cmp.values()):
         continue
     f_mean = statistics.mean(c["baseline"] for c in cmp["qat"])
