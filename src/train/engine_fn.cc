@@ -28,6 +28,55 @@ torch::Tensor attach(bool grad, const std::function<torch::Tensor()>& surrogate,
   return EngineFn::apply(surrogate(), std::move(call));
 }
 
+torch::Tensor LinearFn::forward(torch::autograd::AutogradContext* ctx, torch::Tensor x_fq,
+                                torch::Tensor w_fq, torch::Tensor b, LinearAct act,
+                                LinearCall call) {
+  LinearOut out = call();
+  std::vector<int64_t> shape = x_fq.sizes().vec();
+  const bool ok = w_fq.dim() == 2 && !shape.empty() && shape.back() == w_fq.size(1) &&
+                  b.dim() == 1 && b.size(0) == w_fq.size(0);
+  if (ok) shape.back() = w_fq.size(0);
+  if (!ok || out.value.sizes() != shape || out.value.scalar_type() != torch::kFloat ||
+      (act != LinearAct::none && (!out.pre.defined() || out.pre.sizes() != shape)))
+    throw Error(fmt::format("engine linear: result {} for x {} and w {} (internal)",
+                            c10::str(out.value.sizes()), c10::str(x_fq.sizes()),
+                            c10::str(w_fq.sizes())));
+  ctx->saved_data["act"] = static_cast<int64_t>(act);
+  ctx->save_for_backward({x_fq, w_fq, act == LinearAct::none ? torch::Tensor() : out.pre});
+  return out.value;
+}
+
+torch::autograd::variable_list LinearFn::backward(torch::autograd::AutogradContext* ctx,
+                                                  torch::autograd::variable_list grads) {
+  const torch::autograd::variable_list s = ctx->get_saved_variables();
+  const torch::Tensor &x = s[0], &w = s[1], &pre = s[2];
+  torch::Tensor g = grads[0];
+  switch (static_cast<LinearAct>(ctx->saved_data["act"].toInt())) {
+    case LinearAct::none:
+      break;
+    case LinearAct::gelu:
+      g = at::gelu_backward(g, pre, "none");
+      break;
+    case LinearAct::gelu_tanh:
+      g = at::gelu_backward(g, pre, "tanh");
+      break;
+    case LinearAct::relu:
+      g = g * pre.gt(0).to(g.scalar_type());
+      break;
+  }
+  const int64_t n = w.size(0), k = w.size(1);
+  const torch::Tensor g2 = g.reshape({-1, n});
+  return {g2.mm(w).reshape(x.sizes()), g2.t().mm(x.reshape({-1, k})), g2.sum(0), torch::Tensor(),
+          torch::Tensor()};
+}
+
+torch::Tensor attach_linear(bool grad, const std::function<torch::Tensor()>& x_fq,
+                            const std::function<torch::Tensor()>& w_fq, const torch::Tensor& b,
+                            LinearAct act, const LinearCall& call) {
+  if (!grad) return call().value;
+  return LinearFn::apply(x_fq(), w_fq(), b, act, call);
+}
+
 std::vector<int64_t> padded_lengths(const torch::Tensor& attention_mask, std::string_view what) {
   const torch::Tensor m = attention_mask.to(torch::kLong).contiguous();
   const int64_t B = m.size(0), T = m.size(1);

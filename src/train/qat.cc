@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <span>
 #include <utility>
 
@@ -339,11 +340,16 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
     return Site{&q, r, a};
   };
   // One Linear (or Q, K and V fused: several, stacked) as the exported model's loader builds
-  // it; each named by its Hugging Face prefix.
+  // it, each named by its Hugging Face prefix; with its int8 weights dequantized, the surrogate's
+  // fake-quantized weight (one quantization serves both).
   using Linears = std::initializer_list<std::pair<torch::nn::Linear*, std::string>>;
+  struct EngineLinear {
+    layers::LinearInt8 lin;
+    torch::Tensor w;  // [n, k]: the int8 codes times their scales (when recording gradients)
+  };
   auto engine_linear = [&](Linears lins, const layers::ActivationQuant& a) {
     std::vector<int8_t> w;
-    std::vector<float> scales, bias;
+    std::vector<float> scales, bias, deq;
     int64_t n = 0, k = 0;
     for (const auto& [lin, name] : lins) {
       const torch::Tensor wt = (*lin)->weight.detach().contiguous();
@@ -353,36 +359,77 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
       const quant::StaticLinearInt8 q =
           quant::quantize_static_linear(cspan(wt), cspan(bt), ni, k, o_.weights, a.scale, name);
       std::vector<float> s(ni);
-      for (int64_t j = 0; j < ni; ++j)
-        s[j] = q.weights.scales[q.weights.scales.size() == 1 ? 0 : j];
+      if (grad) deq.resize(static_cast<std::size_t>((n + ni) * k));
+      for (int64_t j = 0; j < ni; ++j) {
+        const std::size_t c = q.weights.scales.size() == 1 ? 0 : static_cast<std::size_t>(j);
+        s[j] = q.weights.scales[c];
+        if (!grad) continue;  // the surrogate's weight is only needed for gradients
+        const auto off = static_cast<std::size_t>(j * k);
+        quant::dequantize_symmetric(
+            std::span<const int8_t>(q.weights.q.data() + off, static_cast<std::size_t>(k)),
+            q.weights.inv_scales[c],
+            std::span<float>(deq.data() + static_cast<std::size_t>(n * k) + off,
+                             static_cast<std::size_t>(k)));
+      }
       const std::vector<float> bf = layers::dequantize_static_bias(q.bias, a.scale, s);
       w.insert(w.end(), q.weights.q.begin(), q.weights.q.end());
       scales.insert(scales.end(), s.begin(), s.end());
       bias.insert(bias.end(), bf.begin(), bf.end());
       n += ni;
     }
-    return layers::LinearInt8::from_quantized(w, n, k, scales, bias, a);
+    return EngineLinear{
+        layers::LinearInt8::from_quantized(w, n, k, scales, bias, a),
+        grad ? torch::from_blob(deq.data(), {n, k}, torch::kFloat).clone() : torch::Tensor()};
   };
-  // The fake-quantized torch Linear: the surrogate of the engine's GEMM.
-  auto fq_linear = [&](const Site& s, const torch::Tensor& x, Linears lins) {
-    std::vector<torch::Tensor> ws, bs;
-    for (const auto& [lin, name] : lins) {
-      ws.push_back(fake_quantize_weight((*lin)->weight, o_.weights, name + ".weight"));
-      bs.push_back((*lin)->bias);
-    }
-    return F::linear(s.q->fake_quantize(x, s.range), ws.size() == 1 ? ws[0] : torch::cat(ws, 0),
-                     bs.size() == 1 ? bs[0] : torch::cat(bs, 0));
+  // The surrogate's operands: the fake-quantized weight (the engine's, with the identity
+  // gradient to the FP32 weights) and the FP32 bias.
+  auto stacked = [](Linears lins, auto part) {
+    std::vector<torch::Tensor> t;
+    for (const auto& l : lins) t.push_back(part(*l.first));
+    return t.size() == 1 ? t[0] : torch::cat(t, 0);
   };
-  // The engine's GEMM (+ fused activation) of x [B, T, k] or [B, k] with `lin`.
-  auto run = [&](const layers::LinearInt8& lin, const torch::Tensor& x,
-                 const layers::LinearInt8Epilogue& e = {}) {
+  auto weight_fq = [&](Linears lins, const EngineLinear& e) {
+    return attach(
+        true, [&] { return stacked(lins, [](torch::nn::Linear& l) { return l->weight; }); },
+        [&] { return e.w; });
+  };
+  auto bias = [&](Linears lins) {
+    return stacked(lins, [](torch::nn::Linear& l) { return l->bias; });
+  };
+  // The engine's GEMM of x [B, T, k] or [B, k] with `lin`.
+  auto run = [&](const layers::LinearInt8& lin, const torch::Tensor& x) {
     const torch::Tensor xc = x.detach().contiguous();
     std::vector<int64_t> shape = xc.sizes().vec();
     shape.back() = lin.n();
     torch::Tensor y = torch::empty(shape, torch::kFloat);
     const int64_t m = xc.numel() / lin.k();
-    lin.forward(fptr(xc), m, lin.k(), fptr(y), lin.n(), q8.data(), e, threads);
+    lin.forward(fptr(xc), m, lin.k(), fptr(y), lin.n(), q8.data(), {}, threads);
     return y;
+  };
+  // The engine's GEMM of the site's input x, then `act` (none: the GEMM alone); its gradient that
+  // of act(fake-quantized x times the fake-quantized weight + bias), without the FP32 product.
+  // The activation runs after the GEMM (its pre-activation is the backward pass's), which is the
+  // fused epilogue's arithmetic: the parity tests check that the two agree bit for bit.
+  auto gemm = [&](const Site& s, const torch::Tensor& x, Linears lins, const EngineLinear& e,
+                  std::optional<io::Activation> act = std::nullopt) {
+    const LinearAct la = !act                                ? LinearAct::none
+                         : *act == io::Activation::gelu      ? LinearAct::gelu
+                         : *act == io::Activation::gelu_tanh ? LinearAct::gelu_tanh
+                                                             : LinearAct::relu;
+    return attach_linear(
+        grad, [&] { return s.q->fake_quantize(x, s.range); }, [&] { return weight_fq(lins, e); },
+        grad ? bias(lins) : torch::Tensor(), la,
+        [&] {
+          LinearOut out;
+          out.pre = run(e.lin, x);
+          if (!act) {
+            out.value = out.pre;
+            return out;
+          }
+          out.value = grad ? out.pre.clone() : out.pre;
+          ops::activation(*act, fptr(out.value), out.value.numel(), threads);
+          return out;
+        });
   };
 
   // --- Embeddings: int8 word and position tables, FP32 type table, LayerNorm -----------------
@@ -439,9 +486,7 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
     const Linears qkv_l = {{&self->query, p + "attention.self.query"},
                            {&self->key, p + "attention.self.key"},
                            {&self->value, p + "attention.self.value"}};
-    const layers::LinearInt8 qkv_lin = engine_linear(qkv_l, sx.act);
-    torch::Tensor qkv = attach(
-        grad, [&] { return fq_linear(sx, hidden, qkv_l); }, [&] { return run(qkv_lin, hidden); });
+    torch::Tensor qkv = gemm(sx, hidden, qkv_l, engine_linear(qkv_l, sx.act));
     if (o_.quantize_qk_outputs) {  // Q8BERT's 8-bit Q and K (the engine: in place after the GEMM)
       const torch::Tensor q = qkv.narrow(-1, 0, H), k = qkv.narrow(-1, H, H);
       const Site sq = next_site(q), sk = next_site(k);
@@ -492,36 +537,20 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
     auto& ao = layer->attention->output;
     const Site sc = next_site(ctx);
     const Linears ao_l = {{&ao->dense, p + "attention.output.dense"}};
-    const layers::LinearInt8 ao_lin = engine_linear(ao_l, sc.act);
-    torch::Tensor y = attach(
-        grad, [&] { return fq_linear(sc, ctx, ao_l); }, [&] { return run(ao_lin, ctx); });
+    const torch::Tensor y = gemm(sc, ctx, ao_l, engine_linear(ao_l, sc.act));
     const torch::Tensor a = layer_norm(ao->LayerNorm, ao->dropout(y) + hidden);
 
-    // FFN in with its activation fused into the epilogue (the tanh GELU after it).
+    // FFN in and its activation (the exported model fuses it into the GEMM's epilogue).
     auto& inter = layer->intermediate;
     const Site sa = next_site(a);
     const Linears in_l = {{&inter->dense, p + "intermediate.dense"}};
-    const layers::LinearInt8 in_lin = engine_linear(in_l, sa.act);
-    const kernels::Activation fused =
-        inter->activation == io::Activation::gelu   ? kernels::Activation::gelu
-        : inter->activation == io::Activation::relu ? kernels::Activation::relu
-                                                    : kernels::Activation::none;
-    const torch::Tensor mid = attach(
-        grad, [&] { return apply_activation(fq_linear(sa, a, in_l), inter->activation); },
-        [&] {
-          torch::Tensor m = run(in_lin, a, {.activation = fused});
-          if (fused == kernels::Activation::none)
-            ops::activation(inter->activation, fptr(m), m.numel(), threads);
-          return m;
-        });
+    const torch::Tensor mid = gemm(sa, a, in_l, engine_linear(in_l, sa.act), inter->activation);
 
     // FFN out, dropout, residual, LayerNorm.
     auto& out = layer->output;
     const Site sm = next_site(mid);
     const Linears out_l = {{&out->dense, p + "output.dense"}};
-    const layers::LinearInt8 out_lin = engine_linear(out_l, sm.act);
-    torch::Tensor z = attach(
-        grad, [&] { return fq_linear(sm, mid, out_l); }, [&] { return run(out_lin, mid); });
+    const torch::Tensor z = gemm(sm, mid, out_l, engine_linear(out_l, sm.act));
     hidden = layer_norm(out->LayerNorm, out->dropout(z) + a);
   }
 
@@ -530,11 +559,15 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
   auto& pooler = bert->pooler->dense;
   const Site sp = next_site(cls);
   const Linears pool_l = {{&pooler, "bert.pooler.dense"}};
-  const layers::LinearInt8 pool_lin = engine_linear(pool_l, sp.act);
+  const EngineLinear pool_lin = engine_linear(pool_l, sp.act);
   torch::Tensor pooled = attach(
-      grad, [&] { return torch::tanh(fq_linear(sp, cls, pool_l)); },
+      grad,
       [&] {
-        torch::Tensor y = run(pool_lin, cls);
+        return torch::tanh(F::linear(sp.q->fake_quantize(cls, sp.range),
+                                     weight_fq(pool_l, pool_lin), bias(pool_l)));
+      },
+      [&] {
+        torch::Tensor y = run(pool_lin.lin, cls);
         ops::tanh_inplace(fptr(y), y.numel(), threads);
         return y;
       });
@@ -542,10 +575,8 @@ torch::Tensor QatBert::forward_engine(const torch::Tensor& input_ids,
   auto& head = model_->classifier;
   const Site sh = next_site(pooled);
   const Linears head_l = {{&head, "classifier"}};
-  const layers::LinearInt8 head_lin = engine_linear(head_l, sh.act);
   OCTET_CHECK(site == sites_.size());
-  return attach(
-      grad, [&] { return fq_linear(sh, pooled, head_l); }, [&] { return run(head_lin, pooled); });
+  return gemm(sh, pooled, head_l, engine_linear(head_l, sh.act));
 }
 
 torch::Tensor QatBert::forward(const torch::Tensor& input_ids, torch::Tensor token_type_ids,

@@ -23,6 +23,7 @@
 #include "quant/bert_quant.h"
 #include "quant/quantizer.h"
 #include "text/wordpiece.h"
+#include "train/engine_fn.h"
 #include "train/finetune.h"
 
 namespace octet::train {
@@ -61,6 +62,70 @@ TEST(QatFakeQuant, SymmetricIsTheEngineQuantizerWithIdentityOrClippedGradient) {
   const std::vector<float> g = to_vector(x.grad());
   for (std::size_t i = 0; i < xs.size(); ++i)
     ASSERT_EQ(g[i], std::fabs(xs[i]) <= threshold ? 1.0f : 0.0f) << "x = " << xs[i];
+}
+
+// train/engine_fn.h's attach_linear: the engine's value forward, and backward the gradient of
+// act(x w^T + b) at the engine's pre-activation, equal to libtorch's autograd of that expression.
+TEST(EngineLinear, GradientIsTheFp32ExpressionsWithoutItsForwardProduct) {
+  namespace F = torch::nn::functional;
+  for (const LinearAct act :
+       {LinearAct::none, LinearAct::gelu, LinearAct::gelu_tanh, LinearAct::relu}) {
+    SCOPED_TRACE(static_cast<int>(act));
+    torch::manual_seed(3);
+    const torch::Tensor x0 = torch::randn({3, 5, 8}), w0 = torch::randn({6, 8}),
+                        b0 = torch::randn({6}), gy = torch::randn({3, 5, 6});
+    auto f = [&](const torch::Tensor& z) {
+      switch (act) {
+        case LinearAct::gelu:
+          return torch::gelu(z);
+        case LinearAct::gelu_tanh:
+          return torch::gelu(z, "tanh");
+        case LinearAct::relu:
+          return torch::relu(z);
+        case LinearAct::none:
+          break;
+      }
+      return z;
+    };
+    torch::Tensor x = x0.clone().requires_grad_(true), w = w0.clone().requires_grad_(true),
+                  b = b0.clone().requires_grad_(true);
+    f(F::linear(x, w, b)).backward(gy);
+    // The "engine": the same product, computed outside autograd, plus a marker the forward value
+    // must carry (it is the call's value, not a recomputation).
+    int calls = 0;
+    const LinearCall call = [&] {
+      ++calls;
+      LinearOut out;
+      torch::NoGradGuard no_grad;
+      out.pre = F::linear(x0, w0, b0);
+      out.value = f(out.pre) + 1000.0f;
+      return out;
+    };
+    torch::Tensor x2 = x0.clone().requires_grad_(true), w2 = w0.clone().requires_grad_(true),
+                  b2 = b0.clone().requires_grad_(true);
+    const torch::Tensor y = attach_linear(
+        true, [&] { return x2 * 1.0; }, [&] { return w2 * 1.0; }, b2, act, call);
+    EXPECT_EQ(calls, 1);
+    EXPECT_TRUE(torch::allclose(y, f(F::linear(x0, w0, b0)) + 1000.0f));
+    y.backward(gy);
+    EXPECT_TRUE(torch::allclose(x2.grad(), x.grad(), 1e-5, 1e-5));
+    EXPECT_TRUE(torch::allclose(w2.grad(), w.grad(), 1e-5, 1e-5));
+    EXPECT_TRUE(torch::allclose(b2.grad(), b.grad(), 1e-5, 1e-5));
+    // Without gradients: the call's value, the operands never evaluated.
+    EXPECT_TRUE(torch::equal(
+        attach_linear(
+            false, [&]() -> torch::Tensor { throw Error("evaluated"); },
+            [&]() -> torch::Tensor { throw Error("evaluated"); }, torch::Tensor(), act, call),
+        y.detach()));
+  }
+  // A value of the wrong shape is an internal error, named.
+  const torch::Tensor x = torch::zeros({2, 4}, torch::requires_grad()),
+                      w = torch::zeros({3, 4}, torch::requires_grad());
+  const LinearCall bad = [] { return LinearOut{torch::zeros({2, 4}), {}}; };
+  EXPECT_THROW(
+      attach_linear(
+          true, [&] { return x; }, [&] { return w; }, torch::zeros({3}), LinearAct::none, bad),
+      Error);
 }
 
 TEST(QatFakeQuant, AsymmetricIsTheEngineQuantizer) {
