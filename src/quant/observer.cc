@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 
+#include "kernels/kernels.h"
 #include "octet/error.h"
 #include "quant/quantizer.h"
 
@@ -26,12 +27,12 @@ struct BatchStats {
 };
 
 BatchStats batch_stats(std::span<const float> x) {
-  check_finite(x, "observe: activations");
   BatchStats s;
   if (x.empty()) return s;
-  const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
-  s.min = *lo;
-  s.max = *hi;
+  // One vectorized pass; its NaN result (any non-finite input) leads to the scan naming the
+  // element.
+  kernels::table().int8.min_max(x.data(), x.size(), &s.min, &s.max);
+  if (std::isnan(s.min) || std::isnan(s.max)) check_finite(x, "observe: activations");
   s.abs_max = std::max(std::fabs(s.min), std::fabs(s.max));
   return s;
 }

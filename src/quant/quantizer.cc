@@ -13,6 +13,8 @@
 namespace octet::quant {
 namespace {
 
+constexpr std::size_t kFakeQuantChunk = 4096;  // codes buffered on the stack per kernel call
+
 void check_same_size(std::size_t in, std::size_t out, std::string_view what) {
   if (in != out) {
     throw InvalidArgument(
@@ -80,10 +82,15 @@ void fake_quantize_symmetric(std::span<const float> x, float inv_scale, std::spa
                              std::string_view what) {
   check_same_size(x.size(), out.size(), what);
   check_inv_scale(inv_scale, what);
-  check_finite(x, what);
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    out[i] = static_cast<float>(clamp_round(x[i] * inv_scale, -kSymmetricMax, kSymmetricMax)) /
-             inv_scale;
+  // The engine's quantize kernel on chunks (its codes, and its one-pass finiteness check), then
+  // each code divided by inv_scale. A chunk is read in full before its outputs are written, so x
+  // and out may be the same buffer.
+  const auto& k = kernels::table().int8;
+  int8_t codes[kFakeQuantChunk];
+  for (std::size_t i = 0; i < x.size(); i += kFakeQuantChunk) {
+    const std::size_t n = std::min(kFakeQuantChunk, x.size() - i);
+    if (std::isnan(k.quantize_s8(x.data() + i, n, inv_scale, codes))) check_finite(x, what);
+    for (std::size_t j = 0; j < n; ++j) out[i + j] = static_cast<float>(codes[j]) / inv_scale;
   }
 }
 
@@ -148,10 +155,19 @@ void fake_quantize_asymmetric(std::span<const float> x, const AsymmetricParams& 
                               std::span<float> out, std::string_view what) {
   check_same_size(x.size(), out.size(), what);
   check_inv_scale(p.inv_scale, what);
-  check_finite(x, what);
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const int32_t c = std::clamp(clamp_round(x[i] * p.inv_scale, -512, 512) + p.zero_point, 0, 255);
-    out[i] = static_cast<float>(c - p.zero_point) * p.scale;
+  if (p.zero_point < 0 || p.zero_point > 255) {
+    throw InvalidArgument(
+        fmt::format("{}: zero point {} out of range: expected [0, 255]", what, p.zero_point));
+  }
+  // quantize_u8 then dequantize_u8, the engine's kernels, on chunks (as the symmetric case).
+  const auto& k = kernels::table().int8;
+  uint8_t codes[kFakeQuantChunk];
+  for (std::size_t i = 0; i < x.size(); i += kFakeQuantChunk) {
+    const std::size_t n = std::min(kFakeQuantChunk, x.size() - i);
+    float lo = 0.0f, hi = 0.0f;
+    k.quantize_u8(x.data() + i, n, p.inv_scale, p.zero_point, codes, &lo, &hi);
+    if (std::isnan(lo) || std::isnan(hi)) check_finite(x, what);
+    k.dequantize_u8(codes, n, p.scale, p.zero_point, out.data() + i);
   }
 }
 
@@ -161,7 +177,6 @@ QuantizedWeights quantize_weights(std::span<const float> w, int n, int k, Weight
     throw InvalidArgument(
         fmt::format("{}: shape {} x {} does not match {} elements", what, n, k, w.size()));
   }
-  check_finite(w, what);
   QuantizedWeights out;
   out.n = n;
   out.k = k;
@@ -172,7 +187,10 @@ QuantizedWeights quantize_weights(std::span<const float> w, int n, int k, Weight
   out.inv_scales.resize(groups);
   for (int c = 0; c < groups; ++c) {
     const auto slice = w.subspan(c * group_size, group_size);
-    const float t = abs_max(slice, what);
+    // The kernel's max |x| is NaN when the slice holds a non-finite value; the whole tensor is
+    // then scanned so that the error names the element's index in w.
+    const float t = kernels::table().int8.abs_max(slice.data(), slice.size());
+    if (std::isnan(t)) check_finite(w, what);
     out.inv_scales[c] = symmetric_inv_scale(t);
     out.scales[c] = t == 0.0f ? 1.0f : t / static_cast<float>(kSymmetricMax);
     quantize_symmetric(slice, out.inv_scales[c],

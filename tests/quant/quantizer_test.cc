@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/fixedpoint.h"
@@ -93,6 +96,52 @@ TEST(SymmetricQuantizer, FakeQuantizeIsQuantizeThenDequantize) {
   EXPECT_EQ(x, (std::vector<float>{0.5f, 1.0f, 63.5f, -63.5f, 0.0f}));
   std::vector<float> bad = {kNaN};
   EXPECT_THROW(fake_quantize_symmetric(bad, 2.0f, bad), InvalidArgument);
+}
+
+// The fake quantizers run the engine's kernels on chunks of 4096: every element, across chunk
+// boundaries and in place, equals the scalar formula (QUANT_SPEC A.1 / C.2), ties included, and
+// a non-finite element is named by its index in the whole input.
+TEST(FakeQuantizer, ChunkedKernelsEqualTheScalarFormulaAndNameTheBadElement) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  const float inv = 127.0f / 4.0f;
+  const AsymmetricParams p = asymmetric_params(-3.0f, 5.0f);
+  for (std::size_t n : {1u, 4095u, 4096u, 4097u, 12289u}) {
+    std::vector<float> x(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      // Every fourth element an exact tie (k + 0.5) / inv, some far outside the range.
+      x[i] = i % 4 == 0 ? (static_cast<float>(static_cast<int>(i % 301) - 150) + 0.5f) / inv
+                        : normal(rng) * (i % 7 == 0 ? 100.0f : 1.0f);
+    }
+    std::vector<float> sym(n), asym = x;
+    fake_quantize_symmetric(x, inv, sym);
+    fake_quantize_asymmetric(asym, p, asym);  // in place
+    for (std::size_t i = 0; i < n; ++i) {
+      const float c = std::clamp(std::nearbyint(x[i] * inv), -127.0f, 127.0f);
+      ASSERT_EQ(sym[i], c / inv) << "n " << n << " element " << i << " x " << x[i];
+      const float u = std::clamp(std::nearbyint(x[i] * p.inv_scale) + p.zero_point, 0.0f, 255.0f);
+      ASSERT_EQ(asym[i], (u - p.zero_point) * p.scale) << "n " << n << " element " << i;
+    }
+  }
+  std::vector<float> x(9000, 1.0f), out(9000);
+  x[8500] = kInf;
+  try {
+    fake_quantize_symmetric(x, inv, out, "layer.0.input");
+    FAIL() << "no error for an infinite element";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("layer.0.input: element 8500 is inf"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(fake_quantize_asymmetric(x, p, out), InvalidArgument);
+  std::vector<float> w(2 * 3000, 0.5f);
+  w[3000 + 17] = kNaN;  // second row of a per-channel weight: named by its index in w
+  try {
+    quantize_weights(w, 2, 3000, WeightGranularity::per_channel, "fc.weight");
+    FAIL() << "no error for a NaN weight";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("fc.weight: element 3017 is nan"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(IbertQuantizer, ScaleIsRangeOver127WithFloor) {
