@@ -83,14 +83,14 @@ void fake_quantize_symmetric(std::span<const float> x, float inv_scale, std::spa
   check_same_size(x.size(), out.size(), what);
   check_inv_scale(inv_scale, what);
   // The engine's quantize kernel on chunks (its codes, and its one-pass finiteness check), then
-  // each code divided by inv_scale. A chunk is read in full before its outputs are written, so x
-  // and out may be the same buffer.
+  // dequantize_symmetric (each code divided by inv_scale). A chunk is read in full before its
+  // outputs are written, so x and out may be the same buffer.
   const auto& k = kernels::table().int8;
   int8_t codes[kFakeQuantChunk];
   for (std::size_t i = 0; i < x.size(); i += kFakeQuantChunk) {
     const std::size_t n = std::min(kFakeQuantChunk, x.size() - i);
     if (std::isnan(k.quantize_s8(x.data() + i, n, inv_scale, codes))) check_finite(x, what);
-    for (std::size_t j = 0; j < n; ++j) out[i + j] = static_cast<float>(codes[j]) / inv_scale;
+    dequantize_symmetric(std::span<const int8_t>(codes, n), inv_scale, out.subspan(i, n));
   }
 }
 
